@@ -1,0 +1,1 @@
+"""Loaders and generators for the data probes need. Installed as ``geoprobe.datasets``."""

@@ -1,0 +1,506 @@
+"""Embedding sets: vectors plus what each row is, and geoprobe's on-disk format.
+
+An :class:`EmbeddingSet` holds ``n_layers`` float matrices of shape (n_items, dim), an
+:class:`~geoprobe.items.ItemTable` naming each row, and a provenance dict.
+
+On-disk format (a directory, conventionally named ``*.gpemb``)::
+
+    manifest.json          format name and version, n_items, dim, dtype, layer names,
+                           the file of each layer and item column, provenance
+    layers/000.npy ...     one standard .npy file per layer, shape (n_items, dim)
+    items/000.npy ...      one .npy per item column, shape (n_items,), never pickled
+
+Each layer file memory-maps on its own (``np.load(mmap_mode="r")``), so a probe that looks
+at one layer never reads the others, and sets larger than RAM work. :class:`EmbeddingWriter`
+streams rows in without knowing the final count, and the directory appears under its final
+name only when it is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EmbeddingError, FormatError
+from .items import ID_COLUMN, ItemTable
+
+FORMAT_NAME = "geoprobe-embeddings"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_CHUNK_ROWS = 65536
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def check_finite(X: np.ndarray, *, source: str, layer: str, ids: np.ndarray | None = None) -> None:
+    """Raise :class:`EmbeddingError` naming the first row/item and column that is NaN or Inf.
+
+    Works in chunks, so memory-mapped arrays are scanned without loading them whole.
+    """
+    for start in range(0, X.shape[0], _CHUNK_ROWS):
+        chunk = np.asarray(X[start:start + _CHUNK_ROWS])
+        bad = ~np.isfinite(chunk)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            row = start + int(r)
+            kind = "NaN" if np.isnan(chunk[r, c]) else "Inf"
+            item = f" (item {ids[row]!r})" if ids is not None else ""
+            raise EmbeddingError(
+                f"{source}: layer {layer!r} row {row}{item} has {kind} in column {int(c)}"
+            )
+
+
+class EmbeddingSet:
+    """Float vectors for ``n_items`` items at one or more layers, with item table and provenance.
+
+    Parameters
+    ----------
+    layers : ndarray of shape (n_items, dim) or (n_layers, n_items, dim), or a sequence of
+        (n_items, dim) arrays (memory-maps welcome).
+    items : ItemTable, mapping of column name to array of shape (n_items,), or None
+        Row descriptions. Without ``item_id``, row numbers become the IDs.
+    provenance : dict, optional
+        Free-form, JSON-serialisable. Conventional keys: ``model``, ``checkpoint_sha256``,
+        ``pooling``, ``created``, ``geoprobe_version``, ``source``, ``twin`` (path of the same
+        extraction from a random-init model, the standard control).
+    layer_names : list of str, optional
+        Defaults to ``"0", "1", ...``.
+    source : str
+        Name used in error messages (usually the file).
+    validate : bool
+        Check shapes and finiteness now (one chunked pass per layer).
+    """
+
+    def __init__(self, layers, items=None, *, provenance: Mapping | None = None,
+                 layer_names: Sequence[str] | None = None, source: str = "embeddings",
+                 validate: bool = True):
+        self.source = source
+        if isinstance(layers, _LayerFiles):  # lazy on-disk set
+            self._loaders = layers.loaders()
+            n_items, dim = layers.shape
+        else:
+            arrays = self._normalise_layers(layers, source)
+            self._loaders = [(lambda a=a: a) for a in arrays]
+            n_items, dim = arrays[0].shape
+        self.n_items, self.dim = int(n_items), int(dim)
+        self.layer_names = [str(n) for n in (layer_names or range(len(self._loaders)))]
+        if len(self.layer_names) != len(self._loaders):
+            raise EmbeddingError(
+                f"{source}: {len(self.layer_names)} layer names for {len(self._loaders)} layers"
+            )
+        if len(set(self.layer_names)) != len(self.layer_names):
+            raise EmbeddingError(f"{source}: duplicate layer names {self.layer_names}")
+        if isinstance(items, ItemTable):
+            if len(items) != self.n_items:
+                raise EmbeddingError(
+                    f"{source}: item table ({items.source}) has {len(items)} rows "
+                    f"but the embeddings have {self.n_items}"
+                )
+            self.items = items
+        else:
+            self.items = ItemTable(items or {}, n_items=self.n_items, source=source)
+        self.provenance = dict(provenance or {})
+        if validate:
+            self.validate()
+
+    @staticmethod
+    def _normalise_layers(layers, source: str) -> list[np.ndarray]:
+        if isinstance(layers, np.ndarray) or hasattr(layers, "__array__") and not isinstance(
+                layers, (list, tuple)):
+            arr = np.asarray(layers) if not isinstance(layers, np.ndarray) else layers
+            if arr.ndim == 2:
+                arrays = [arr]
+            elif arr.ndim == 3:
+                arrays = [arr[i] for i in range(arr.shape[0])]
+            else:
+                raise EmbeddingError(
+                    f"{source}: expected shape (n_items, dim) or (n_layers, n_items, dim), "
+                    f"got {arr.shape}"
+                )
+        else:
+            arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in layers]
+        if not arrays:
+            raise EmbeddingError(f"{source}: no layers")
+        shape0 = arrays[0].shape
+        for i, a in enumerate(arrays):
+            if a.ndim != 2:
+                raise EmbeddingError(f"{source}: layer {i} has shape {a.shape}, expected 2-D")
+            if a.shape != shape0:
+                raise EmbeddingError(
+                    f"{source}: layer {i} has shape {a.shape} but layer 0 has {shape0}"
+                )
+            if a.dtype.kind not in "fiub":
+                raise EmbeddingError(f"{source}: layer {i} has non-numeric dtype {a.dtype}")
+        if shape0[0] == 0 or shape0[1] == 0:
+            raise EmbeddingError(f"{source}: empty embeddings of shape {shape0}")
+        return [a if a.dtype.kind == "f" else a.astype(np.float32) for a in arrays]
+
+    # -- access --------------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return len(self._loaders)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(n_layers, n_items, dim)."""
+        return (self.n_layers, self.n_items, self.dim)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.items.ids
+
+    def layer_index(self, layer: int | str) -> int:
+        """Position of a layer given by position (negative counts from the end) or by name."""
+        if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+            i = int(layer)
+            if -self.n_layers <= i < self.n_layers:
+                return i % self.n_layers
+            raise EmbeddingError(f"{self.source}: layer {i} out of range ({self.n_layers} layers)")
+        if str(layer) in self.layer_names:
+            return self.layer_names.index(str(layer))
+        raise EmbeddingError(
+            f"{self.source}: no layer {layer!r}; layers are {self.layer_names}"
+        )
+
+    def layer(self, layer: int | str = -1, *, dtype=None) -> np.ndarray:
+        """One layer's vectors, shape (n_items, dim).
+
+        Without ``dtype`` the stored array is returned as is (a read-only memory-map for sets
+        opened from disk); with ``dtype`` it is loaded into memory and converted.
+        """
+        arr = self._loaders[self.layer_index(layer)]()
+        return arr if dtype is None else np.asarray(arr, dtype=dtype)
+
+    def iter_layers(self, *, dtype=None) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(layer_name, array)`` one layer at a time."""
+        for i, name in enumerate(self.layer_names):
+            yield name, self.layer(i, dtype=dtype)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.items[name]
+
+    def validate(self) -> None:
+        """Check every layer for NaN/Inf, naming the file, layer, row, item and column."""
+        for name, X in self.iter_layers():
+            if X.shape != (self.n_items, self.dim):
+                raise EmbeddingError(f"{self.source}: layer {name!r} has shape {X.shape}")
+            check_finite(X, source=self.source, layer=name, ids=self.ids)
+
+    # -- derived sets --------------------------------------------------------------------
+    def select_layers(self, layers: Sequence[int | str]) -> "EmbeddingSet":
+        idx = [self.layer_index(layer) for layer in layers]
+        new = object.__new__(EmbeddingSet)
+        new.__dict__.update(self.__dict__)
+        new._loaders = [self._loaders[i] for i in idx]
+        new.layer_names = [self.layer_names[i] for i in idx]
+        return new
+
+    def subset(self, rows) -> "EmbeddingSet":
+        """Rows selected by index or mask (loads the selected rows of every layer)."""
+        rows = np.asarray(rows)
+        return EmbeddingSet([np.asarray(self.layer(i)[rows]) for i in range(self.n_layers)],
+                            self.items.subset(rows), provenance=self.provenance,
+                            layer_names=self.layer_names, source=self.source, validate=False)
+
+    def with_items(self, items) -> "EmbeddingSet":
+        """The same vectors with another item table (an :class:`ItemTable`, dict or CSV path)."""
+        if isinstance(items, (str, os.PathLike)):
+            items = ItemTable.from_csv(items, n_items=self.n_items)
+        new = object.__new__(EmbeddingSet)
+        new.__dict__.update(self.__dict__)
+        new.items = items if isinstance(items, ItemTable) else ItemTable(
+            items, n_items=self.n_items, source=self.source)
+        if len(new.items) != self.n_items:
+            raise EmbeddingError(
+                f"{new.items.source}: {len(new.items)} rows but {self.source} has {self.n_items}"
+            )
+        return new
+
+    def align_to(self, other: "EmbeddingSet") -> "EmbeddingSet":
+        """This set's rows reordered to match ``other``'s item IDs exactly.
+
+        Raises :class:`EmbeddingError` unless both sets hold exactly the same IDs, and says how
+        many are missing on each side with an example.
+        """
+        a, b = set(self.ids.tolist()), set(other.ids.tolist())
+        if a != b:
+            only_self, only_other = sorted(a - b), sorted(b - a)
+            parts = []
+            if only_other:
+                parts.append(f"{len(only_other)} item(s) of {other.source} missing from "
+                             f"{self.source} (first {only_other[0]!r})")
+            if only_self:
+                parts.append(f"{len(only_self)} item(s) of {self.source} missing from "
+                             f"{other.source} (first {only_self[0]!r})")
+            raise EmbeddingError("cannot align embedding sets: " + "; ".join(parts))
+        if np.array_equal(self.ids, other.ids):
+            return self
+        return self.subset(self.items.index_of(other.ids))
+
+    @property
+    def twin_path(self) -> Path | None:
+        """Path of the random-init twin named in the provenance, resolved beside this set."""
+        twin = self.provenance.get("twin")
+        if not twin:
+            return None
+        path = Path(twin)
+        if not path.is_absolute() and self.provenance.get("_dir"):
+            path = Path(self.provenance["_dir"]) / path
+        return path
+
+    def load_twin(self) -> "EmbeddingSet | None":
+        """The random-init twin, aligned to this set's items, or None if there is none."""
+        path = self.twin_path
+        if path is None:
+            return None
+        from .io import load_embeddings
+
+        return load_embeddings(path).align_to(self)
+
+    # -- saving --------------------------------------------------------------------------
+    def save(self, path, *, dtype=None) -> Path:
+        """Write this set in geoprobe's on-disk format, atomically; returns the path."""
+        dtype = np.dtype(dtype or self.layer(0).dtype)
+        with EmbeddingWriter(path, dim=self.dim, layer_names=self.layer_names, dtype=dtype,
+                             provenance=self.provenance, validate=False) as writer:
+            for start in range(0, self.n_items, _CHUNK_ROWS):
+                stop = min(start + _CHUNK_ROWS, self.n_items)
+                block = np.stack([np.asarray(self.layer(i)[start:stop])
+                                  for i in range(self.n_layers)])
+                writer.append(block, {k: v[start:stop] for k, v in self.items.items()})
+        return Path(path)
+
+    @classmethod
+    def open(cls, path, *, validate: bool = True) -> "EmbeddingSet":
+        """Open a set in geoprobe's on-disk format; layers stay on disk until asked for."""
+        path = Path(path)
+        manifest_path = path / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except FileNotFoundError:
+            raise FormatError(f"{path}: not a geoprobe embedding set (no {MANIFEST})") from None
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{manifest_path}: invalid JSON ({exc})") from None
+        if manifest.get("format") != FORMAT_NAME:
+            raise FormatError(f"{manifest_path}: format is {manifest.get('format')!r}, "
+                              f"expected {FORMAT_NAME!r}")
+        if manifest.get("version", 0) > FORMAT_VERSION:
+            raise FormatError(f"{manifest_path}: format version {manifest['version']} is newer "
+                              f"than this geoprobe reads ({FORMAT_VERSION}); upgrade geoprobe")
+        try:
+            n_items, dim = int(manifest["n_items"]), int(manifest["dim"])
+            layer_files = [path / f for f in manifest["layer_files"]]
+            columns = {name: np.load(path / spec["file"], allow_pickle=False)
+                       for name, spec in manifest["columns"].items()}
+        except (KeyError, TypeError) as exc:
+            raise FormatError(f"{manifest_path}: missing or malformed field {exc}") from None
+        except (FileNotFoundError, ValueError) as exc:
+            raise FormatError(f"{path}: {exc}") from None
+        for f in layer_files:
+            if not f.exists():
+                raise FormatError(f"{path}: layer file {f.name} is missing")
+        provenance = dict(manifest.get("provenance", {}))
+        provenance["_dir"] = str(path.resolve().parent)
+        return cls(_LayerFiles(layer_files, (n_items, dim)),
+                   ItemTable(columns, n_items=n_items, source=str(path)),
+                   provenance=provenance, layer_names=manifest.get("layer_names"),
+                   source=str(path), validate=validate)
+
+    def __repr__(self) -> str:
+        return (f"EmbeddingSet(source={self.source!r}, n_layers={self.n_layers}, "
+                f"n_items={self.n_items}, dim={self.dim}, columns={self.items.names})")
+
+
+class _LayerFiles:
+    """Layer files of an on-disk set, each memory-mapped only when asked for."""
+
+    def __init__(self, files: list[Path], shape: tuple[int, int]):
+        self.files, self.shape = files, shape
+
+    def loaders(self):
+        return [lambda f=f: self._load(f) for f in self.files]
+
+    def _load(self, path: Path) -> np.ndarray:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        if arr.shape != self.shape:
+            raise FormatError(f"{path}: shape {arr.shape}, manifest says {self.shape}")
+        return arr
+
+
+# -- streaming writer ----------------------------------------------------------------------
+_NPY_HEADER_BYTES = 128  # reserved so the final shape can be written after streaming
+
+
+class _NpyAppender:
+    """Append rows to a .npy file whose row count is only known at the end."""
+
+    def __init__(self, path: Path, dim: int, dtype: np.dtype):
+        self.path, self.dim, self.dtype, self.rows = path, dim, np.dtype(dtype), 0
+        self.fh = open(path, "wb")
+        self.fh.write(b"\0" * _NPY_HEADER_BYTES)
+
+    def append(self, block: np.ndarray) -> None:
+        self.fh.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+        self.rows += block.shape[0]
+
+    def close(self) -> None:
+        header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype),
+                       "fortran_order": False, "shape": (self.rows, self.dim)})
+        body_len = _NPY_HEADER_BYTES - 10
+        text = header.ljust(body_len - 1) + "\n"
+        if len(text) != body_len:
+            raise RuntimeError("npy header does not fit its reserved space")
+        self.fh.seek(0)
+        self.fh.write(b"\x93NUMPY\x01\x00" + body_len.to_bytes(2, "little") + text.encode())
+        self.fh.close()
+
+
+class EmbeddingWriter:
+    """Stream rows into a new on-disk embedding set; memory stays flat in the vectors.
+
+    Use as a context manager. Rows go to a temporary directory beside ``path`` that is renamed
+    into place on a clean exit and deleted on an exception, so no half-written set is left.
+
+    Parameters
+    ----------
+    path : str or Path
+        Target directory (replaced if it exists).
+    dim : int
+        Vector width.
+    layer_names : list of str
+        One name per layer; every appended block has ``len(layer_names)`` layers.
+    dtype : numpy dtype
+        Storage dtype (float16 halves the size).
+    provenance : dict, optional
+        Stored in the manifest; ``created``, ``dtype`` and ``geoprobe_version`` are filled in.
+    validate : bool
+        Reject NaN/Inf in appended blocks, naming the item.
+    """
+
+    def __init__(self, path, *, dim: int, layer_names: Sequence[str], dtype="float32",
+                 provenance: Mapping | None = None, validate: bool = True):
+        self.path = Path(path)
+        self.dim, self.layer_names = int(dim), [str(n) for n in layer_names]
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise EmbeddingError(f"storage dtype must be floating, got {self.dtype}")
+        self.provenance = {k: v for k, v in dict(provenance or {}).items() if k != "_dir"}
+        self.validate = validate
+        self._columns: dict[str, list[np.ndarray]] = {}
+        self._tmp: Path | None = None
+        self._files: list[_NpyAppender] = []
+        self.n_items = 0
+
+    def __enter__(self) -> "EmbeddingWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        (self._tmp / "layers").mkdir()
+        (self._tmp / "items").mkdir()
+        self._files = [_NpyAppender(self._tmp / "layers" / f"{i:03d}.npy", self.dim, self.dtype)
+                       for i in range(len(self.layer_names))]
+        return self
+
+    def append(self, layers: np.ndarray, items: Mapping[str, np.ndarray] | None = None) -> None:
+        """Add a block of rows.
+
+        Parameters
+        ----------
+        layers : array of shape (n_layers, batch, dim)
+        items : mapping of column name to array of shape (batch,)
+            The same columns in every call; ``item_id`` defaults to running row numbers.
+        """
+        if self._tmp is None:
+            raise RuntimeError("EmbeddingWriter must be used as a context manager")
+        layers = np.asarray(layers)
+        if layers.ndim == 2 and len(self.layer_names) == 1:
+            layers = layers[None]
+        if layers.ndim != 3 or layers.shape[0] != len(self.layer_names) or layers.shape[2] != self.dim:
+            raise EmbeddingError(
+                f"{self.path}: appended block has shape {layers.shape}, expected "
+                f"({len(self.layer_names)}, batch, {self.dim})"
+            )
+        batch = layers.shape[1]
+        items = dict(items or {})
+        items.setdefault(ID_COLUMN, np.arange(self.n_items, self.n_items + batch).astype(str))
+        if self._columns and set(items) != set(self._columns):
+            raise EmbeddingError(f"{self.path}: item columns changed between blocks: "
+                                 f"{sorted(items)} vs {sorted(self._columns)}")
+        for name, values in items.items():
+            values = np.asarray(values)
+            if values.shape != (batch,):
+                raise EmbeddingError(f"{self.path}: item column {name!r} has shape "
+                                     f"{values.shape} for a block of {batch} rows")
+            self._columns.setdefault(name, []).append(values)
+        if self.validate:
+            for name, X in zip(self.layer_names, layers):
+                check_finite(X, source=str(self.path), layer=name,
+                             ids=np.asarray(items[ID_COLUMN]).astype(str))
+        for f, X in zip(self._files, layers):
+            f.append(X)
+        self.n_items += batch
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            for f in self._files:
+                if not f.fh.closed:
+                    f.close()
+            if exc_type is None:
+                self._finish()
+        finally:
+            if self._tmp is not None and self._tmp.exists():
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _finish(self) -> None:
+        assert self._tmp is not None
+        columns = {name: np.concatenate(parts) for name, parts in self._columns.items()}
+        table = ItemTable(columns or {}, n_items=self.n_items, source=str(self.path))
+        col_specs = {}
+        for j, (name, values) in enumerate(table.items()):
+            fname = f"items/{j:03d}.npy"
+            np.save(self._tmp / fname, values, allow_pickle=False)
+            col_specs[name] = {"file": fname, "dtype": values.dtype.str}
+        provenance = {
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "geoprobe_version": _version(),
+            **self.provenance,
+            "dtype": self.dtype.name,
+            "layer_names": self.layer_names,
+        }
+        manifest = {
+            "format": FORMAT_NAME, "version": FORMAT_VERSION,
+            "n_items": self.n_items, "dim": self.dim, "dtype": self.dtype.name,
+            "layer_names": self.layer_names,
+            "layer_files": [f"layers/{i:03d}.npy" for i in range(len(self.layer_names))],
+            "columns": col_specs, "provenance": provenance,
+        }
+        (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+        replace_dir(self._tmp, self.path)
+
+
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move directory ``src`` to ``dst``, replacing ``dst`` if it exists.
+
+    The old ``dst`` is moved aside before ``src`` takes its name and deleted only after, so at
+    every moment ``dst`` is either the complete old or the complete new directory.
+    """
+    dst = Path(dst)
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,89 @@
+"""One publication style for every probe's figure, and saving to vector and raster files.
+
+Probes draw with plain matplotlib inside :func:`style`; colours come from :data:`PALETTE`
+(Okabe–Ito, safe for colour-blind readers) and baselines are drawn with :func:`baseline_band`
+so they look the same in every figure. Figures are saved, never shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+#: Okabe & Ito (2008) colour-blind-safe palette
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+           "#000000"]
+BASELINE_COLOR = "#999999"
+
+#: single-column and double-column widths in inches (typical two-column paper)
+WIDTH = {"single": 3.4, "double": 7.0}
+
+_RC = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+    "lines.linewidth": 1.4,
+    "savefig.dpi": 200,
+    "savefig.bbox": "tight",
+    "pdf.fonttype": 42,  # embed TrueType so text stays editable in vector editors
+    "svg.fonttype": "none",
+}
+
+
+@contextlib.contextmanager
+def style():
+    """Context in which figures get geoprobe's style."""
+    with matplotlib.rc_context(_RC):
+        yield
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, *, width: str | float = "single",
+               aspect: float = 0.75, **kwargs):
+    """A figure and axes sized for a paper column; ``aspect`` is height/width per panel."""
+    w = WIDTH.get(width, width) if isinstance(width, str) else width
+    h = w / ncols * aspect * nrows
+    return plt.subplots(nrows, ncols, figsize=(w, h), squeeze=False, layout="constrained",
+                        **kwargs)
+
+
+def baseline_band(ax, x, low, high, *, label="baseline", color=BASELINE_COLOR, **kwargs):
+    """Shade a baseline's interval under the main curves."""
+    return ax.fill_between(x, low, high, color=color, alpha=0.3, lw=0, label=label, zorder=0,
+                           **kwargs)
+
+
+def save_figure(fig, stem, formats=("pdf", "png")) -> list[Path]:
+    """Save ``fig`` as ``stem.<fmt>`` for each format, each written atomically, then close it."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    try:
+        for fmt in formats:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+            os.close(fd)
+            try:
+                fig.savefig(tmp, format=fmt)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+            paths.append(path)
+    finally:
+        plt.close(fig)
+    return paths

@@ -1,0 +1,383 @@
+"""The probe plug-in interface: what a probe declares, receives and returns.
+
+A probe is a class deriving from :class:`Probe`, registered in the ``geoprobe.probes``
+entry-point group. It
+
+* declares what it needs in ``requires`` (item columns, annotations such as a treebank or a
+  taxonomy, a live model) so the host can refuse bad input by name before any work starts;
+* takes its hyperparameters as ``__init__`` keyword arguments, stored unchanged
+  (scikit-learn's convention: no work and no validation in ``__init__``);
+* implements :meth:`Probe.evaluate`, which fits whatever it fits (learned attributes end with
+  an underscore) and returns a :class:`ProbeResult`;
+* implements :meth:`Probe.plot`, a classmethod that renders its figure from a result alone,
+  so ``geoprobe report`` can redraw every figure from ``results.json``.
+
+Minimal example::
+
+    class MeanNorm(Probe):
+        name = "mean-norm"
+        summary = "Mean Euclidean norm of the vectors, per layer."
+
+        def __init__(self, n_boot=200):
+            self.n_boot = n_boot
+
+        def evaluate(self, ctx):
+            metrics = []
+            for layer, X in ctx.iter_layers():
+                norms = np.linalg.norm(X, axis=1)
+                ci = bootstrap_mean(norms, groups=ctx.groups, n_boot=self.n_boot, rng=ctx.rng)
+                metrics.append(Metric.from_interval("mean_norm", ci, layer=layer))
+            return self.result(ctx, metrics)
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .embeddings import EmbeddingSet
+from .errors import ProbeInputError
+from .stats import Interval, as_generator
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a probe needs beyond the vectors.
+
+    columns : item columns that must exist in the embedding set (e.g. ``("label",)``).
+    annotations : named external inputs (e.g. ``("treebank",)``), passed as
+        ``annotations={name: value}`` from Python or ``[probes.annotations]`` in a suite.
+    model : whether a live model object must be given.
+    min_items : the fewest rows the probe can work with.
+    """
+
+    columns: tuple[str, ...] = ()
+    annotations: tuple[str, ...] = ()
+    model: bool = False
+    min_items: int = 2
+
+    def describe(self) -> str:
+        parts = []
+        if self.columns:
+            parts.append("columns: " + ", ".join(self.columns))
+        if self.annotations:
+            parts.append("annotations: " + ", ".join(self.annotations))
+        if self.model:
+            parts.append("a model")
+        return "; ".join(parts) or "vectors only"
+
+
+@dataclass
+class Metric:
+    """One number a probe reports, with its confidence interval.
+
+    name : metric name, e.g. ``"rankme"``.
+    value : point estimate on the full data.
+    ci_low, ci_high : interval bounds (NaN when the probe gives none, which it should say why).
+    n : number of resampling units behind the interval; ``unit`` names them.
+    labels : qualifiers that make the record unique, e.g. ``{"layer": "3"}``,
+        ``{"target": "x"}``, ``{"baseline": "shuffled"}``. A metric whose labels contain
+        ``baseline`` is a baseline or control, not a finding.
+    higher_is_better : direction, for checks and reports (None when neither).
+    """
+
+    name: str
+    value: float
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    n: int | None = None
+    unit: str = "rows"
+    labels: dict[str, str] = field(default_factory=dict)
+    higher_is_better: bool | None = None
+
+    @classmethod
+    def from_interval(cls, name: str, interval: Interval, *, higher_is_better=None,
+                      **labels) -> "Metric":
+        return cls(name, interval.value, interval.low, interval.high, interval.n, interval.unit,
+                   {k: str(v) for k, v in labels.items()}, higher_is_better)
+
+    @property
+    def is_baseline(self) -> bool:
+        return "baseline" in self.labels
+
+    def key(self) -> str:
+        """``name[label=value,...]``, unique within a result."""
+        if not self.labels:
+            return self.name
+        return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(self.labels.items())) + "]"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "value": _num(self.value), "ci_low": _num(self.ci_low),
+                "ci_high": _num(self.ci_high), "n": self.n, "unit": self.unit,
+                "labels": dict(self.labels), "higher_is_better": self.higher_is_better}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Metric":
+        return cls(d["name"], _unnum(d["value"]), _unnum(d.get("ci_low")),
+                   _unnum(d.get("ci_high")), d.get("n"), d.get("unit", "rows"),
+                   dict(d.get("labels", {})), d.get("higher_is_better"))
+
+
+def _num(x):
+    """JSON has no NaN/Inf: store them as strings."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else str(x)
+
+
+def _unnum(x):
+    return math.nan if x is None else float(x)
+
+
+def encode_array(arr) -> dict:
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "fc":
+        data = [_num(v) for v in arr.ravel().tolist()]
+    else:
+        data = arr.ravel().tolist()
+    return {"dtype": arr.dtype.str, "shape": list(arr.shape), "data": data}
+
+
+def decode_array(d: Mapping) -> np.ndarray:
+    dtype = np.dtype(d["dtype"])
+    data = d["data"]
+    if dtype.kind == "f":
+        data = [float(v) for v in data]
+    return np.asarray(data, dtype=dtype).reshape(d["shape"])
+
+
+@dataclass
+class ProbeResult:
+    """Everything a probe found, serialisable to JSON and enough to redraw its figure.
+
+    probe : registered probe name.
+    params : the probe's hyperparameters as run.
+    metrics : list of :class:`Metric` (findings and baselines).
+    arrays : named arrays the figure needs (keep them small: summaries, not raw data).
+    info : anything else worth recording (layer names, n_items, warnings).
+    seed : the seed the run used.
+    """
+
+    probe: str
+    params: dict
+    metrics: list[Metric]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    seed: int | None = None
+
+    def metric(self, name: str, **labels) -> Metric:
+        """The unique metric called ``name`` whose labels include ``labels``.
+
+        Baselines are only matched when ``baseline=...`` is given.
+        """
+        want = {k: str(v) for k, v in labels.items()}
+        found = [m for m in self.metrics if m.name == name
+                 and all(m.labels.get(k) == v for k, v in want.items())
+                 and ("baseline" in want or not m.is_baseline)]
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise KeyError(f"{self.probe}: no metric {name!r} with labels {want}; "
+                           f"have {sorted({m.key() for m in self.metrics})}")
+        raise KeyError(f"{self.probe}: metric {name!r} is ambiguous, add labels to pick one of "
+                       f"{[m.key() for m in found]}")
+
+    def table(self) -> list[dict]:
+        """One flat dict per metric (tidy: ``pandas.DataFrame(result.table())`` works)."""
+        rows = []
+        for m in self.metrics:
+            row = {"probe": self.probe, "metric": m.name, **m.labels, "value": m.value,
+                   "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n, "unit": m.unit}
+            rows.append(row)
+        return rows
+
+    def plot(self):
+        """Render this result's figure with the probe class that made it."""
+        from .registry import get_probe
+
+        from .plotting import style
+
+        with style():
+            return get_probe(self.probe).plot(self)
+
+    def to_dict(self) -> dict:
+        return {"probe": self.probe, "params": _jsonable(self.params), "seed": self.seed,
+                "metrics": [m.to_dict() for m in self.metrics],
+                "arrays": {k: encode_array(v) for k, v in self.arrays.items()},
+                "info": _jsonable(self.info)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ProbeResult":
+        return cls(d["probe"], dict(d.get("params", {})),
+                   [Metric.from_dict(m) for m in d.get("metrics", [])],
+                   {k: decode_array(v) for k, v in d.get("arrays", {}).items()},
+                   dict(d.get("info", {})), d.get("seed"))
+
+
+def _jsonable(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float):
+        return _num(obj)
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
+
+
+@dataclass
+class ProbeContext:
+    """What :meth:`Probe.evaluate` receives.
+
+    embeddings : the embedding set (all layers available, loaded lazily).
+    layers : names of the layers to probe, in order.
+    annotations : named external inputs (see :class:`Requirements`).
+    model : a live model, when the probe asked for one.
+    rng : the generator for every random choice this probe makes.
+    seed : the seed ``rng`` came from (recorded in the result).
+    progress : whether to show progress bars.
+    """
+
+    embeddings: EmbeddingSet
+    layers: list[str]
+    annotations: dict[str, Any]
+    model: Any
+    rng: np.random.Generator
+    seed: int
+    progress: bool = True
+
+    @property
+    def items(self):
+        return self.embeddings.items
+
+    def column(self, name: str) -> np.ndarray:
+        return self.embeddings.items[name]
+
+    def iter_layers(self, dtype=np.float64) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(layer_name, X)`` with X of shape (n_items, dim), one layer at a time."""
+        from .progress import progress
+
+        for name in progress(self.layers, desc="layers", unit="layer", enable=self.progress):
+            yield name, self.embeddings.layer(name, dtype=dtype)
+
+
+class Probe:
+    """Base class of every probe. See the module docstring for the contract."""
+
+    #: registered name (the entry-point name)
+    name: ClassVar[str] = ""
+    #: one line for ``geoprobe list``
+    summary: ClassVar[str] = ""
+    requires: ClassVar[Requirements] = Requirements()
+    #: default layers when none are asked for: "all" or "last"
+    default_layers: ClassVar[str] = "all"
+    #: run the probe on the embedding set's random-init twin too, when it has one
+    uses_twin: ClassVar[bool] = True
+
+    # -- scikit-learn style parameters ---------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self) -> dict:
+        """Hyperparameters as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- running -------------------------------------------------------------------------
+    def check_input(self, embeddings: EmbeddingSet, annotations: Mapping, model) -> None:
+        """Refuse input that lacks what ``requires`` declares, naming what is missing."""
+        req = self.requires
+        missing = [c for c in req.columns if c not in embeddings.items]
+        if missing:
+            raise ProbeInputError(
+                f"probe {self.name!r} needs item column(s) {missing} that {embeddings.source} "
+                f"lacks; its columns are {embeddings.items.names}")
+        missing = [a for a in req.annotations if a not in annotations]
+        if missing:
+            raise ProbeInputError(f"probe {self.name!r} needs annotation(s) {missing}")
+        if req.model and model is None:
+            raise ProbeInputError(f"probe {self.name!r} needs a model")
+        if embeddings.n_items < req.min_items:
+            raise ProbeInputError(f"probe {self.name!r} needs at least {req.min_items} items, "
+                                  f"{embeddings.source} has {embeddings.n_items}")
+
+    def run(self, embeddings: EmbeddingSet, *, layers: Sequence[int | str] | str | None = None,
+            annotations: Mapping | None = None, model=None, seed: int = 0,
+            twin: EmbeddingSet | bool | None = True, progress: bool = True) -> ProbeResult:
+        """Check the input, evaluate, and add the random-init twin's metrics as a baseline.
+
+        Parameters
+        ----------
+        embeddings : EmbeddingSet
+        layers : "all", "last", a layer, or a list of layers (positions or names)
+        annotations : mapping of annotation name to value
+        model : a live model, for probes that need one
+        seed : int
+            Seeds every random choice; recorded in the result.
+        twin : EmbeddingSet, True or False/None
+            The random-init control. True loads the one named in the set's provenance, if any.
+        """
+        annotations = dict(annotations or {})
+        self.check_input(embeddings, annotations, model)
+        names = self._layer_names(embeddings, layers)
+        ctx = ProbeContext(embeddings, names, annotations, model, as_generator(seed), seed,
+                           progress)
+        result = self.evaluate(ctx)
+        result.seed = seed
+        result.info.setdefault("n_items", embeddings.n_items)
+        result.info.setdefault("dim", embeddings.dim)
+        result.info.setdefault("layers", names)
+        result.info.setdefault("source", embeddings.source)
+        if twin is True and self.uses_twin:
+            twin = embeddings.load_twin()
+        if isinstance(twin, EmbeddingSet) and self.uses_twin:
+            twin_ctx = ProbeContext(twin, self._layer_names(twin, layers), annotations, model,
+                                    as_generator(seed), seed, progress)
+            twin_result = self.evaluate(twin_ctx)
+            for m in twin_result.metrics:
+                if not m.is_baseline:
+                    m.labels["baseline"] = "random-init"
+                    result.metrics.append(m)
+            result.info["twin_source"] = twin.source
+        return result
+
+    @staticmethod
+    def _layer_names(embeddings: EmbeddingSet, layers) -> list[str]:
+        if layers is None or layers == "all":
+            return list(embeddings.layer_names)
+        if layers == "last":
+            return [embeddings.layer_names[-1]]
+        if isinstance(layers, (str, int)):
+            layers = [layers]
+        return [embeddings.layer_names[embeddings.layer_index(layer)] for layer in layers]
+
+    def evaluate(self, ctx: ProbeContext) -> ProbeResult:
+        """Fit and evaluate on ``ctx``; return metrics with CIs, baselines and figure arrays."""
+        raise NotImplementedError
+
+    def result(self, ctx: ProbeContext, metrics: list[Metric], arrays=None, **info) -> ProbeResult:
+        """Build this probe's :class:`ProbeResult` (a convenience for ``evaluate``)."""
+        return ProbeResult(self.name, self.get_params(), metrics, dict(arrays or {}), info,
+                           ctx.seed)
+
+    @classmethod
+    def plot(cls, result: ProbeResult):
+        """Render the probe's figure from ``result`` alone; returns a matplotlib Figure."""
+        raise NotImplementedError(f"probe {cls.name!r} has no figure")

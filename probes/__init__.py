@@ -1,0 +1,1 @@
+"""Built-in probes. Installed as ``geoprobe.probes``; each module is one probe family."""
