@@ -55,7 +55,7 @@ def check_finite(X: np.ndarray, *, source: str, layer: str, ids: np.ndarray | No
             r, c = np.argwhere(bad)[0]
             row = start + int(r)
             kind = "NaN" if np.isnan(chunk[r, c]) else "Inf"
-            item = f" (item {ids[row]!r})" if ids is not None else ""
+            item = f" (item {str(ids[row])!r})" if ids is not None else ""
             raise EmbeddingError(
                 f"{source}: layer {layer!r} row {row}{item} has {kind} in column {int(c)}"
             )
