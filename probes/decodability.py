@@ -911,17 +911,18 @@ class LinearDecodability(Probe):
 
     def _continuous(self, layer, X, Y, names, angles, folds, groups, perm, boot, unit, rng,
                     info):
-        models = {"linear": ridge_cv_predict(X, Y, folds, alphas=self.alphas, select=self.select)}
-        info["alphas"][layer] = np.exp(np.log(models["linear"].alphas).mean(0)).tolist()
-        preds = {"linear": (Y, models["linear"].predictions)}
+        t = Y.shape[1]
+        # Shuffled targets ride along as extra columns: the same decomposition serves them.
+        Yall = np.hstack([Y, Y[perm]]) if self.shuffled else Y
+        ridge = ridge_cv_predict(X, Yall, folds, alphas=self.alphas, select=self.select)
+        info["alphas"][layer] = np.exp(np.log(ridge.alphas[:, :t]).mean(0)).tolist()
+        preds = {"linear": (Y, ridge.predictions[:, :t])}
         if self.mlp:
             preds["mlp"] = (Y, mlp_cv_predict(X, Y, folds, kind="continuous", groups=groups,
                                               rng=rng, hidden=self.mlp_hidden,
                                               max_epochs=self.mlp_max_epochs))
         if self.shuffled:
-            Ys = Y[perm]
-            preds["shuffled"] = (Ys, ridge_cv_predict(X, Ys, folds, alphas=self.alphas,
-                                                      select=self.select).predictions)
+            preds["shuffled"] = (Yall[:, t:], ridge.predictions[:, t:])
         if self.trivial:
             means = np.stack([Y[folds != f].mean(0) for f in range(self.n_splits)])
             preds["mean"] = (Y, means[folds])
