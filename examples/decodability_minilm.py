@@ -155,6 +155,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("decodability-minilm"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=500)
+    ap.add_argument("--mlp-epochs", type=int, default=100, help="MLP probe's epoch cap")
     args = ap.parse_args(argv)
 
     import torch
@@ -169,7 +170,7 @@ def main(argv=None) -> int:
           f"{len(np.unique(emb.items['upos']))} UPOS tags, {emb.n_layers} layers")
     probe = LinearDecodability(targets=["upos", "rel_position"], group="sentence_id",
                                control="word", mdl=True, rare_classes="drop",
-                               n_boot=args.n_boot)
+                               mlp_max_epochs=args.mlp_epochs, n_boot=args.n_boot)
     result = probe.run(emb, twin=twin, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "results.json", result.to_dict())

@@ -285,7 +285,7 @@ def _standardizer(X):
     return mu, np.where(sd > 1e-12, sd, 1.0)
 
 
-def _softmax_fit(X, y, n_classes, lam, w0=None, max_iter=300):
+def _softmax_fit(X, y, n_classes, lam, w0=None, max_iter=100):
     """Minimise mean cross-entropy + lam/2 |W|^2 (bias unpenalized); returns flat (d+1)*C."""
     n, d = X.shape
     onehot = np.zeros((n, n_classes))
@@ -305,7 +305,7 @@ def _softmax_fit(X, y, n_classes, lam, w0=None, max_iter=300):
     # makes them ~20x slower than one thread, so the whole fit runs single-threaded.
     with threadpool_limits(limits=1):
         res = minimize(loss_grad, w0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": max_iter, "gtol": 1e-6})
+                       options={"maxiter": max_iter, "gtol": 1e-5})
     return res.x
 
 
@@ -316,12 +316,13 @@ def _softmax_logp(w, X, n_classes):
 
 
 def logistic_cv_predict(X, y, folds, *, n_classes=None, lambdas=None, groups=None, rng,
-                        max_iter: int = 300):
+                        max_iter: int = 100):
     """Out-of-fold class log-probabilities of L2 multinomial logistic regression.
 
     In each training fold the features are standardized, the strength is chosen among
-    ``lambdas`` (strongest first, warm-started) by log-loss on a held-out 20 % of the training
-    groups, and the model is refitted on all training rows.
+    ``lambdas`` (strongest first, warm-started; the path stops once the held-out log-loss
+    rises 1 % above its best) by log-loss on a held-out 20 % of the training groups, and the
+    model is refitted on all training rows.
 
     Parameters
     ----------
@@ -360,6 +361,8 @@ def logistic_cv_predict(X, y, folds, *, n_classes=None, lambdas=None, groups=Non
             loss = -np.mean(_softmax_logp(w, Z[val], n_classes)[np.arange(len(val)), y[val]])
             if loss < best_loss:
                 best, best_loss = lam, loss
+            elif loss > best_loss * 1.01:
+                break  # validation loss is unimodal in lambda in practice: weaker fits only cost
         w = _softmax_fit(Z[train], y[train], n_classes, best, warm[best], max_iter)
         chosen[f] = best
         logp[test] = _softmax_logp(w, Z[test], n_classes)
@@ -572,7 +575,7 @@ def control_task_labels(types, y, *, rng) -> np.ndarray:
 
 
 def online_codelength(X, y, *, n_classes=None, groups=None, lam=1e-3, rng,
-                      fractions=MDL_FRACTIONS, max_iter: int = 300) -> tuple[float, float]:
+                      fractions=MDL_FRACTIONS, max_iter: int = 100) -> tuple[float, float]:
     """Online (prequential) code length of labels given X, in bits (Voita & Titov 2020).
 
     Rows are ordered by a random permutation of ``groups`` (rows if None); the first block

@@ -14,7 +14,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "decodability_minil
 @pytest.fixture(scope="module")
 def minilm_sets():
     ex = runpy.run_path(str(EXAMPLE), run_name="decodability_minilm")
-    return ex["build_sets"](ex["default_dev"](), 40, 0)
+    return ex["build_sets"](ex["default_dev"](), 30, 0)
 
 
 def test_upos_decodable_selective_and_above_random_init(minilm_sets):
@@ -23,7 +23,7 @@ def test_upos_decodable_selective_and_above_random_init(minilm_sets):
     assert np.array_equal(emb.items["upos"], twin.items["upos"])
     res = LinearDecodability(targets=["upos"], group="sentence_id", control="word", mlp=False,
                              rare_classes="drop", n_boot=200).run(
-        emb, layers=["emb", "3"], twin=twin, seed=0, progress=False)
+        emb, layers=["3"], twin=twin, seed=0, progress=False)
     g = dict(layer="3", target="upos")
     acc = res.metric("accuracy", **g)
     majority = res.metric("accuracy", baseline="majority", **g).value
