@@ -68,16 +68,24 @@ def bootstrap_indices(groups, n_rows: int, rng: np.random.Generator) -> np.ndarr
     return order[offsets + np.arange(lengths.sum())]
 
 
-def basic_interval(estimate: float, samples: np.ndarray,
-                   level: float = DEFAULT_LEVEL) -> tuple[float, float]:
-    """Basic (reverse-percentile) bootstrap interval ``[2*est - q_hi, 2*est - q_lo]``.
+def centred_interval(estimate: float, samples: np.ndarray,
+                     level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Percentile interval shifted so the bootstrap median sits on the estimate.
 
-    Use it for statistics whose bootstrap distribution is shifted by resampling itself:
-    spectrum statistics such as RankMe drop when rows are duplicated, so the percentile
-    interval can miss the estimate entirely; the basic interval corrects that shift.
+    ``[est - (median - q_lo), est + (q_hi - median)]``. Use it for statistics that resampling
+    itself shifts: spectrum statistics such as RankMe drop when rows are duplicated, so the
+    plain percentile interval can miss the estimate entirely, and the basic interval
+    (``2*est - q``) over-corrects by extrapolating the finite-sample bias. This interval keeps
+    the bootstrap's spread and skew around the plug-in estimate; the estimator's own
+    finite-sample bias is left to the probe's documentation.
     """
+    samples = np.asarray(samples, dtype=float)
+    samples = samples[np.isfinite(samples)]
+    if samples.size == 0:
+        return float("nan"), float("nan")
     lo, hi = percentile_interval(samples, level)
-    return 2 * estimate - hi, 2 * estimate - lo
+    med = float(np.median(samples))
+    return estimate - (med - lo), estimate + (hi - med)
 
 
 @dataclass(frozen=True)
