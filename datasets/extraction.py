@@ -204,7 +204,7 @@ class WordEncoder:
             prov["checkpoint_sha256"] = file_sha256(ckpt)
         return prov
 
-    # -- the three steps, separable so that benchmarks can time the bare forward ---------
+    # -- the steps, separable so that the forward pass can run beside the rest -------------
     def tokenize(self, words: Sequence[Sequence[str]], *, truncate: bool = False):
         """Tokenize pre-split sentences (cut at ``max_length`` tokens only if ``truncate``).
 
@@ -520,6 +520,7 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
                           long_sentences=long_sentences, provenance=source,
                           show_progress=show_progress)
         extra["twin"] = tpath.name  # relative: resolved beside the real set
+        extra["twin_seed"] = seed
     return extract_sentences(sentences, out, encoder=WordEncoder(model), split=split,
                              batch_size=batch_size, dtype=dtype, long_sentences=long_sentences,
                              provenance=extra, show_progress=show_progress)

@@ -109,6 +109,7 @@ def test_real_extraction_round_trips_with_twin(tmp_path, encoder):
     assert prov["pooling"] == "mean-subword" and prov["dtype"] == "float16"
     assert len(prov["checkpoint_sha256"]) == 64 and prov["random_init"] is False
     assert prov["layer_names"][0] == "embeddings" and prov["twin"] == "dev.random-init.gpemb"
+    assert prov["twin_seed"] == 3
     twin = emb.load_twin()
     assert twin.provenance["random_init"] is True and twin.provenance["seed"] == 3
     assert np.array_equal(twin.ids, emb.ids)
@@ -150,3 +151,33 @@ def test_missing_transformers_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(GeoprobeError, match="pip install 'geoprobe\\[lm\\]'"):
         WordEncoder()
+
+
+def test_any_model_directory_byte_level_bpe(tmp_path):
+    """A tiny GPT-2-style directory (byte-level BPE, no [CLS]/[SEP], no pad token): the
+    words' sub-word means still match a manual computation."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["the cat sat on the mat", "dogs bark loudly at night"] * 5,
+                            vocab_size=280, min_frequency=1, special_tokens=["<|endoftext|>"])
+    GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                      bos_token="<|endoftext|>", unk_token="<|endoftext|>").save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(vocab_size=bpe.get_vocab_size(), n_layer=2, n_embd=16, n_head=2,
+                         n_positions=32, bos_token_id=0, eos_token_id=0)).save_pretrained(tmp_path)
+
+    enc = WordEncoder(tmp_path)
+    assert enc.layer_names == ["embeddings", "layer_1", "layer_2"] and enc.max_length == 32
+    batch = [["dogs", "sat"], ["the", "mattress", "barked", "loudly"]]
+    vectors, rows, _ = enc.encode(batch)
+    words = batch[1]
+    pieces = [bpe.encode(" " + w).ids for w in words]   # the raw BPE, not the HF wrapper
+    assert max(map(len, pieces)) > 1
+    with torch.inference_mode():
+        out = enc.model(input_ids=torch.tensor([sum(pieces, [])]), output_hidden_states=True)
+    hidden = torch.stack(out.hidden_states)[:, 0]
+    bounds = np.cumsum([0] + [len(p) for p in pieces])
+    manual = torch.stack([hidden[:, a:b].mean(1) for a, b in zip(bounds[:-1], bounds[1:])], 1)
+    np.testing.assert_allclose(vectors[:, 2:], manual.numpy(), atol=1e-5)
