@@ -159,7 +159,8 @@ class WordEncoder:
             else:
                 self.model = tf.AutoModel.from_pretrained(self.model_dir, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise GeoprobeError(f"{self.model_dir}: cannot load model or tokenizer ({exc})") from None
+            raise GeoprobeError(
+                f"{self.model_dir}: cannot load model or tokenizer ({exc})") from None
         if not self.tokenizer.is_fast:
             raise GeoprobeError(f"{self.model_dir}: word alignment needs a fast tokenizer "
                                 "(tokenizer.json); this one is a slow Python tokenizer")
@@ -379,7 +380,8 @@ def default_model_dir_or_none() -> Path | None:
 
 # -- writing embedding sets -----------------------------------------------------------------
 def twin_path_for(out) -> Path:
-    """Where the random-init twin of the set at ``out`` goes: ``x.gpemb`` -> ``x.random-init.gpemb``."""
+    """Where the random-init twin of the set at ``out`` goes:
+    ``x.gpemb`` -> ``x.random-init.gpemb``."""
     out = Path(out)
     return out.with_name(out.stem + TWIN_SUFFIX + out.suffix)
 

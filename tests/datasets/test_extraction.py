@@ -1,7 +1,6 @@
 """Extraction: sub-word means against a manual computation, long sentences, round trip."""
 
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -162,8 +161,9 @@ def test_any_model_directory_byte_level_bpe(tmp_path):
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(["the cat sat on the mat", "dogs bark loudly at night"] * 5,
                             vocab_size=280, min_frequency=1, special_tokens=["<|endoftext|>"])
-    GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
-                      bos_token="<|endoftext|>", unk_token="<|endoftext|>").save_pretrained(tmp_path)
+    special = "<|endoftext|>"
+    GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=special, bos_token=special,
+                      unk_token=special).save_pretrained(tmp_path)
     torch.manual_seed(0)
     GPT2Model(GPT2Config(vocab_size=bpe.get_vocab_size(), n_layer=2, n_embd=16, n_head=2,
                          n_positions=32, bos_token_id=0, eos_token_id=0)).save_pretrained(tmp_path)
