@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import resource
@@ -23,26 +22,7 @@ import numpy as np
 import torch
 
 from geoprobe.jepa.model import JEPA, JEPAConfig
-from geoprobe.jepa.sigreg import random_directions, sigreg
-
-
-def naive_sigreg(z: np.ndarray, A: np.ndarray) -> float:
-    """LeJEPA's Epps-Pulley SIGReg written out term by term (t in linspace(0, 3, 17),
-    trapezoid weights 2dt inside / dt at the ends, times exp(-t^2/2); T = N * sum_k w_k err_k;
-    mean over directions)."""
-    n = z.shape[0]
-    t = np.linspace(0.0, 3.0, 17)
-    dt = 3.0 / 16
-    stats = []
-    for m in range(A.shape[1]):
-        x = z @ A[:, m]
-        total = 0.0
-        for k, tk in enumerate(t):
-            w = (dt if k in (0, 16) else 2 * dt) * math.exp(-tk * tk / 2)
-            err = (np.cos(tk * x).mean() - math.exp(-tk * tk / 2)) ** 2 + np.sin(tk * x).mean() ** 2
-            total += w * err
-        stats.append(n * total)
-    return float(np.mean(stats))
+from geoprobe.jepa.sigreg import random_directions, sigreg, sigreg_reference as naive_sigreg
 
 
 def time_training(steps: int, block: int, seed: int = 0) -> dict[float, float]:

@@ -181,7 +181,8 @@ class TemporalStraightness(Probe):
             ax_m.errorbar(x + 0.1 * off, v, yerr=np.nan_to_num(err), fmt="o", color=color,
                           capsize=2, label=label)
         ax_m.axhline(0, color="k", lw=0.5)
-        ax_m.set_xticks(x, layers)
+        ax_m.set_xlim(-0.5, len(layers) - 0.2)
+        ax_m.set_xticks(x + 0.15, layers)
         ax_m.set_xlabel("layer")
         ax_m.set_ylabel("straightness S (95% CI)")
         ax_m.set_title("temporal straightness")
