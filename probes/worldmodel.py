@@ -37,6 +37,8 @@ provenance (``geoprobe jepa export`` records it), so the probes run from a suite
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from scipy import stats as sps
@@ -91,7 +93,7 @@ class TemporalStraightness(Probe):
 
     name = "temporal-straightness"
     summary = "Mean cosine between successive latent velocities (LeWM), vs shuffled time."
-    requires = Requirements(columns=("episode", "t"), min_items=3)
+    requires = Requirements(min_items=3)  # the columns are parameters: see check_input
 
     def __init__(self, episode="episode", time="t", reference=(), min_speed=0.05, n_boot=1000,
                  level=0.95):
@@ -142,8 +144,8 @@ class TemporalStraightness(Probe):
             metrics.append(m)
             shuffled_hists.append(np.histogram(cos, bins)[0] / cos.size)
             if ref_hist is not None:
-                metrics.append(Metric(**{**ref_metric.__dict__,
-                                         "labels": {"layer": layer, "baseline": "true-state"}}))
+                metrics.append(replace(ref_metric, labels={"layer": layer,
+                                                           "baseline": "true-state"}))
         arrays = {"bins": bins, "hist": np.array(hists), "hist_shuffled": np.array(shuffled_hists)}
         if ref_hist is not None:
             arrays["hist_state"] = ref_hist
@@ -423,7 +425,7 @@ class LatentPlanning(_ModelProbe):
             dist[:, step] = np.linalg.norm(s[:, :2] - goal[:, :2], axis=1)
             z = torch.as_tensor(model.encode(world.render(s, size)))
             z_hist = torch.cat([z_hist[:, 1:], z[:, None]], 1)
-            a_hist = torch.cat([a_hist, action[:, None]], 1)[:, 1:] if h > 1 else a_hist
+            a_hist = torch.cat([a_hist, action[:, None]], 1)[:, 1:]
             mu = torch.cat([mu[:, 1:], torch.zeros(n, 1, 2)], 1)  # warm start, shifted
         return dist
 
