@@ -247,7 +247,8 @@ class VoESurprise(_ModelProbe):
     """
 
     name = "voe-surprise"
-    summary = "Prediction error when physics is violated (teleport) vs a colour change."
+    summary = ("Prediction error when physics is violated (teleport) vs a colour change "
+               "(needs a world model, or an export naming its checkpoint).")
 
     def __init__(self, n_episodes=64, steps=16, event_t=8, window=1, alpha=0.01, n_boot=1000,
                  level=0.95):
@@ -344,7 +345,8 @@ class LatentPlanning(_ModelProbe):
     """
 
     name = "latent-planning"
-    summary = "CEM planning in latent space to a goal image: success rate vs random actions."
+    summary = ("CEM planning in latent space to a goal image: success rate vs random actions "
+               "(needs a world model, or an export naming its checkpoint).")
 
     def __init__(self, n_pairs=40, goal_steps=8, budget=16, horizon=5, n_samples=100,
                  n_elites=10, n_iters=3, tolerance=0.06, n_boot=1000, level=0.95):
