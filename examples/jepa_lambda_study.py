@@ -61,8 +61,8 @@ def figure(rows):
     rows = sorted(rows, key=lambda r: r["lam"])
     lams = np.array([r["lam"] for r in rows])
     x = np.where(lams > 0, lams, lams[lams > 0].min() / 10 if (lams > 0).any() else 1e-3)
-    fig, axes = new_figure(4, width="double", aspect=0.9)
-    ax = axes[0]
+    fig, axes = new_figure(2, 2, width="double", aspect=0.62)
+    ax = axes.ravel()
 
     def band(a, key, color, label, marker="o"):
         v = np.array([r[key] for r in rows], float)
@@ -75,7 +75,7 @@ def figure(rows):
     band(ax[0], "r_x", PALETTE[0], "x")
     band(ax[0], "r_y", PALETTE[1], "y", "s")
     band(ax[0], "r_x_random_init", BASELINE_COLOR, "x, random init", ".")
-    ax[0].set_ylabel("linear Pearson r (held-out folds)")
+    ax[0].set_ylabel("held-out linear Pearson r")
     ax[0].set_title("agent position decodability")
     band(ax[1], "rankme", PALETTE[0], "RankMe")
     ax[1].plot(x, [r["rankme_gaussian"] for r in rows], ls="--", color=BASELINE_COLOR,
@@ -86,7 +86,7 @@ def figure(rows):
     ax[1].set_title("effective rank")
     band(ax[2], "gaussianity_sigreg", PALETTE[2], "held-out SIGReg")
     ax[2].set_yscale("log")
-    ax[2].set_ylabel("SIGReg (Epps-Pulley), lower = more Gaussian")
+    ax[2].set_ylabel("held-out SIGReg (lower: more Gaussian)")
     ax[2].set_title("Gaussianity")
     band(ax[3], "planning", PALETTE[0], "CEM planner")
     band(ax[3], "planning_random", BASELINE_COLOR, "random actions", ".")
@@ -95,7 +95,7 @@ def figure(rows):
     ax[3].set_title("planning")
     for a in ax:
         a.set_xscale("log")
-        a.set_xlabel("lambda (0 drawn at the left edge)")
+        a.set_xlabel("lambda (leftmost point: lambda = 0)")
         a.legend(frameon=False, fontsize=6)
     return fig
 
@@ -122,8 +122,16 @@ def main(argv=None):
     ap.add_argument("--lams", type=float, nargs="+", default=[0.0, 0.03, 0.1, 0.3, 10.0])
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw the figure and table from --out/summary.json")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        rows = json.loads((args.out / "summary.json").read_text())["rows"]
+        with style():
+            save_figure(figure(rows), args.out / "lambda_study")
+        write_text_atomic(args.out / "summary.md", table(rows) + "\n")
+        return
     rows = []
     for lam in args.lams:
         t0 = time.perf_counter()
