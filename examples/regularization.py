@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 import geoprobe
 from geoprobe.plotting import save_figure
 from geoprobe.provenance import write_json_atomic
@@ -31,7 +33,14 @@ def ease(out: Path) -> None:
     _finish(geoprobe.make_probe("ease").run(implicit_feedback(seed=0), seed=0), out, "ease")
 
 
-PARTS = {"ease": ease}
+def cosine(out: Path) -> None:
+    from geoprobe.datasets.recsys import implicit_feedback
+
+    _finish(geoprobe.make_probe("cosine-nonuniqueness").run(implicit_feedback(seed=0), seed=0),
+            out, "cosine")
+
+
+PARTS = {"ease": ease, "cosine": cosine}
 
 
 def main() -> None:
@@ -39,8 +48,11 @@ def main() -> None:
     parser.add_argument("parts", nargs="*", default=list(PARTS), choices=list(PARTS))
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     args = parser.parse_args()
-    for part in args.parts:
-        PARTS[part](args.out)
+    # One BLAS thread: the closed forms are many small eigh/solve calls, which threads slow
+    # down on a shared machine.
+    with threadpool_limits(1):
+        for part in args.parts:
+            PARTS[part](args.out)
 
 
 if __name__ == "__main__":
