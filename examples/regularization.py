@@ -40,7 +40,20 @@ def cosine(out: Path) -> None:
             out, "cosine")
 
 
-PARTS = {"ease": ease, "cosine": cosine}
+def sparsity(out: Path) -> None:
+    import torch
+
+    from geoprobe.datasets.shifted_text import treebank_shift
+
+    torch.set_num_threads(1)
+    emb = treebank_shift(n_sentences=300, seed=0)
+    twin = treebank_shift(n_sentences=300, seed=0, random_init=True)
+    result = geoprobe.make_probe("activation-sparsity", group="sentence_id").run(
+        emb, twin=twin, seed=0)
+    _finish(result, out, "sparsity")
+
+
+PARTS = {"ease": ease, "cosine": cosine, "sparsity": sparsity}
 
 
 def main() -> None:
