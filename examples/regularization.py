@@ -53,7 +53,48 @@ def sparsity(out: Path) -> None:
     _finish(result, out, "sparsity")
 
 
-PARTS = {"ease": ease, "cosine": cosine, "sparsity": sparsity}
+def attractors(out: Path) -> None:
+    """The conv autoencoder family: bottleneck k x weight decay, 64 training images."""
+    import torch
+
+    from geoprobe.autoencoders import reconstruction_error, train_autoencoder
+    from geoprobe.datasets.shapes import shape_image_set
+    from geoprobe.probes.attractors import plot_family
+
+    torch.set_num_threads(1)
+    emb = shape_image_set(n_train=64, n_test=256, seed=0)
+    images = emb.layer(0).reshape(-1, 16, 16)
+    train, test = images[emb.column("split") == "train"], images[emb.column("split") == "test"]
+    runs = []
+    for wd in (0.0, 1e-3):
+        for k in (2, 4, 8, 32):
+            model = train_autoencoder(train, latent_dim=k, weight_decay=wd, steps=1000, seed=0)
+            result = geoprobe.make_probe("latent-attractors").run(emb, model=model, seed=0,
+                                                                 progress=False)
+            stem = f"attractors_k{k}_wd{wd:g}"
+            write_json_atomic(out / "attractors" / f"{stem}.json", result.to_dict())
+            if (k, wd) in ((2, 0.0), (32, 0.0)):
+                save_figure(result.plot(), out / ("attractors" if k == 2 else stem),
+                            formats=("png",))
+            row = {"latent_dim": k, "weight_decay": wd,
+                   "memorization": result.metric("memorization"),
+                   "memorization_gap": result.metric("memorization_gap"),
+                   "n_attractors": result.metric("n_attractors").value,
+                   "test_to_train": result.metric("memorization", baseline="test-to-train"),
+                   "train_mse": reconstruction_error(model, train),
+                   "test_mse": reconstruction_error(model, test)}
+            runs.append((k, wd, result))
+            print(json.dumps({key: (round(v.value, 4), round(v.ci_low, 4), round(v.ci_high, 4))
+                              if hasattr(v, "value") else v for key, v in row.items()}),
+                  json.dumps({m.key(): round(m.value, 4) for m in result.metrics
+                              if m.name in ("spectral_radius", "steps_distance_pearson",
+                                            "noise_to_data_share", "n_fixed_points")
+                              or m.labels.get("baseline") == "random-init"
+                              or m.name == "n_attractors_sensitivity"}), flush=True)
+    save_figure(plot_family(runs), out / "attractors_family", formats=("png",))
+
+
+PARTS = {"ease": ease, "cosine": cosine, "sparsity": sparsity, "attractors": attractors}
 
 
 def main() -> None:
