@@ -188,19 +188,14 @@ class CosineNonuniqueness(Probe):
                     if name in stats:
                         metrics.append(Metric(name, stats[name], n=n, unit="rows",
                                               labels={**labels, "baseline": baseline}))
-            for m, model in enumerate(("obj1-symmetric", "obj2")):
-                for j, x in enumerate(lambdas):
-                    boot = np.array([b["lambda_rank_corr"][m, j] for b in boots])
-                    lo, hi = basic_interval(fit["lambda_rank_corr"][m, j], boot, self.level)
-                    metrics.append(Metric("lambda_rank_corr", float(fit["lambda_rank_corr"][m, j]),
-                                          lo, hi, n, "rows",
-                                          {"layer": layer, "model": model,
-                                           "lambda_rel": f"{x:g}"}))
-                    if clusters is not None:
-                        boot = np.array([b["cluster_gap"][m, j] for b in boots])
-                        lo, hi = basic_interval(fit["cluster_gap"][m, j], boot, self.level)
-                        metrics.append(Metric("cluster_gap", float(fit["cluster_gap"][m, j]),
-                                              lo, hi, n, "rows",
+            per_lambda = ["lambda_rank_corr"] + (["cluster_gap"] if clusters is not None else [])
+            for stat in per_lambda:
+                for m, model in enumerate(("obj1-symmetric", "obj2")):
+                    for j, x in enumerate(lambdas):
+                        value = float(fit[stat][m, j])
+                        boot = np.array([b[stat][m, j] for b in boots])
+                        lo, hi = basic_interval(value, boot, self.level)
+                        metrics.append(Metric(stat, value, lo, hi, n, "rows",
                                               {"layer": layer, "model": model,
                                                "lambda_rel": f"{x:g}"}))
             arrays.update(self._figure_arrays(X, fit, base, show, clusters, lambdas))

@@ -74,3 +74,12 @@ def test_ease_probe_rejects_non_binary(small):
     emb = geoprobe.EmbeddingSet(X, {"split": small.column("split")})
     with pytest.raises(geoprobe.ProbeInputError, match="0/1"):
         geoprobe.make_probe("ease").run(emb, seed=0, progress=False)
+
+
+def test_regularization_suite_names_registered_probes_and_generators():
+    from geoprobe.registry import GENERATOR_GROUP, available
+    from geoprobe.suite import load_suite
+
+    suite = load_suite("regularization")
+    assert {p.probe for p in suite.probes} <= set(available())
+    assert {s.generate for s in suite.sources.values()} <= set(available(GENERATOR_GROUP))
