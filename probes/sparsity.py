@@ -43,12 +43,13 @@ FIGURE_MEASURES = ("top5_energy", "top10_energy", "hoyer", "gini", "l1_l2", "eff
 
 
 def density_measures(H: np.ndarray, *, top=(5, 10), weights: str = "energy",
-                     eps: float = 1e-12) -> dict[str, np.ndarray]:
+                     eps: float = 1e-12, chunk_rows: int = 4096) -> dict[str, np.ndarray]:
     """All density measures of each row of H.
 
     Parameters
     ----------
-    H : ndarray of shape (n, d)
+    H : ndarray of shape (n, d) (memory-maps welcome: read ``chunk_rows`` rows at a time,
+        which bounds the temporaries to a few chunk-sized arrays)
     top : percentages q for ``top{q}_energy``
     weights : ``"energy"`` or ``"abs"`` for the effective rank's distribution
 
@@ -56,32 +57,33 @@ def density_measures(H: np.ndarray, *, top=(5, 10), weights: str = "energy",
     -------
     dict of measure name -> array of shape (n,)
     """
-    H = np.asarray(H, dtype=np.float64)
-    n, d = H.shape
+    if weights not in ("energy", "abs"):
+        raise ProbeInputError(f"weights must be 'energy' or 'abs', got {weights!r}")
+    parts = [_density_chunk(np.asarray(H[i:i + chunk_rows], dtype=np.float64), top, weights,
+                            eps) for i in range(0, max(len(H), 1), chunk_rows)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def _density_chunk(H, top, weights, eps) -> dict[str, np.ndarray]:
+    d = H.shape[1]
     a = np.abs(H)
     sq = a ** 2
     l1 = a.sum(1)
     l2sq = sq.sum(1)
     l2 = np.sqrt(l2sq)
     out = {}
-    sorted_sq = np.sort(sq, axis=1)[:, ::-1]
-    cum = np.cumsum(sorted_sq, axis=1)
+    asc = np.sort(a, axis=1)  # one sort serves the top-k energies and the Gini
     for q in top:
         k = int(np.ceil(q * d / 100))
-        out[f"top{q:g}_energy"] = cum[:, k - 1] / np.maximum(l2sq, eps)
+        out[f"top{q:g}_energy"] = (asc[:, d - k:] ** 2).sum(1) / np.maximum(l2sq, eps)
     ratio = l1 / np.maximum(l2, eps)
     out["hoyer"] = (np.sqrt(d) - ratio) / (np.sqrt(d) - 1)
-    asc = np.sort(a, axis=1)
     coef = (2 * np.arange(1, d + 1) - d - 1) / d
     out["gini"] = (asc @ coef) / np.maximum(l1, eps)
     out["l1_l2"] = ratio
     out["l1_norm"] = l1
-    if weights == "energy":
-        p = sq / np.maximum(l2sq, eps)[:, None]
-    elif weights == "abs":
-        p = a / np.maximum(l1, eps)[:, None]
-    else:
-        raise ProbeInputError(f"weights must be 'energy' or 'abs', got {weights!r}")
+    p = (sq / np.maximum(l2sq, eps)[:, None] if weights == "energy"
+         else a / np.maximum(l1, eps)[:, None])
     entropy = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
     out["effective_rank"] = np.exp(entropy) / d
     return out
