@@ -158,8 +158,8 @@ class LatentAttractors(Probe):
     """Fixed points of z <- E(D(z)) from data, noise and grid starts; basins, contraction,
     memorization.
 
-    The embedding set holds the model's *inputs*, flattened (rows = examples), with an
-    optional ``split`` column (``train`` rows are the memorization reference, ``test`` rows
+    The embedding set holds the model's *inputs*, flattened (rows = examples; the last
+    requested layer is used), with an optional ``split`` column (``train`` rows are the memorization reference, ``test`` rows
     the held-out comparison; without it every row is training data and the gap is NaN).
 
     Parameters

@@ -109,6 +109,9 @@ def _analyse(G, rank, lam_rel, lambdas_rel, D_random, clusters, pairs):
 class CosineNonuniqueness(Probe):
     """Item-item cosine spread under prediction-preserving rescalings, and its move with lam.
 
+    Each layer is a data matrix (rows = users or samples, columns = items or features).
+    Metrics are per layer; the figure's arrays are the last layer's.
+
     Parameters
     ----------
     rank : int

@@ -96,7 +96,8 @@ class EASE(Probe):
     """EASE^R ranking quality, negative weights and item geometry across lam.
 
     The layer is the binary interaction matrix X of shape (n_users, n_items) (rows = users),
-    e.g. from the ``implicit-feedback`` generator.
+    e.g. from the ``implicit-feedback`` generator. Metrics are per layer; the figure's arrays
+    are the last layer's.
 
     Parameters
     ----------

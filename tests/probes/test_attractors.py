@@ -116,6 +116,10 @@ def test_conv_autoencoder_end_to_end():
     assert r.metric("n_fixed_points", baseline="random-init").value >= 1
     assert r.arrays["attractor_images"].shape[1:] == (16, 16)
     assert len(r.plot().axes) == 6
+    again = geoprobe.make_probe("latent-attractors", n_noise=30, grid_size=8, max_steps=100,
+                                n_boot=50).run(emb, model=model, seed=0, progress=False)
+    assert [m.value for m in again.metrics] == pytest.approx([m.value for m in r.metrics],
+                                                             nan_ok=True)
 
 
 def test_rejects_model_without_maps():

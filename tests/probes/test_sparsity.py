@@ -54,6 +54,9 @@ def test_probe_recovers_planted_sparsification_and_null():
     assert same.metric("hoyer", condition="in-distribution").value == pytest.approx(gauss,
                                                                                    abs=0.02)
     assert len(sparse.plot().axes) == 6
+    again = probe.run(_planted(0.25), seed=0, progress=False)
+    assert [m.value for m in again.metrics] == [m.value for m in sparse.metrics]
+    assert [m.ci_low for m in again.metrics] == [m.ci_low for m in sparse.metrics]
 
 
 def test_probe_rejects_missing_condition():
