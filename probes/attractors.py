@@ -146,6 +146,86 @@ def spectral_radii(f, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return radius, norm
 
 
+def predictor_map(model, action):
+    """The fixed-action rollout of a world model as a map on its history window.
+
+    model : object with ``history`` and ``predict(z (n, history, D), actions (n, history, A))
+        -> (n, D)`` (numpy), the ``WorldModel`` interface of ``geoprobe.jepa``.
+    action : array of shape (A,), applied at every step.
+
+    Returns f on torch tensors (n, history * D) -> (n, history * D): the window
+    ``(z_1, ..., z_h)`` becomes ``(z_2, ..., z_h, P(z_1..z_h, a))``. A fixed point of f is a
+    window of equal latents z* with ``P(z*, ..., z*; a) = z*``: a state the model predicts it
+    stays in under that action.
+    """
+    import torch
+
+    h = int(model.history)
+    a = np.asarray(action, dtype=np.float32)
+
+    def f(window):
+        z = window.detach().numpy().reshape(len(window), h, -1)
+        acts = np.tile(a, (len(z), h, 1))
+        nxt = np.asarray(model.predict(z, acts), dtype=np.float32)
+        out = np.concatenate([z[:, 1:], nxt[:, None]], axis=1).reshape(len(z), -1)
+        return torch.as_tensor(out)
+
+    return f
+
+
+def finite_difference_radii(f, Z: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Spectral radius of the Jacobian of f at each row of Z (m, k) by central differences,
+    for maps torch cannot differentiate (numpy models); all 2k probes of a row in one call."""
+    import torch
+
+    Z = np.asarray(Z, dtype=np.float64)
+    m, k = Z.shape
+    steps = eps * np.eye(k)
+    probes = np.concatenate([Z[:, None] + steps, Z[:, None] - steps], axis=1)  # (m, 2k, k)
+    out = f(torch.as_tensor(probes.reshape(-1, k), dtype=torch.float32)).numpy()
+    out = out.astype(np.float64).reshape(m, 2, k, k)
+    J = ((out[:, 0] - out[:, 1]) / (2 * eps)).transpose(0, 2, 1)  # J[i, j] = d f_i / d z_j
+    return np.abs(np.linalg.eigvals(J)).max(axis=1)
+
+
+def predictor_fixed_points(model, action, starts: np.ndarray, *, tol: float = 1e-6,
+                           max_steps: int = 500, merge_radius: float = 0.05) -> dict:
+    """Latent fixed points of a world model's predictor rolled out under one fixed action.
+
+    starts : latents of shape (n, D) (each start window repeats its latent) or windows of
+        shape (n, history, D), e.g. encoded frames of the training world.
+    tol, merge_radius : relative to the mean squared norm / RMS norm of the starts, as in
+        :class:`LatentAttractors`.
+
+    Returns a dict: ``fixed_points`` (g, D), ``basin`` (g,), ``spectral_radius`` (g,)
+    (central differences on the window map), ``labels`` (n,) (-1 = not converged),
+    ``steps`` (n,), ``converged`` (n,).
+    """
+    import torch
+
+    h = int(model.history)
+    S = np.asarray(starts, dtype=np.float32)
+    if S.ndim == 2:
+        S = np.repeat(S[:, None], h, axis=1)
+    if S.ndim != 3 or S.shape[1] != h:
+        raise ProbeInputError(f"starts must have shape (n, D) or (n, {h}, D); got {S.shape}")
+    f = predictor_map(model, action)
+    W0 = torch.as_tensor(S.reshape(len(S), -1))
+    scale2 = float((S[:, -1] ** 2).sum(1).mean())
+    W, steps, conv = iterate_map(f, W0, tol=tol * scale2, max_steps=max_steps)
+    last = W.numpy().reshape(len(S), h, -1)[:, -1].astype(np.float64)
+    labels = np.full(len(S), -1)
+    if conv.any():
+        labels[conv] = merge_endpoints(last[conv], merge_radius * np.sqrt(scale2))
+    g = labels.max() + 1
+    windows = np.array([W.numpy()[labels == i].mean(0) for i in range(g)]).reshape(
+        g, W.shape[1])
+    return {"fixed_points": windows.reshape(g, h, S.shape[2])[:, -1],
+            "basin": np.bincount(labels[labels >= 0], minlength=g),
+            "spectral_radius": (finite_difference_radii(f, windows) if g else np.zeros(0)),
+            "labels": labels, "steps": steps, "converged": conv}
+
+
 def _max_cosine(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each row of A (m, d): max cosine to the rows of B (n, d) and its argmax."""
     An = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from geoprobe.errors import ProbeInputError
-from geoprobe.plotting import PALETTE, baseline_band, new_figure
+from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import group_codes, percentile_interval, shuffle_labels
 
@@ -186,37 +186,43 @@ class ActivationSparsity(Probe):
     @classmethod
     def plot(cls, result: ProbeResult):
         """Per measure: the shift mean(shifted) - mean(reference) by layer, with its CI, the
-        shuffled-condition null band and the random-init twin's shift."""
+        shuffled-condition null band (grey bar) and the random-init twin's shift (x)."""
         layers = result.info["layers"]
-        conditions = result.info["conditions"]
+        shifted = result.info["conditions"][1:]
         x = np.arange(len(layers))
+        width = 0.7 / max(len(shifted), 1)
         fig, axes = new_figure(3, 2, width="double", aspect=0.7)
         for ax, name in zip(axes.ravel(), FIGURE_MEASURES):
             metric = f"{name}_shift"
-            for i, c in enumerate(conditions[1:]):
+            for i, c in enumerate(shifted):
+                xs = x + (i - (len(shifted) - 1) / 2) * width
                 null = [result.metric(metric, layer=layer, condition=c,
                                       baseline="shuffled-condition") for layer in layers]
-                baseline_band(ax, x, [m.ci_low for m in null], [m.ci_high for m in null],
-                              label="shuffled-condition null (95%)" if i == 0 else None)
+                lo = np.array([m.ci_low for m in null])
+                ax.bar(xs, np.array([m.ci_high for m in null]) - lo, bottom=lo,
+                       width=0.9 * width, color=BASELINE_COLOR, alpha=0.35, lw=0,
+                       label="shuffled-condition null (95%)" if i == 0 else None)
                 ms = [result.metric(metric, layer=layer, condition=c) for layer in layers]
                 v = np.array([m.value for m in ms])
                 err = np.abs(np.array([[m.ci_low, m.ci_high] for m in ms]).T - v)
-                ax.errorbar(x, v, yerr=err, marker="o", ms=3, capsize=2, color=PALETTE[i],
-                            label=f"{c} - {conditions[0]}")
+                ax.errorbar(xs, v, yerr=err, marker="o", ms=3, capsize=2, color=PALETTE[i],
+                            ls="-" if len(layers) > 1 else "none", label=c)
                 try:
                     tw = [result.metric(metric, layer=layer, condition=c,
                                         baseline="random-init") for layer in layers]
-                    ax.plot(x, [m.value for m in tw], ls="--", color=PALETTE[i], lw=1,
-                            label="random-init twin")
+                    ax.plot(xs, [m.value for m in tw], ls="none", marker="x", ms=4,
+                            color=PALETTE[i],
+                            label="random-init twin (x)" if i == 0 else None)
                 except KeyError:
                     pass
             ax.axhline(0, color="k", lw=0.6)
             direction = "lower = sparser" if name in ("l1_l2", "effective_rank") else \
                 "higher = sparser"
             ax.set_title(name.replace("_", " "))
-            ax.set_ylabel(f"shift ({direction})")
+            ax.set_ylabel(f"shift ({direction})", fontsize=6)
             ax.set_xticks(x, layers)
             ax.set_xlabel("layer")
         handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4),
+                   frameon=False, title=f"shift relative to {result.info['conditions'][0]}")
         return fig

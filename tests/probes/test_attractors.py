@@ -126,3 +126,43 @@ def test_rejects_model_without_maps():
     with pytest.raises(geoprobe.ProbeInputError, match="encode"):
         geoprobe.make_probe("latent-attractors").run(_inputs(), model=object(), seed=0,
                                                      progress=False)
+
+
+class _FakeWorldModel:
+    """The WorldModel interface with P(z_1..z_3, a) = 0.5 z_3 + 0.2 z_2 + a W: under a fixed
+    action the window map has the unique fixed point z* = a W / 0.3."""
+
+    history = 3
+
+    def __init__(self, dim=4, seed=0):
+        self.W = np.random.default_rng(seed).standard_normal((2, dim))
+
+    def predict(self, z, actions):
+        return 0.5 * z[:, -1] + 0.2 * z[:, -2] + actions[:, -1] @ self.W
+
+
+def test_world_model_predictor_fixed_point():
+    from geoprobe.probes.attractors import predictor_fixed_points
+
+    wm = _FakeWorldModel()
+    action = np.array([0.3, -0.1])
+    starts = np.random.default_rng(1).standard_normal((50, 4))
+    out = predictor_fixed_points(wm, action, starts, tol=1e-10)
+    assert len(out["fixed_points"]) == 1 and out["converged"].all()
+    np.testing.assert_allclose(out["fixed_points"][0], action @ wm.W / 0.3, atol=1e-4)
+    # The window map's Jacobian is the companion matrix of x^3 = 0.5 x^2 + 0.2 x (per dim).
+    roots = np.roots([1, -0.5, -0.2, 0])
+    assert out["spectral_radius"][0] == pytest.approx(np.abs(roots).max(), abs=1e-3)
+    with pytest.raises(geoprobe.ProbeInputError, match="starts"):
+        predictor_fixed_points(wm, action, np.zeros((5, 2, 4)))
+
+
+def test_world_model_predictor_without_fixed_point():
+    from geoprobe.probes.attractors import predictor_fixed_points
+
+    class Drift(_FakeWorldModel):
+        def predict(self, z, actions):  # pure drift: z grows without bound, never settles
+            return z[:, -1] + 1.0
+
+    out = predictor_fixed_points(Drift(), np.zeros(2), np.zeros((5, 4)), max_steps=20)
+    assert len(out["fixed_points"]) == 0 and not out["converged"].any()
