@@ -15,26 +15,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
-import tracemalloc
 
 import numpy as np
 import torch
+from bench_spectrum import measure  # the same timer (this script's folder is on sys.path)
 
 from geoprobe.probes.attractors import iterate_map
 from geoprobe.probes.ease import rank_metrics
 from geoprobe.probes.linear_models import ease_weights, gram
 from geoprobe.probes.sparsity import density_measures
-
-
-def measure(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return out, seconds, peak
 
 
 def ease_loop(X, lam):
