@@ -172,9 +172,11 @@ class EASE(Probe):
             held = {name: fold_in_split(X[masks[name]], self.target_fraction, rng=ctx.rng)
                     for name in ("validation", "test")}
 
+            weights = {lam: ease_weights(G, lam) for lam in lambdas}
+
             def scores_of(model, lam, fold_in):
                 if model in ("ease", "ease-nonneg"):
-                    B = ease_weights(G, lam)
+                    B = weights[lam]
                     return fold_in @ (np.maximum(B, 0) if model == "ease-nonneg" else B)
                 A, Bf = (obj1_factors(s, Vk, lam) if model == "obj1"
                          else obj2_factors(s, Vk, np.sqrt(lam)))
@@ -183,12 +185,11 @@ class EASE(Probe):
             fv, tv = held["validation"]
             val = np.array([[rank_metrics(scores_of(m, lam, fv), fv, tv, ks)[select].mean()
                              for lam in lambdas] for m in MODELS])
-            neg_share = np.array([np.mean(off_diagonal(ease_weights(G, lam)) < 0)
-                                  for lam in lambdas])
+            neg_share = np.array([np.mean(off_diagonal(weights[lam]) < 0) for lam in lambdas])
             gap = np.full((len(GEOMETRY_MODELS), len(lambdas)), np.nan)
             corr = np.empty_like(gap)
             for j, lam in enumerate(lambdas):
-                vectors = (ease_weights(G, lam).T, Vk * np.sqrt(obj1_shrink(s, lam)),
+                vectors = (weights[lam].T, Vk * np.sqrt(obj1_shrink(s, lam)),
                            obj2_factors(s, Vk, np.sqrt(lam))[1])
                 cos = np.stack([cosine_matrix(V) for V in vectors])
                 corr[:, j] = spearman_rows(off_diagonal(cos), data_cos)
@@ -217,11 +218,11 @@ class EASE(Probe):
                                 unit="test users")
             metrics.append(Metric.from_interval(f"{select}_drop_when_negatives_zeroed", ci,
                                                 layer=layer))
-            metrics.append(self._negative_share(ctx, Xtr, lam_star, layer))
+            metrics.append(self._negative_share(ctx, Xtr, weights[lam_star], lam_star, layer))
             for i, m in enumerate(MODELS):
                 metrics.append(Metric("selected_lambda", float(lambdas[best[i]]), n=p,
                                       unit="items", labels={"layer": layer, "model": m}))
-            B = ease_weights(G, lam_star)
+            B = weights[lam_star]
             w = off_diagonal(B)
             hist_edges = np.quantile(w, [0.005, 0.995])
             counts, edges = np.histogram(w, bins=60, range=tuple(hist_edges))
@@ -233,10 +234,11 @@ class EASE(Probe):
                            obj2_lambda="sqrt(lambda)",
                            n_users={k: int(v.sum()) for k, v in masks.items()})
 
-    def _negative_share(self, ctx, Xtr, lam, layer) -> Metric:
-        """Share of negative off-diagonal weights, with a CI from refits on resampled users."""
+    def _negative_share(self, ctx, Xtr, B, lam, layer) -> Metric:
+        """Share of negative off-diagonal weights of B (fitted with ``lam`` on ``Xtr``), with a
+        CI from refits on resampled training users."""
         n = Xtr.shape[0]
-        value = float(np.mean(off_diagonal(ease_weights(gram(Xtr), lam)) < 0))
+        value = float(np.mean(off_diagonal(B) < 0))
         counts = ctx.rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_boot_fit)
         boot = [np.mean(off_diagonal(ease_weights(gram(Xtr, w), lam)) < 0) for w in counts]
         lo, hi = basic_interval(value, np.array(boot), self.level)
