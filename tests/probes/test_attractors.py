@@ -166,3 +166,10 @@ def test_world_model_predictor_without_fixed_point():
 
     out = predictor_fixed_points(Drift(), np.zeros(2), np.zeros((5, 4)), max_steps=20)
     assert len(out["fixed_points"]) == 0 and not out["converged"].any()
+
+
+def test_rejects_wrong_input_shape():
+    enc, dec, _ = _linear_ae()
+    with pytest.raises(geoprobe.ProbeInputError, match="input_shape"):
+        geoprobe.make_probe("latent-attractors", input_shape=(1, 5, 5)).run(
+            _inputs(), model=(enc, dec), seed=0, progress=False)
