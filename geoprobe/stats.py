@@ -68,6 +68,18 @@ def bootstrap_indices(groups, n_rows: int, rng: np.random.Generator) -> np.ndarr
     return order[offsets + np.arange(lengths.sum())]
 
 
+def basic_interval(estimate: float, samples: np.ndarray,
+                   level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Basic (reverse-percentile) bootstrap interval ``[2*est - q_hi, 2*est - q_lo]``.
+
+    It corrects the bootstrap's shift as an estimate of the estimator's bias, so it targets
+    the population value: for a statistic that finite samples bias, it may exclude the
+    plug-in estimate. See :func:`centred_interval` for an interval around the estimate.
+    """
+    lo, hi = percentile_interval(samples, level)
+    return 2 * estimate - hi, 2 * estimate - lo
+
+
 def centred_interval(estimate: float, samples: np.ndarray,
                      level: float = DEFAULT_LEVEL) -> tuple[float, float]:
     """Percentile interval shifted so the bootstrap median sits on the estimate.
