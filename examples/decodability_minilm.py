@@ -129,13 +129,19 @@ def summary(result) -> str:
     def fmt(m, ci=True):
         return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]" if ci else f"{m.value:.3f}"
 
+    def opt(name, **labels):
+        try:
+            return fmt(result.metric(name, **labels))
+        except KeyError:
+            return "-"
+
     for layer in layers:
         g = dict(layer=layer, target="upos")
         lines.append(" | ".join([
             f"| {layer}", fmt(result.metric("accuracy", **g)),
             fmt(result.metric("accuracy", baseline="control", **g)),
-            fmt(result.metric("selectivity", **g)), fmt(result.metric("mlp_accuracy", **g)),
-            fmt(result.metric("mlp_selectivity", **g)),
+            fmt(result.metric("selectivity", **g)), opt("mlp_accuracy", **g),
+            opt("mlp_selectivity", **g),
             fmt(result.metric("accuracy", baseline="random-init", **g)),
             f"{result.metric('mdl_compression', **g).value:.2f} "
             f"({result.metric('mdl_compression', baseline='control', **g).value:.2f})",
@@ -156,6 +162,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=500)
     ap.add_argument("--mlp-epochs", type=int, default=100, help="MLP probe's epoch cap")
+    ap.add_argument("--no-mlp", action="store_true", help="skip the MLP probe (faster)")
     args = ap.parse_args(argv)
 
     import torch
@@ -169,7 +176,7 @@ def main(argv=None) -> int:
     print(f"{emb.n_items} words, {len(np.unique(emb.items['sentence_id']))} sentences, "
           f"{len(np.unique(emb.items['upos']))} UPOS tags, {emb.n_layers} layers")
     probe = LinearDecodability(targets=["upos", "rel_position"], group="sentence_id",
-                               control="word", mdl=True, rare_classes="drop",
+                               control="word", mdl=True, rare_classes="drop", mlp=not args.no_mlp,
                                mlp_max_epochs=args.mlp_epochs, n_boot=args.n_boot)
     result = probe.run(emb, twin=twin, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
