@@ -163,6 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-boot", type=int, default=500)
     ap.add_argument("--mlp-epochs", type=int, default=100, help="MLP probe's epoch cap")
     ap.add_argument("--no-mlp", action="store_true", help="skip the MLP probe (faster)")
+    ap.add_argument("--layers", nargs="+", default=None, help="layer names (default: all)")
     args = ap.parse_args(argv)
 
     import torch
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
     probe = LinearDecodability(targets=["upos", "rel_position"], group="sentence_id",
                                control="word", mdl=True, rare_classes="drop", mlp=not args.no_mlp,
                                mlp_max_epochs=args.mlp_epochs, n_boot=args.n_boot)
-    result = probe.run(emb, twin=twin, seed=args.seed)
+    result = probe.run(emb, layers=args.layers, twin=twin, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "results.json", result.to_dict())
     text = summary(result)
