@@ -26,6 +26,7 @@ or a nested ``{"name": ..., "children": [...]}`` tree (or a list of them).
 from __future__ import annotations
 
 import csv
+import math
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -435,3 +436,59 @@ def _longest_depths(n: int, child: np.ndarray, parent: np.ndarray, names, source
         raise FormatError(f"{source}: the parent links contain a cycle through node "
                           f"{names[bad]!r}")
     return depth
+
+
+def random_tree(depth: int = 6, branching=(2, 3), rng=None) -> Taxonomy:
+    """A random rooted tree: every node above ``depth`` gets a uniform number of children in
+    ``branching`` (inclusive range). Node names are ``"t0"``, ``"t1"``, ... in BFS order."""
+    parents, frontier, n = [-1], [0], 1
+    lo, hi = branching
+    for _ in range(depth):
+        counts = rng.integers(lo, hi + 1, len(frontier))
+        new = np.repeat(np.array(frontier), counts)
+        parents.extend(new.tolist())
+        frontier = list(range(n, n + new.size))
+        n += new.size
+    return Taxonomy(np.char.add("t", np.arange(n).astype(str)).astype(object), np.array(parents),
+                    source="random tree")
+
+
+def tree_markov_vectors(tax: Taxonomy, dim: int, beta: float, rng) -> np.ndarray:
+    """Gaussian vectors whose Gram is ``dim * exp(-beta d_tree)`` in expectation.
+
+    Each coordinate is a stationary Gaussian Markov process down the tree: a child is
+    ``rho * parent + sqrt(1 - rho^2) * noise`` with ``rho = exp(-beta)``, so two nodes at tree
+    distance d correlate ``rho^d``. Returns float64 (n_nodes, dim).
+    """
+    rho = math.exp(-beta)
+    X = rng.standard_normal((tax.n_nodes, dim))
+    for d in range(1, int(tax.depth.max(initial=0)) + 1):
+        at = np.flatnonzero(tax.depth == d)
+        X[at] = rho * X[tax.parent[at]] + math.sqrt(1 - rho ** 2) * X[at]
+    return X
+
+
+def planted_taxonomy(depth: int = 6, branching=(2, 3), dim: int = 256, beta: float = 1.0,
+                     seed: int = 0):
+    """Generator ``planted-taxonomy``: vectors drawn from a known tree kernel on a random tree.
+
+    The tree (:func:`random_tree`) travels in the provenance (``taxonomy``: a child-to-parent
+    mapping) so the taxonomy probes find it without a file; each item's node is its ``node``
+    column. Layers: ``tree`` (the planted vectors, Gram ~ dim * exp(-beta d)) and
+    ``shuffled`` (the same vectors permuted across nodes: no tree structure).
+
+    Returns an EmbeddingSet of shape (2, n_nodes, dim).
+    """
+    from geoprobe.embeddings import EmbeddingSet
+
+    rng = np.random.default_rng(seed)
+    tax = random_tree(depth, tuple(branching), rng)
+    X = tree_markov_vectors(tax, dim, beta, rng)
+    names = tax.names.astype(str)
+    mapping = {n: (names[p] if p >= 0 else None) for n, p in zip(names, tax.parent.tolist())}
+    prov = {"model": "generated:planted-taxonomy", "taxonomy": mapping,
+            "generator": {"name": "planted-taxonomy", "depth": depth,
+                          "branching": list(branching), "dim": dim, "beta": beta, "seed": seed}}
+    return EmbeddingSet(np.stack([X, X[rng.permutation(tax.n_nodes)]]).astype(np.float32),
+                        {"item_id": names, "node": names}, provenance=prov,
+                        layer_names=["tree", "shuffled"], source="generated:planted-taxonomy")
