@@ -71,8 +71,8 @@ it). A concept is a taxonomy node with at least ``min_words`` items in its subtr
 nodes with identical item sets keep only the top node. Concept vectors, per ``estimators``:
 
 * ``lda`` (Park): ``w = pinv(LW(G)) mean(G)`` normalised, ``l = (mean(G) . w) w``, with LW the
-  Ledoit-Wolf shrunk covariance of the concept's whitened vectors G (computed from the SVD of
-  the centred G: O(m d min(m, d)) per concept, no d x d inverse);
+  Ledoit-Wolf shrunk covariance of the concept's whitened vectors G (computed from the spectrum
+  of the centred G: O(m d min(m, d)) per concept, no d x d inverse);
 * ``mean``: ``l = mean(G)``.
 
 Each concept's parent is its nearest ancestor concept. Per (child, parent) pair the metric is
@@ -207,40 +207,46 @@ def tree_kernel(D: np.ndarray, kernel: str = "exponential", beta: float = 1.0) -
     raise ProbeInputError(f"kernel={kernel!r}: expected one of {KERNELS}")
 
 
-def averaged_projectors(M: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
-    """Projectors ``P_k`` (k = 1..K) onto M's top-k eigenspace, degenerate blocks averaged.
+def theory_eigen(M: np.ndarray, rtol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvectors of M and the weight of each in the averaged top-k projectors.
 
-    M : (K, K) symmetric. Returns (K, K, K): ``P[k-1]`` is the projector for k.
+    M : (K, K) symmetric. Returns ``(V, weights)``: V (K, K) eigenvectors as columns in
+    descending eigenvalue order; weights (K, K) with ``P_k = sum_i weights[k-1, i] v_i v_i^T``:
+    1 for eigenvectors above k's degenerate block, ``(k - a) / (b - a)`` inside the block
+    (positions a+1..b, eigenvalues equal within ``rtol`` of the largest), 0 below.
     """
     lam, V = np.linalg.eigh(M)
     lam, V = lam[::-1], V[:, ::-1]
     K = lam.size
     scale = max(abs(lam[0]), 1e-300)
-    # block boundaries: eigenvalue gaps larger than rtol relative to the top one
     breaks = np.flatnonzero(np.abs(np.diff(lam)) > rtol * scale) + 1
-    starts = np.concatenate([[0], breaks])
-    stops = np.concatenate([breaks, [K]])
-    outer = np.einsum("ij,kj->jik", V, V)  # (K, K, K): outer[j] = v_j v_j^T
-    cum = np.cumsum(outer, axis=0)
-    P = np.empty((K, K, K))
-    for a, b in zip(starts.tolist(), stops.tolist()):
-        base = cum[a - 1] if a > 0 else np.zeros((K, K))
-        block = cum[b - 1] - base
+    weights = np.zeros((K, K))
+    for a, b in zip(np.concatenate([[0], breaks]).tolist(), np.concatenate([breaks, [K]]).tolist()):
         for k in range(a + 1, b + 1):
-            P[k - 1] = base + (k - a) / (b - a) * block
-    return P
+            weights[k - 1, :a] = 1.0
+            weights[k - 1, a:b] = (k - a) / (b - a)
+    return V, weights
 
 
-def alignment_curves(U: np.ndarray, P: np.ndarray) -> np.ndarray:
+def averaged_projectors(M: np.ndarray, rtol: float = 1e-8) -> np.ndarray:
+    """Projectors ``P_k`` (k = 1..K) onto M's top-k eigenspace, degenerate blocks averaged.
+
+    M : (K, K) symmetric. Returns (K, K, K): ``P[k-1]`` is the projector for k.
+    """
+    V, weights = theory_eigen(M, rtol)
+    return np.einsum("ki,ai,bi->kab", weights, V, V)
+
+
+def alignment_curves(U: np.ndarray, V: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``g(k) = tr(U_k^T P_k U_k) / k`` for stacks of eigenvector matrices.
 
     U : (T, K, K) columns = eigenvectors in descending eigenvalue order.
-    P : (K, K, K) from :func:`averaged_projectors`. Returns (T, K).
+    V, weights : from :func:`theory_eigen`. Returns (T, K). Cost O(T K^3).
     """
-    K = P.shape[0]
-    Q = np.einsum("tij,kil,tlj->tkj", U, P, U, optimize=True)  # u_j^T P_k u_j
-    mask = np.tril(np.ones((K, K)))
-    return (Q * mask).sum(-1) / np.arange(1, K + 1)
+    K = V.shape[0]
+    C = np.einsum("ai,taj->tij", V, U) ** 2  # (v_i . u_j)^2
+    Q = np.einsum("ki,tij->tkj", weights, C)  # u_j^T P_k u_j
+    return (Q * np.tril(np.ones((K, K)))).sum(-1) / np.arange(1, K + 1)
 
 
 def alignment_area(g: np.ndarray) -> np.ndarray:
@@ -379,14 +385,12 @@ class GramEigenTaxonomy(Probe):
         tree = Taxonomy(np.arange(par.size).astype(str), par, source="perfect binary tree")
         D = tree.pairwise_distances(np.arange(par.size))
         M = tree_kernel(D, self.kernel, self.beta)
-        P = averaged_projectors(M)
-        _, V = np.linalg.eigh(M)
-        V = V[:, ::-1]
-        g_self = alignment_curves(V[None], P)[0]
+        V, weights = theory_eigen(M)
+        g_self = alignment_curves(V[None], V, weights)[0]
         lv = split_levels(V[None], self.depth)[0]
         n_modes = int(np.flatnonzero(lv >= 0).max()) + 1
         c2f = coarse_to_fine(lv[None, :n_modes])[0]
-        return {"M": M, "P": P, "g_self": g_self, "levels": lv, "n_modes": n_modes,
+        return {"M": M, "V": V, "weights": weights, "g_self": g_self, "levels": lv, "n_modes": n_modes,
                 "coarse_to_fine": c2f}
 
     def evaluate(self, ctx) -> ProbeResult:
@@ -427,7 +431,7 @@ class GramEigenTaxonomy(Probe):
             for label, vecs in (("data", V[S]), ("random-assignment", V[perm][S]),
                                 ("within-tree", V[S_within])):
                 U = top_eigenvectors(vecs)
-                g = alignment_curves(U, th["P"])
+                g = alignment_curves(U, th["V"], th["weights"])
                 aa = alignment_area(g)
                 c2f = coarse_to_fine(split_levels(U[..., :m], self.depth))
                 lab = {"layer": layer} if label == "data" else {"layer": layer,
@@ -519,8 +523,7 @@ class GramEigenTaxonomy(Probe):
             ax_h.axvline(a - 0.5, color="k", lw=0.5)
         ax_h.set_yticks(range(heat.shape[0]), [str(i + 1) for i in range(heat.shape[0])])
         ax_h.set_xticks([(a + b) / 2 - 0.5 for _, a, b in branches],
-                        [name.split(".")[0][:14] for name, _, _ in branches], rotation=60,
-                        fontsize=5, ha="right")
+                        [name.split(".")[0][:12] for name, _, _ in branches], fontsize=5)
         ax_h.set_xlabel(f"{info.get('heatmap_items', '')} items in tree order (binned)")
         ax_h.set_ylabel("eigenvector")
         ax_h.set_title(f"leading eigenvectors, layer {info.get('heatmap_layer', '')}")
@@ -539,17 +542,19 @@ class GramEigenTaxonomy(Probe):
             color = PALETTE[(0 if i == len(layers) - 1 else 2 + i) % len(PALETTE)]
             ax_g.plot(x, mean, color=color, marker=".", label=f"layer {layer}")
             ax_g.fill_between(x, lo, hi, color=color, alpha=0.25, lw=0)
+        title = f"eigenspace alignment, K = {K}"
+        aa = result.metric("alignment_area", layer=layers[-1])
+        title += f"\nAA {aa.value:.3f} [{aa.ci_low:.3f}, {aa.ci_high:.3f}]"
         try:
             twin = result.metric("alignment_area", layer=layers[-1], baseline="random-init")
-            ax_g.text(0.98, 0.04, f"AA random-init: {twin.value:.3f}", transform=ax_g.transAxes,
-                      ha="right", fontsize=6)
+            title += f", random-init {twin.value:.3f}"
         except KeyError:
             pass
         ax_g.set_xlabel("k (top-k eigenspace)")
         ax_g.set_ylabel("g(k)")
         ax_g.set_ylim(0, 1.02)
-        ax_g.set_title(f"eigenspace alignment, K = {K}")
-        ax_g.legend(frameon=False, fontsize=5)
+        ax_g.set_title(title, fontsize=7)
+        ax_g.legend(frameon=False, fontsize=5, loc="lower right")
 
         m = arrays["split_level_theory"].shape[0]
         xm = np.arange(1, m + 1)
@@ -559,7 +564,7 @@ class GramEigenTaxonomy(Probe):
         ax_c.plot(xm, arrays["split_level"][layers.index(hl) if hl in layers else -1], "o-",
                   color=PALETTE[0], label=f"data, layer {hl}")
         ax_c.set_xlabel("eigenvector index")
-        ax_c.set_ylabel("mean level of best-matching split")
+        ax_c.set_ylabel("mean split level")
         ax_c.invert_yaxis()
         ax_c.set_title("coarse-to-fine splits")
         ax_c.legend(frameon=False, fontsize=6)
@@ -571,13 +576,18 @@ def ledoit_wolf_direction(G: np.ndarray) -> np.ndarray:
     """Park et al.'s unit direction ``pinv(LW(G)) mean(G)`` normalised, G of shape (m, d).
 
     The Ledoit-Wolf shrinkage (the estimator scikit-learn's ``LedoitWolf`` computes) and the
-    solve both come from the SVD of the centred G, O(m d min(m, d)).
+    solve both come from the spectrum of the centred G: its SVD when m <= d, else the eigh of
+    the d x d scatter matrix; O(m d min(m, d)) either way, no d x d inverse.
     """
     m, d = G.shape
     mean = G.mean(0)
     Xc = G - mean
-    _, s, Wt = np.linalg.svd(Xc, full_matrices=False)
-    lam = s ** 2 / m
+    if m > d:  # the d x d route: one GEMM and a small eigh beat a tall SVD
+        lam, W = np.linalg.eigh(Xc.T @ Xc / m)
+        lam, Wt = np.clip(lam, 0.0, None), W.T
+    else:
+        _, s, Wt = np.linalg.svd(Xc, full_matrices=False)
+        lam = s ** 2 / m
     mu = lam.sum() / d
     fro2 = np.sum(lam ** 2)
     delta = (fro2 - 2 * mu * lam.sum() + d * mu ** 2) / d
