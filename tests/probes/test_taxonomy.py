@@ -162,3 +162,19 @@ def test_real_minilm_beats_its_baselines_and_twin(tmp_path):
     for baseline in ("random-assignment", "within-tree", "random-init"):
         base = r.metric("alignment_area", layer="input", baseline=baseline)
         assert data.ci_low > base.ci_high, baseline
+
+
+def test_shipped_suite_names_registered_parts():
+    import inspect
+
+    from geoprobe.registry import get_generator
+    from geoprobe.suite import load_suite
+
+    suite = load_suite("taxonomy-minilm")
+    gen = get_generator(suite.sources["minilm"].generate)
+    assert set(suite.sources["minilm"].params) <= set(inspect.signature(gen).parameters)
+    assert {"workdir", "seed"} <= set(inspect.signature(gen).parameters)
+    for spec in suite.probes:
+        make_probe(spec.probe, **spec.params)  # raises on unknown parameters
+    assert {p.probe for p in suite.probes} == {"gram-eigen-taxonomy",
+                                              "hierarchical-orthogonality"}
