@@ -134,6 +134,14 @@ def _wordnet_taxonomy():
     return _WORDNET["tree"]
 
 
+def check_node_column(probe, embeddings) -> None:
+    """Refuse, before any work, an embedding set without the probe's node column."""
+    if probe.node_column not in embeddings.items:
+        raise ProbeInputError(f"{embeddings.source}: probe {probe.name!r} needs an item column "
+                              f"{probe.node_column!r} naming each item's taxonomy node "
+                              f"(node_column=...); columns are {embeddings.items.names}")
+
+
 def item_nodes(ctx, tax, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``ctx`` placed in ``tax`` and their node indices: ``(rows, nodes)``."""
     if column not in ctx.items:
@@ -368,6 +376,10 @@ class GramEigenTaxonomy(Probe):
         self.n_heatmap = n_heatmap
         self.n_boot = n_boot
         self.level = level
+
+    def check_input(self, embeddings, annotations, model) -> None:
+        super().check_input(embeddings, annotations, model)
+        check_node_column(self, embeddings)
 
     def _check(self):
         if self.kernel not in KERNELS:
@@ -657,6 +669,10 @@ class HierarchicalOrthogonality(Probe):
         self.whiten = whiten
         self.n_boot = n_boot
         self.level = level
+
+    def check_input(self, embeddings, annotations, model) -> None:
+        super().check_input(embeddings, annotations, model)
+        check_node_column(self, embeddings)
 
     def concepts(self, tax, nodes):
         """Concepts, item order and hierarchy for items at ``nodes`` (n,).

@@ -34,6 +34,7 @@ def test_lexnames_has_45_numbered_lines():
     assert {int(line.split("\t")[2]) for line in lines} == {1, 2, 3, 4}
 
 
+@pytest.mark.filterwarnings("ignore:The multilingual functions")
 def test_system_files_are_assembled_once_and_load(no_nltk_data):
     root, how = W.locate_wordnet()
     assert how.startswith("system files") and root == no_nltk_data / "cache" / "nltk_data"

@@ -70,3 +70,13 @@ def test_vectors_from_the_model(minilm, vocab):
     assert not np.allclose(C[-1, 0], C[-1, 1])
     with pytest.raises(GeoprobeError, match="exactly once"):
         contextual_vectors(net, tok, ids, templates=("no slot",))
+
+
+def test_output_matrix_of_a_model_with_a_head(vocab):
+    # BERT's MLM decoder is tied to the input embeddings: MiniLM's output matrix is its
+    # trained input matrix even though the checkpoint lacks the head's transform layers
+    ids = vocab["token_id"][:4]
+    for kwargs in ({}, {"random_init": True, "seed": 0}):
+        net, _, _ = load_model(head=True, **kwargs)
+        np.testing.assert_array_equal(embedding_rows(net, ids, "output"),
+                                      embedding_rows(net, ids, "input"))
