@@ -60,7 +60,7 @@ def main() -> int:
     from geoprobe.probes import taxonomy as tx
 
     desc = machine()
-    lines = [f"# Taxonomy benchmark", "", f"Machine: {desc}. BLAS threads: {args.threads}.", ""]
+    lines = ["# Taxonomy benchmark", "", f"Machine: {desc}. BLAS threads: {args.threads}.", ""]
 
     def say(text=""):
         print(text, flush=True)

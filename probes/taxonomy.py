@@ -71,8 +71,8 @@ it). A concept is a taxonomy node with at least ``min_words`` items in its subtr
 nodes with identical item sets keep only the top node. Concept vectors, per ``estimators``:
 
 * ``lda`` (Park): ``w = pinv(LW(G)) mean(G)`` normalised, ``l = (mean(G) . w) w``, with LW the
-  Ledoit-Wolf shrunk covariance of the concept's whitened vectors G (computed from the spectrum
-  of the centred G: O(m d min(m, d)) per concept, no d x d inverse);
+  Ledoit-Wolf shrunk covariance of the concept's whitened vectors G (a GEMM and one linear
+  solve when m > d, the SVD of the centred G otherwise; no eigendecomposition of d x d);
 * ``mean``: ``l = mean(G)``.
 
 Each concept's parent is its nearest ancestor concept. Per (child, parent) pair the metric is
@@ -402,8 +402,8 @@ class GramEigenTaxonomy(Probe):
         lv = split_levels(V[None], self.depth)[0]
         n_modes = int(np.flatnonzero(lv >= 0).max()) + 1
         c2f = coarse_to_fine(lv[None, :n_modes])[0]
-        return {"M": M, "V": V, "weights": weights, "g_self": g_self, "levels": lv, "n_modes": n_modes,
-                "coarse_to_fine": c2f}
+        return {"M": M, "V": V, "weights": weights, "g_self": g_self, "levels": lv,
+                "n_modes": n_modes, "coarse_to_fine": c2f}
 
     def evaluate(self, ctx) -> ProbeResult:
         self._check()
@@ -445,7 +445,8 @@ class GramEigenTaxonomy(Probe):
                 U = top_eigenvectors(vecs)
                 g = alignment_curves(U, th["V"], th["weights"])
                 aa = alignment_area(g)
-                c2f = coarse_to_fine(split_levels(U[..., :m], self.depth))
+                levels = split_levels(U[..., :m], self.depth)
+                c2f = coarse_to_fine(levels)
                 lab = {"layer": layer} if label == "data" else {"layer": layer,
                                                                 "baseline": label}
                 metrics.append(_metric("alignment_area", aa, groups, unit, ctx.rng, self, lab,
@@ -458,8 +459,7 @@ class GramEigenTaxonomy(Probe):
                                                        self.level)
                 curves.setdefault(label, []).append(np.stack([g.mean(0), lo, hi]))
                 if label == "data":
-                    lv = split_levels(U[..., :m], self.depth).astype(float)
-                    lv[lv < 0] = np.nan
+                    lv = np.where(levels >= 0, levels, np.nan)
                     with warnings.catch_warnings():  # an index with no split anywhere: NaN
                         warnings.simplefilter("ignore", RuntimeWarning)
                         curves.setdefault("levels", []).append(np.nanmean(lv, 0))
@@ -587,31 +587,41 @@ class GramEigenTaxonomy(Probe):
 def ledoit_wolf_direction(G: np.ndarray) -> np.ndarray:
     """Park et al.'s unit direction ``pinv(LW(G)) mean(G)`` normalised, G of shape (m, d).
 
-    The Ledoit-Wolf shrinkage (the estimator scikit-learn's ``LedoitWolf`` computes) and the
-    solve both come from the spectrum of the centred G: its SVD when m <= d, else the eigh of
-    the d x d scatter matrix; O(m d min(m, d)) either way, no d x d inverse.
+    LW is the Ledoit-Wolf shrunk covariance ``(1 - s) S + s mu I`` (the estimator
+    scikit-learn's ``LedoitWolf`` computes). With more rows than dimensions, S comes from one
+    GEMM and the shrunk matrix is solved by Cholesky-based ``solve`` (O(m d^2 + d^3), no
+    eigendecomposition); with fewer, from the SVD of the centred G (O(m^2 d)), whose
+    complement the shrinkage fills with ``s mu``.
     """
     m, d = G.shape
     mean = G.mean(0)
     Xc = G - mean
-    if m > d:  # the d x d route: one GEMM and a small eigh beat a tall SVD
-        lam, W = np.linalg.eigh(Xc.T @ Xc / m)
-        lam, Wt = np.clip(lam, 0.0, None), W.T
+    fourth = np.sum(np.sum(Xc ** 2, 1) ** 2) / m
+    if m > d:
+        S = Xc.T @ Xc / m
+        trace, fro2 = np.trace(S), np.sum(S ** 2)
     else:
-        _, s, Wt = np.linalg.svd(Xc, full_matrices=False)
-        lam = s ** 2 / m
-    mu = lam.sum() / d
-    fro2 = np.sum(lam ** 2)
-    delta = (fro2 - 2 * mu * lam.sum() + d * mu ** 2) / d
-    beta = (np.sum(np.sum(Xc ** 2, 1) ** 2) / m - fro2) / (d * m)
+        _, sing, Wt = np.linalg.svd(Xc, full_matrices=False)
+        lam = sing ** 2 / m
+        trace, fro2 = lam.sum(), np.sum(lam ** 2)
+    mu = trace / d
+    delta = (fro2 - 2 * mu * trace + d * mu ** 2) / d
+    beta = (fourth - fro2) / (d * m)
     shrink = 0.0 if delta <= 0 else min(beta, delta) / delta
     a, b = 1.0 - shrink, shrink * mu
-    coef = Wt @ mean
-    denom = a * lam + b
-    tol = 1e-12 * max(denom.max(initial=0.0), 1e-300)
-    w = Wt.T @ np.where(denom > tol, coef / np.where(denom > tol, denom, 1.0), 0.0)
-    if b > tol:  # the shrunk covariance is b on the complement of G's span
-        w += (mean - Wt.T @ coef) / b
+    if m > d:
+        shrunk = a * S + b * np.eye(d)
+        try:
+            w = np.linalg.solve(shrunk, mean)
+        except np.linalg.LinAlgError:  # no shrinkage and a singular S: the pseudo-inverse
+            w = np.linalg.lstsq(shrunk, mean, rcond=None)[0]
+    else:
+        coef = Wt @ mean
+        denom = a * lam + b
+        tol = 1e-12 * max(denom.max(initial=0.0), 1e-300)
+        w = Wt.T @ np.where(denom > tol, coef / np.where(denom > tol, denom, 1.0), 0.0)
+        if b > tol:  # the shrunk covariance is b on the complement of G's span
+            w += (mean - Wt.T @ coef) / b
     norm = np.linalg.norm(w)
     return w / norm if norm > 0 else w
 
