@@ -231,12 +231,16 @@ def load_wordnet(path=None):
         return WordNetCorpusReader(nltk.data.find(str(corpus.relative_to(root))), None)
 
 
+#: bump when the cached arrays change meaning, so stale caches are rebuilt
+_NOUN_DATA_FORMAT = 2
+
+
 def _noun_data_key(root: Path) -> str:
     """Cache key: where the corpus lies and the size and mtime of the files it is read from."""
     corpus = root / "corpora" / "wordnet"
     files = ([corpus / "data.noun", corpus / "index.noun"] if corpus.is_dir()
              else [root / "corpora" / "wordnet.zip"])
-    parts = []
+    parts = [f"format {_NOUN_DATA_FORMAT}"]
     for p in files:
         st = p.stat()
         parts.append(f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}")
@@ -262,13 +266,23 @@ def _build_noun_data(wn) -> dict[str, np.ndarray]:
             src.append(i), dst.append(index[h.name()]), kind.append(0)
         for h in s.instance_hypernyms():
             src.append(i), dst.append(index[h.name()]), kind.append(1)
+    # Senses per lemma straight from index.noun (already in sense order): wn.synsets() would
+    # also apply morphology (synsets("axes") includes ax.n.01) and is ten times slower.
+    by_offset = {s.offset(): i for i, s in enumerate(synsets)}
+    senses = {}
+    with wn.abspath("index.noun").open() as fh:  # bytes: NLTK's text reader is far slower
+        for raw in fh:
+            if raw.startswith(b" "):  # license header
+                continue
+            parts = raw.decode("utf-8").split()
+            n_synsets, n_pointers = int(parts[2]), int(parts[3])
+            first = 4 + n_pointers + 2  # after the pointer symbols, sense_cnt, tagsense_cnt
+            senses[parts[0]] = [by_offset[int(o)] for o in parts[first:first + n_synsets]]
     lemmas, lemma_synsets, offsets = [], [], [0]
-    for lemma in sorted(wn.all_lemma_names("n")):
-        ids = [index[s.name()] for s in wn.synsets(lemma, "n")]
-        if ids:
-            lemmas.append(lemma)
-            lemma_synsets.extend(ids)
-            offsets.append(len(lemma_synsets))
+    for lemma in sorted(senses):
+        lemmas.append(lemma)
+        lemma_synsets.extend(senses[lemma])
+        offsets.append(len(lemma_synsets))
     return {"names": _pack(names), "edge_child": np.array(src, dtype=np.int64),
             "edge_parent": np.array(dst, dtype=np.int64), "edge_instance": np.array(kind, bool),
             "lemmas": _pack(lemmas), "lemma_synsets": np.array(lemma_synsets, dtype=np.int64),
@@ -286,7 +300,9 @@ def noun_data(path=None) -> dict[str, np.ndarray]:
     ``edge_instance`` (n_edges,) bool, True for instance-hypernym links;
     ``lemmas`` (n_lemmas,) object array of str, sorted, as WordNet spells them (``"hot_dog"``);
     ``lemma_synsets`` and ``lemma_offsets``: the synsets of ``lemmas[i]`` in WordNet's sense
-    order (most frequent first) are ``lemma_synsets[lemma_offsets[i]:lemma_offsets[i+1]]``.
+    order (most frequent first) are ``lemma_synsets[lemma_offsets[i]:lemma_offsets[i+1]]``;
+    these are the lemma's own senses as ``index.noun`` lists them, without NLTK's morphology
+    (``wn.synsets("axes")`` also returns the senses of ``ax`` and ``axis``).
     """
     root, _ = locate_wordnet(path)
     cache = cache_root() / f"wordnet-nouns-{_noun_data_key(root)}.npz"
