@@ -18,12 +18,13 @@ from . import __version__
 from .errors import GeoprobeError
 
 #: the suite ``geoprobe run`` runs with no arguments
-DEFAULT_SUITE = "planted"
+DEFAULT_SUITE = "jepa-tworoom"
 DEFAULT_OUT = Path("geoprobe-results")
 
 EPILOG = textwrap.dedent("""\
     examples:
-      geoprobe run                                  run the default suite (planted data)
+      geoprobe run                                  the main job: train a SIGReg JEPA, probe its latent
+      geoprobe run planted                          a 10-second demo on planted ranks
       geoprobe list                                 probes, with what each needs
       geoprobe probe covariance-spectrum emb.npy --items labels.csv -o out/
       geoprobe run my_suite.toml -o out/ --embeddings ckpt_42.npy
