@@ -4,10 +4,12 @@ The truth the syntax probes must recover is built in. Each sentence is a random 
 ``n`` words with one relation type per edge. Latent word positions ``z`` in R^rank start at the
 root (a random point) and step from head to dependent by ``z_dep = z_head - e``, where the edge
 vector ``e = a * u_type + sqrt(1 - a^2) * w`` has unit norm: a shared direction per relation
-type (``u_type``, orthonormal across types) and a fresh random unit direction ``w`` in the
-remaining dimensions. Squared latent distances are then close to tree distances (the random
-parts are nearly orthogonal) and ``z_head - z_dep`` points the same way for one type, which is
-what the polar probe's angular loss asks for. The root sits near the origin, so
+type (``u_type``, orthonormal across types) and a direction ``w`` of the sentence's own random
+orthonormal frame in the remaining dimensions, one per edge. A path of p >= 2 edges then has
+squared length at least ``p (1 - a^2) > 1`` (for ``a < 0.7``; default 0.4), so the minimum spanning tree of
+the latent distances is exactly the planted tree, squared distances grow with tree distance,
+and ``z_head - z_dep`` points the same way for one type, which is what the polar probe's
+angular loss asks for. The root sits near the origin, so
 ``||z||^2`` is close to depth. Words are ``x = A z + noise``: ``A`` (dim x rank) an orthonormal
 random map, plus Gaussian nuisance of scale ``nuisance`` per dimension in the orthogonal
 complement of A's columns (and 0.02 everywhere), which blurs the raw (identity-probe)
@@ -23,8 +25,8 @@ from geoprobe.embeddings import EmbeddingSet
 RELATIONS = ("nsubj", "obj", "amod", "det", "advmod", "nmod", "case", "punct")
 
 
-def planted_trees(n_sentences: int = 300, dim: int = 64, rank: int = 24, n_layers: int = 2,
-                  min_len: int = 4, max_len: int = 20, type_share: float = 0.6,
+def planted_trees(n_sentences: int = 300, dim: int = 64, rank: int = 28, n_layers: int = 2,
+                  min_len: int = 4, max_len: int = 20, type_share: float = 0.4,
                   nuisance: float = 1.0, dev_fraction: float = 0.3,
                   seed: int = 0) -> EmbeddingSet:
     """An embedding set of planted trees with the item columns the syntax probes need.
@@ -38,8 +40,9 @@ def planted_trees(n_sentences: int = 300, dim: int = 64, rank: int = 24, n_layer
     """
     rng = np.random.default_rng(seed)
     n_types = len(RELATIONS)
-    if rank < n_types + 2:
-        raise ValueError(f"rank {rank} must exceed the number of relation types + 1")
+    if rank < n_types + max_len - 1:
+        raise ValueError(f"rank {rank} must be at least {n_types + max_len - 1} (relation types "
+                         "+ longest sentence - 1), one direction per type and per edge")
     U = np.eye(rank)[:n_types]  # type directions; the random parts live in the rest
     lengths = rng.integers(min_len, max_len + 1, size=n_sentences)
     total = int(lengths.sum())
@@ -56,6 +59,9 @@ def planted_trees(n_sentences: int = 300, dim: int = 64, rank: int = 24, n_layer
     by_rank = np.argsort(sent * (max_len + 1) + order_in_sent)  # words in attachment order
     word_at = np.empty((n_sentences, max_len), dtype=np.int64)
     word_at[sent[by_rank], order_in_sent[by_rank]] = by_rank
+    # Each edge of a sentence gets its own direction from an orthonormal frame of the
+    # non-type dimensions, so every non-edge pair is farther apart than every edge.
+    frames, _ = np.linalg.qr(rng.standard_normal((n_sentences, rank - n_types, max_len - 1)))
     for r in range(max_len):
         alive = lengths > r
         words = word_at[alive, r]
@@ -67,9 +73,8 @@ def planted_trees(n_sentences: int = 300, dim: int = 64, rank: int = 24, n_layer
         under_punct = (rel[parents] == n_types - 1) & (head[parents] > 0)
         parents[under_punct] = start[sent[parents[under_punct]]] + head[parents[under_punct]] - 1
         types = rng.integers(0, n_types, size=len(words))
-        w = rng.standard_normal((len(words), rank))
-        w[:, :n_types] = 0.0
-        w /= np.linalg.norm(w, axis=1, keepdims=True)
+        w = np.zeros((len(words), rank))
+        w[:, n_types:] = frames[alive, :, r - 1]
         e = type_share * U[types] + np.sqrt(1 - type_share ** 2) * w
         Z[words] = Z[parents] - e
         head[words] = pos[parents]

@@ -8,7 +8,8 @@ sentence match their distances in the gold dependency tree.
 Input
 -----
 An embedding set with one row per word and the item columns ``sentence_id``, ``position``
-(1-based word index), ``head`` (1-based, 0 = root), ``deprel``, ``upos`` and ``split``
+(word index, 0-based as ``geoprobe extract`` writes it or 1-based as CoNLL-U's ID: the
+smallest position decides), ``head`` (CoNLL-U: 1-based, 0 = root), ``deprel``, ``upos`` and ``split``
 (``"train"`` / ``"dev"``; the values are the ``train_split`` / ``dev_split`` parameters).
 The probe trains on the train rows, selects its checkpoint on dev, and reports on dev (the
 EWT test split is withheld in this project). Optional column ``xpos``: when present,
@@ -62,6 +63,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from geoprobe.datasets.treebank import batch_tree_distances
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
@@ -110,41 +112,17 @@ def relation_type(deprel) -> np.ndarray:
     return np.char.partition(np.asarray(deprel).astype(str), ":")[:, 0]
 
 
-def ancestor_matrix(heads: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Ancestor-or-self indicator of every word, by repeated squaring of the parent relation.
+def _reaches_root(heads: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Whether each word's head chain ends at the root, (n_sent, L) bool (false on cycles).
 
     heads : int array (n_sent, L), 0-based heads, -1 for the root and padding.
-    Returns a float32 array (n_sent, L, L), ``A[s, i, j] = 1`` iff word j is on the path from
-    word i to the root (j = i included). Padding rows are zero.
     """
-    n_sent, L = heads.shape
+    L = heads.shape[1]
+    cur = np.where(heads >= 0, heads, np.arange(L)[None, :])
+    for _ in range(int(np.ceil(np.log2(max(L, 2)))) + 1):  # pointer jumping
+        cur = np.take_along_axis(cur, cur, axis=1)
     valid = np.arange(L)[None, :] < lengths[:, None]
-    A = np.zeros((n_sent, L, L), dtype=np.float32)
-    s, i = np.nonzero(valid)
-    A[s, i, i] = 1.0
-    has_head = valid & (heads >= 0)
-    s, i = np.nonzero(has_head)
-    A[s, i, heads[s, i]] = 1.0
-    steps = int(np.ceil(np.log2(max(L, 2)))) + 1
-    for _ in range(steps):
-        A = np.minimum(A @ A, 1.0)
-    return A
-
-
-def tree_geometry(heads: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gold tree distances (n_sent, L, L) and depths (n_sent, L) of padded sentences.
-
-    With ``A`` the ancestor-or-self matrix, ``n_i = sum_j A_ij = depth_i + 1`` and the common
-    ancestors of i and j are the path from the root to their lowest common ancestor, so
-    ``d(i, j) = n_i + n_j - 2 (A A^T)_ij``. Padding entries are 0.
-    """
-    A = ancestor_matrix(heads, lengths)
-    n_anc = A.sum(-1)
-    common = A @ np.swapaxes(A, 1, 2)
-    dist = n_anc[:, :, None] + n_anc[:, None, :] - 2.0 * common
-    valid = np.arange(heads.shape[1])[None, :] < lengths[:, None]
-    dist *= valid[:, :, None] & valid[:, None, :]
-    return dist, np.where(valid, n_anc - 1.0, 0.0)
+    return ~valid | (np.take_along_axis(heads, cur, axis=1) == -1)
 
 
 def build_corpus(items, rows: np.ndarray, rel_codes: dict[str, int], *,
@@ -172,21 +150,22 @@ def build_corpus(items, rows: np.ndarray, rel_codes: dict[str, int], *,
     L = int(lengths.max())
     sent_of_row = np.repeat(np.arange(n_sent), lengths)
     slot = np.arange(len(rows)) - start[sent_of_row]
-    bad = np.flatnonzero(pos != slot + 1)
+    base = int(pos.min())  # 0-based (geoprobe extract) or 1-based (CoNLL-U ID) positions
+    bad = np.flatnonzero(pos != slot + base)
+    if len(bad) or base not in (0, 1):
+        i = bad[0] if len(bad) else 0
+        raise ProbeInputError(
+            f"{source}: sentence {str(sid[i])!r} has word positions that are not 0..n-1 or 1..n "
+            f"(found position {pos[i]} at word {slot[i] + 1}); positions must be complete")
+    bad = np.flatnonzero((head < 0) | (head > lengths[sent_of_row]) | (head == slot + 1))
     if len(bad):
         raise ProbeInputError(
-            f"{source}: sentence {sid[bad[0]]!r} has word positions that are not 1..n "
-            f"(found position {pos[bad[0]]} at word {slot[bad[0]] + 1}); "
-            "positions must be 1-based and complete")
-    bad = np.flatnonzero((head < 0) | (head > lengths[sent_of_row]) | (head == pos))
-    if len(bad):
-        raise ProbeInputError(
-            f"{source}: sentence {sid[bad[0]]!r} word {pos[bad[0]]} has head {head[bad[0]]} "
+            f"{source}: sentence {str(sid[bad[0]])!r} word {slot[bad[0]] + 1} has head {head[bad[0]]} "
             f"outside 0..{lengths[sent_of_row[bad[0]]]} or pointing to itself")
     n_roots = np.bincount(sent_of_row, weights=head == 0, minlength=n_sent)
     bad = np.flatnonzero(n_roots != 1)
     if len(bad):
-        raise ProbeInputError(f"{source}: sentence {uniq[bad[0]]!r} has {int(n_roots[bad[0]])} "
+        raise ProbeInputError(f"{source}: sentence {str(uniq[bad[0]])!r} has {int(n_roots[bad[0]])} "
                               "roots (head 0); a dependency tree has exactly one")
 
     def pad(values, fill, dtype):
@@ -198,14 +177,9 @@ def build_corpus(items, rows: np.ndarray, rel_codes: dict[str, int], *,
     corpus = Corpus(pad(rows, -1, np.int64), lengths.astype(np.int64),
                     pad(head - 1, -1, np.int64), pad(np.where(head == 0, -1, codes), -1, np.int64),
                     pad(punct, False, bool), uniq)
-    # A tree reaches its root from every word: the root must be an ancestor of all.
-    A = ancestor_matrix(corpus.heads, corpus.lengths)
-    root_slot = np.argmax((corpus.heads == -1) & (corpus.rows >= 0), axis=1)
-    reach = A[np.arange(n_sent), :, root_slot]
-    valid = corpus.rows >= 0
-    bad = np.flatnonzero(((reach < 0.5) & valid).any(1))
+    bad = np.flatnonzero(~_reaches_root(corpus.heads, corpus.lengths).all(1))
     if len(bad):
-        raise ProbeInputError(f"{source}: sentence {uniq[bad[0]]!r} has a cycle in its heads")
+        raise ProbeInputError(f"{source}: sentence {str(uniq[bad[0]])!r} has a cycle in its heads")
     return corpus
 
 
@@ -233,11 +207,13 @@ def make_batches(corpus: Corpus, max_tokens: int = 2048) -> list[Batch]:
             end += 1
         sel = order[start:end]
         sub = corpus.take(sel)
-        dist, depth = tree_geometry(sub.heads, sub.lengths)
+        dist, depth, _ = batch_tree_distances(
+            [h[:n] + 1 for h, n in zip(sub.heads, sub.lengths)], pad=0)
         mask = sub.rows >= 0
         batches.append(Batch(sel, torch.from_numpy(np.where(mask, sub.rows, 0)),
                              torch.from_numpy(mask), torch.from_numpy(sub.lengths).float(),
-                             torch.from_numpy(dist), torch.from_numpy(depth.astype(np.float32)),
+                             torch.from_numpy(dist.astype(np.float32)),
+                             torch.from_numpy(depth.astype(np.float32)),
                              torch.from_numpy(sub.heads), torch.from_numpy(sub.rels)))
         start = end
     return batches
@@ -565,7 +541,7 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: list[Batch], *, rank: in
     model = LinearProbe(X.shape[1], rank, gen)
     params = list(model.parameters()) if kind == "polar" else [model.weight]
     opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=0)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
 
     def loss_of(batch):
         Z = model(gather(X, batch))
@@ -755,6 +731,7 @@ class _SyntaxProbe(Probe):
             for m in scores_to_metrics(boot, score(X, fr, dev, dev_b, n_types),
                                        layer=best, rank=r):
                 if m.name in ("uuas", "las", "dspr", "relation_accuracy", "root_accuracy"):
+                    m.name = f"rank_sweep_{m.name}"
                     metrics.append(m)
         arrays = self._figure_arrays(X, fitted, sc, dev, dev_b, types, example, ctx)
         words = (np.asarray(ctx.items["word"])[dev.rows[example, :dev.lengths[example]]]
