@@ -414,9 +414,11 @@ def _masked_rank_corr(rp, rg, pair, row_mask):
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = (rp * rg).sum(-1) / denom
     rho = np.where(row_mask & (denom > 0), rho, np.nan)
-    with np.errstate(invalid="ignore"):
-        out = np.nanmean(np.where(row_mask, rho, np.nan), axis=-1) if rho.ndim > 1 else rho
-    return out
+    if rho.ndim == 1:
+        return rho
+    defined = np.isfinite(rho)
+    return np.where(defined.any(-1), np.where(defined, rho, 0.0).sum(-1)
+                    / np.maximum(defined.sum(-1), 1), np.nan)
 
 
 def _depth_spearman(pred: np.ndarray, gold: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -785,12 +787,12 @@ class _SyntaxProbe(Probe):
 
     @classmethod
     def plot(cls, result: ProbeResult):
-        fig, axes = new_figure(3, width="double", aspect=0.85)
-        fig.delaxes(axes[0][0])
-        ax_polar = fig.add_subplot(1, 3, 1, projection="polar")
-        _plot_polar(ax_polar, result)
+        fig, axes = new_figure(2, 2, width="double", aspect=0.75)
+        for ax in (axes[0][0], axes[1][0], axes[1][1]):
+            fig.delaxes(ax)
+        _plot_polar(fig.add_subplot(2, 2, 1, projection="polar"), result)
         _plot_layers(axes[0][1], result, cls.curve_metrics)
-        _plot_tree(axes[0][2], result)
+        _plot_tree(fig.add_subplot(2, 1, 2), result)
         return fig
 
 
@@ -830,7 +832,7 @@ def _plot_polar(ax, result):
                    label=types[code], lw=0)
     ax.set_yticklabels([])
     ax.set_title(f"edge vectors, layer {result.info['best_layer']}", pad=12)
-    ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(-0.35, 1.05),
+    ax.legend(frameon=False, fontsize=6, loc="center right", bbox_to_anchor=(-0.12, 0.5),
               markerscale=3)
 
 
@@ -842,7 +844,7 @@ def _plot_layers(ax, result, names):
         v = np.array([m.value for m in ms])
         err = np.clip([[m.value - m.ci_low, m.ci_high - m.value] for m in ms], 0, None).T
         ax.errorbar(x, v, yerr=np.nan_to_num(err), marker="o", ms=3, capsize=2,
-                    color=PALETTE[j], label=name.upper())
+                    color=PALETTE[j], label=name.replace("_", " "))
         for baseline, ls in (("identity", ":"), ("random-probe", "-."), ("random-init", "--")):
             try:
                 b = [result.metric(name, layer=layer, baseline=baseline).value for layer in layers]
@@ -872,7 +874,7 @@ def _plot_tree(ax, result):
         lo, hi = sorted((h, d))
         mid, w = (lo + hi) / 2, hi - lo
         t = np.linspace(0, np.pi, 30)
-        hgt = 0.35 * w ** 0.8 * (1 if up else -1)
+        hgt = 0.3 * w ** 0.7 * (1 if up else -1)
         ax.plot(mid - w / 2 * np.cos(t), hgt * np.sin(t), color=color, lw=0.8)
         ax.annotate("", (d, 0.12 if up else -0.12), (d + 0.001, 0.35 if up else -0.35),
                     arrowprops=dict(arrowstyle="-|>", color=color, lw=0.5))
@@ -890,14 +892,15 @@ def _plot_tree(ax, result):
             PALETTE[1] if ok_head else PALETTE[3])
         arc(int(h), int(d), False, color, types[int(r)])
     for i, w in enumerate(words):
-        ax.text(i, 0, w, ha="center", va="center", fontsize=6, rotation=90 if n > 10 else 0,
+        ax.text(i, 0, w, ha="center", va="center", fontsize=6, rotation=90 if n > 18 else 0,
                 color="black" if a["nodes"][i] else BASELINE_COLOR)
     ax.set_xlim(-0.7, n - 0.3)
-    span = 0.35 * max(n - 1, 1) ** 0.8
+    span = 0.3 * max(n - 1, 1) ** 0.7
     ax.set_ylim(-span * 1.15, span * 1.15)
     ax.set_axis_off()
-    ax.set_title(f"{result.info['example_sentence']}: gold (above) vs predicted (below)\n"
-                 "green = right head and label, orange = head only, red = wrong", fontsize=7)
+    ax.set_title(f"dev sentence {result.info['example_sentence']}, layer "
+                 f"{result.info['best_layer']}: gold tree (above, grey) vs predicted (below; "
+                 "green = right head and label, orange = right head, red = wrong)", fontsize=7)
 
 
 class StructuralProbe(_SyntaxProbe):
