@@ -428,8 +428,10 @@ def _depth_spearman(pred: np.ndarray, gold: np.ndarray, mask: np.ndarray) -> np.
 
 
 def score(X: torch.Tensor, fitted: FittedMap, corpus: Corpus, batches: list[Batch],
-          n_types: int, example: int | None = None) -> SentenceScores:
+          n_types: int, example: int | None = None, spearman: bool = True) -> SentenceScores:
     """Decode every dev sentence with ``fitted`` and count what it gets right.
+
+    ``spearman=False`` skips DSpr/NSpr (left NaN), for per-epoch checkpoint selection.
 
     Returns per-sentence arrays (see :class:`SentenceScores`), in the corpus's sentence order.
     """
@@ -456,14 +458,16 @@ def score(X: torch.Tensor, fitted: FittedMap, corpus: Corpus, batches: list[Batc
             punct = corpus.punct[s, :mask.shape[1]]
             keep = mask & ~punct
             gold = batch.dist.double().numpy()
-            dspr[s] = _row_spearman(D, gold, mask)
+            if spearman:
+                dspr[s] = _row_spearman(D, gold, mask)
             # Root: least deep (structural) or nearest the root point (polar) candidate.
             if fitted.root is not None:
                 rscore = ((Zn - fitted.root) ** 2).sum(-1)
             else:
                 Zd = (H @ Wd.T).double().numpy()
                 rscore = (Zd ** 2).sum(-1)
-                nspr[s] = _depth_spearman(rscore, batch.depth.double().numpy(), mask)
+                if spearman:
+                    nspr[s] = _depth_spearman(rscore, batch.depth.double().numpy(), mask)
             is_root = (heads == -1) & mask
             for target, cand in ((root, keep), (ref["root"], mask)):
                 pick = np.argmin(np.where(cand, rscore, np.inf), axis=1)
@@ -566,7 +570,7 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: list[Batch], *, rank: in
             W = model.weight.detach()
             fitted = FittedMap(W.numpy().copy(), fit_prototypes(X, W, train, n_types),
                                model.root.detach().numpy().copy())
-            sc = score(X, fitted, dev_corpus, dev, n_types)
+            sc = score(X, fitted, dev_corpus, dev, n_types, spearman=False)
             crit = sc.las[:, 0].sum() / max(sc.las[:, 1].sum(), 1)
         else:
             crit = -dev_loss
@@ -669,6 +673,11 @@ class _SyntaxProbe(Probe):
     #: the metric that picks the best layer for the rank sweep and the figure
     select_metric = "uuas"
 
+    def _store(self, params: dict) -> None:
+        """Keep the ``__init__`` arguments unchanged (scikit-learn's convention)."""
+        for name in self._param_names():
+            setattr(self, name, params[name])
+
     def _setup(self, ctx):
         items = ctx.items
         split = np.asarray(items["split"]).astype(str)
@@ -709,6 +718,8 @@ class _SyntaxProbe(Probe):
         dev_b = make_batches(dev, self.max_tokens)
         boot = SentenceBootstrap(dev.n, self.n_boot, self.level, ctx.rng)
         example = int(np.argmin(np.abs(dev.lengths - 12)))
+        # A random-init model's vectors are themselves a control: layer sweep only.
+        control = bool(ctx.embeddings.provenance.get("random_init"))
         metrics, per_layer, info_layers = [], {}, {}
         fits = {}
         for layer, Xn in ctx.iter_layers(dtype=np.float32):
@@ -721,13 +732,13 @@ class _SyntaxProbe(Probe):
             per_layer[layer] = {m.name: m for m in ms}
             info_layers[layer] = meta
             fits[layer] = (X, fitted, sc)
-            if self.baselines:
+            if self.baselines and not control:
                 for name, base in self._baselines(X, train_b, rank, n_types, ctx.rng).items():
                     metrics += scores_to_metrics(boot, score(X, base, dev, dev_b, n_types),
                                                  layer=layer, baseline=name)
         best = max(per_layer, key=lambda k: per_layer[k][self.select_metric].value)
         X, fitted, sc = fits[best]
-        ranks = self._ranks(X.shape[1])
+        ranks = [] if control else self._ranks(X.shape[1])
         for r in ranks:
             fr, _ = self._fit(X, train_b, dev_b, dev, r, child_seed(ctx.rng), n_types)
             for m in scores_to_metrics(boot, score(X, fr, dev, dev_b, n_types),
@@ -852,7 +863,7 @@ def _plot_layers(ax, result, names):
                 continue
             ax.plot(x, b, ls=ls, color=PALETTE[j], alpha=0.5, lw=1,
                     label=f"{baseline}" if j == 0 else None)
-    ax.set_xticks(x, layers)
+    ax.set_xticks(x, [str(layer).replace("layer_", "") for layer in layers])
     ax.set_xlabel("layer")
     ax.set_ylabel("dev score")
     ax.set_ylim(0, 1)
@@ -916,7 +927,7 @@ class StructuralProbe(_SyntaxProbe):
     baselines : bool, default True (identity and random-probe, per layer)
     train_split, dev_split : values of the ``split`` column, default "train" / "dev"
     max_train_sentences : int or None, a random subset of train sentences (for quick runs)
-    max_tokens : int, padded words per batch (2048)
+    max_tokens : int, padded words per batch (1024)
     n_boot, level : bootstrap replicates over dev sentences and interval level
     plot_types, plot_edges : relation types and edges per type in the polar plot
 
@@ -933,21 +944,8 @@ class StructuralProbe(_SyntaxProbe):
 
     def __init__(self, rank=128, lr=1e-3, epochs=40, patience=5, ranks="auto", baselines=True,
                  train_split="train", dev_split="dev", max_train_sentences=None,
-                 max_tokens=2048, n_boot=1000, level=0.95, plot_types=8, plot_edges=150):
-        self.rank = rank
-        self.lr = lr
-        self.epochs = epochs
-        self.patience = patience
-        self.ranks = ranks
-        self.baselines = baselines
-        self.train_split = train_split
-        self.dev_split = dev_split
-        self.max_train_sentences = max_train_sentences
-        self.max_tokens = max_tokens
-        self.n_boot = n_boot
-        self.level = level
-        self.plot_types = plot_types
-        self.plot_edges = plot_edges
+                 max_tokens=1024, n_boot=1000, level=0.95, plot_types=8, plot_edges=150):
+        self._store(locals())
 
     def _fit(self, X, train_b, dev_b, dev, rank, seed, n_types):
         common = dict(rank=rank, lam=0.0, beta=0.0, lr=self.lr, epochs=self.epochs,
@@ -973,6 +971,10 @@ class PolarProbe(_SyntaxProbe):
         default is 0.01).
     beta : float, default 0.01 (root loss weight)
     lr, epochs, patience : Adam learning rate, maximum epochs, early stopping on dev LAS
+    select_sentences : int, default 500
+        Dev LAS for checkpoint selection is measured on a fixed random subset of this many dev
+        sentences (decoding all of dev every epoch doubled the training time); the reported
+        scores use all of dev.
     ranks, baselines, train_split, dev_split, max_train_sentences, max_tokens, n_boot,
     level, plot_types, plot_edges : as :class:`StructuralProbe` (rank sweep at the best layer
     by dev LAS)
@@ -986,26 +988,16 @@ class PolarProbe(_SyntaxProbe):
 
     def __init__(self, rank=128, lam=10.0, beta=0.01, lr=1e-3, epochs=40, patience=5,
                  ranks="auto", baselines=True, train_split="train", dev_split="dev",
-                 max_train_sentences=None, max_tokens=2048, n_boot=1000, level=0.95,
-                 plot_types=8, plot_edges=150):
-        self.rank = rank
-        self.lam = lam
-        self.beta = beta
-        self.lr = lr
-        self.epochs = epochs
-        self.patience = patience
-        self.ranks = ranks
-        self.baselines = baselines
-        self.train_split = train_split
-        self.dev_split = dev_split
-        self.max_train_sentences = max_train_sentences
-        self.max_tokens = max_tokens
-        self.n_boot = n_boot
-        self.level = level
-        self.plot_types = plot_types
-        self.plot_edges = plot_edges
+                 max_train_sentences=None, max_tokens=1024, n_boot=1000, level=0.95,
+                 plot_types=8, plot_edges=150, select_sentences=500):
+        self._store(locals())
 
     def _fit(self, X, train_b, dev_b, dev, rank, seed, n_types):
+        # Selecting by dev LAS decodes dev every epoch: a fixed random subset keeps that cheap.
+        if dev.n > self.select_sentences:
+            pick = np.random.default_rng(seed).choice(dev.n, self.select_sentences, replace=False)
+            dev = dev.take(np.sort(pick))
+            dev_b = make_batches(dev, self.max_tokens)
         out = train_map(X, train_b, dev_b, kind="polar", rank=rank, lam=self.lam,
                         beta=self.beta, lr=self.lr, epochs=self.epochs, patience=self.patience,
                         seed=seed, n_types=n_types, dev_corpus=dev)
