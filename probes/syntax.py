@@ -723,7 +723,7 @@ class _SyntaxProbe(Probe):
         metrics, per_layer, info_layers = [], {}, {}
         fits = {}
         for layer, Xn in ctx.iter_layers(dtype=np.float32):
-            X = torch.from_numpy(np.ascontiguousarray(Xn))
+            X = torch.from_numpy(np.array(Xn, dtype=np.float32))
             rank = min(self.rank, X.shape[1])
             fitted, meta = self._fit(X, train_b, dev_b, dev, rank, child_seed(ctx.rng), n_types)
             sc = score(X, fitted, dev, dev_b, n_types, example=example)
