@@ -195,3 +195,15 @@ def test_minilm_probes_beat_baselines_on_a_slice(tmp_path):
         ours = res.metric(name, layer="layer_3")
         for baseline in ("identity", "random-probe"):
             assert ours.value > res.metric(name, layer="layer_3", baseline=baseline).value + 0.05
+
+
+def test_shipped_suite_names_registered_probes_and_generator():
+    from geoprobe.registry import get_generator, make_probe
+    from geoprobe.suite import load_suite
+
+    suite = load_suite("syntax-minilm")
+    assert get_generator(suite.sources["ewt"].generate) is not None
+    for spec in suite.probes:
+        probe = make_probe(spec.probe, **spec.params)
+        assert probe.train_split == "train" and probe.dev_split == "dev"
+    assert {p.probe for p in suite.probes} == {"structural-probe", "polar-probe"}
