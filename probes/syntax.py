@@ -857,18 +857,24 @@ def _plot_layers(ax, result, names):
         ax.errorbar(x, v, yerr=np.nan_to_num(err), marker="o", ms=3, capsize=2,
                     color=PALETTE[j], label=name.replace("_", " "))
         for baseline, ls in (("identity", ":"), ("random-probe", "-."), ("random-init", "--")):
-            try:
-                b = [result.metric(name, layer=layer, baseline=baseline).value for layer in layers]
-            except KeyError:
-                continue
-            ax.plot(x, b, ls=ls, color=PALETTE[j], alpha=0.5, lw=1,
-                    label=f"{baseline}" if j == 0 else None)
+            b = np.array([_value_or_nan(result, name, layer, baseline) for layer in layers])
+            if np.isfinite(b).any():
+                ok = np.isfinite(b)
+                ax.plot(x[ok], b[ok], ls=ls, marker=".", ms=2, color=PALETTE[j], alpha=0.5,
+                        lw=1, label=f"{baseline}" if j == 0 else None)
     ax.set_xticks(x, [str(layer).replace("layer_", "") for layer in layers])
     ax.set_xlabel("layer")
     ax.set_ylabel("dev score")
     ax.set_ylim(0, 1)
     ax.set_title("across layers (95% CI)")
     ax.legend(frameon=False, fontsize=6)
+
+
+def _value_or_nan(result, name, layer, baseline) -> float:
+    try:
+        return result.metric(name, layer=layer, baseline=baseline).value
+    except KeyError:
+        return np.nan
 
 
 def _plot_tree(ax, result):
@@ -909,9 +915,10 @@ def _plot_tree(ax, result):
     span = 0.3 * max(n - 1, 1) ** 0.7
     ax.set_ylim(-span * 1.15, span * 1.15)
     ax.set_axis_off()
-    ax.set_title(f"dev sentence {result.info['example_sentence']}, layer "
-                 f"{result.info['best_layer']}: gold tree (above, grey) vs predicted (below; "
-                 "green = right head and label, orange = right head, red = wrong)", fontsize=7)
+    ax.text(0.5, 0.0, f"dev sentence {result.info['example_sentence']}, layer "
+            f"{result.info['best_layer']}: gold tree (above, grey) vs predicted (below; "
+            "green = right head and label, orange = right head, red = wrong)", fontsize=7,
+            ha="center", va="top", transform=ax.transAxes)
 
 
 class StructuralProbe(_SyntaxProbe):
