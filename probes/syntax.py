@@ -842,7 +842,7 @@ def _plot_polar(ax, result):
         ax.scatter(ang[sel], rad[sel], s=3, alpha=0.5, color=PALETTE[j % len(PALETTE)],
                    label=types[code], lw=0)
     ax.set_yticklabels([])
-    ax.set_title(f"edge vectors, layer {result.info['best_layer']}", pad=12)
+    ax.set_title(f"edge vectors at {_layer_label(result.info['best_layer'])}", pad=12)
     ax.legend(frameon=False, fontsize=6, loc="center right", bbox_to_anchor=(-0.12, 0.5),
               markerscale=3)
 
@@ -868,6 +868,10 @@ def _plot_layers(ax, result, names):
     ax.set_ylim(0, 1)
     ax.set_title("across layers (95% CI)")
     ax.legend(frameon=False, fontsize=6)
+
+
+def _layer_label(layer) -> str:
+    return str(layer) if str(layer).startswith("layer") else f"layer {layer}"
 
 
 def _value_or_nan(result, name, layer, baseline) -> float:
@@ -913,12 +917,13 @@ def _plot_tree(ax, result):
                 color="black" if a["nodes"][i] else BASELINE_COLOR)
     ax.set_xlim(-0.7, n - 0.3)
     span = 0.3 * max(n - 1, 1) ** 0.7
-    ax.set_ylim(-span * 1.15, span * 1.15)
+    ax.set_ylim(-span * 1.45, span * 1.15)  # room for the caption at the bottom
     ax.set_axis_off()
-    ax.text(0.5, 0.0, f"dev sentence {result.info['example_sentence']}, layer "
-            f"{result.info['best_layer']}: gold tree (above, grey) vs predicted (below; "
-            "green = right head and label, orange = right head, red = wrong)", fontsize=7,
-            ha="center", va="top", transform=ax.transAxes)
+    caption = ax.text(0.5, 0.0, f"dev sentence {result.info['example_sentence']} at "
+                      f"{_layer_label(result.info['best_layer'])}: gold tree above (grey), "
+                      "predicted below\n(green = right head and label, orange = right head, "
+                      "red = wrong)", fontsize=7, ha="center", va="bottom", transform=ax.transAxes)
+    caption.set_in_layout(False)  # a long caption must not squeeze the tree
 
 
 class StructuralProbe(_SyntaxProbe):
