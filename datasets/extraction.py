@@ -41,6 +41,8 @@ import os
 import tempfile
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,20 @@ def _checkpoint_file(model_dir: Path) -> Path | None:
     return None
 
 
+@dataclass
+class _Plan:
+    """A tokenized batch: model inputs (None when every sentence was skipped), each token's
+    word, which sentences are kept, their lengths, sub-words per kept word before any
+    truncation, and the notes for the provenance."""
+
+    inputs: dict | None
+    word_index: object
+    keep: np.ndarray
+    n_kept: list
+    full_counts: object
+    notes: dict
+
+
 class WordEncoder:
     """A tokenizer and model that turn batches of pre-split sentences into word vectors.
 
@@ -143,7 +159,8 @@ class WordEncoder:
             else:
                 self.model = tf.AutoModel.from_pretrained(self.model_dir, local_files_only=True)
         except (OSError, ValueError) as exc:
-            raise GeoprobeError(f"{self.model_dir}: cannot load model or tokenizer ({exc})") from None
+            raise GeoprobeError(
+                f"{self.model_dir}: cannot load model or tokenizer ({exc})") from None
         if not self.tokenizer.is_fast:
             raise GeoprobeError(f"{self.model_dir}: word alignment needs a fast tokenizer "
                                 "(tokenizer.json); this one is a slow Python tokenizer")
@@ -158,8 +175,15 @@ class WordEncoder:
         n_layers = int(getattr(config, "num_hidden_layers", 0) or config.n_layer)
         self.layer_names = ["embeddings"] + [f"layer_{i}" for i in range(1, n_layers + 1)]
         self.dim = int(getattr(config, "hidden_size", 0) or config.n_embd)
+        self._provenance: dict | None = None
 
     def provenance(self) -> dict:
+        """Model, checkpoint hash, pooling, initialisation: what made the vectors."""
+        if self._provenance is None:
+            self._provenance = self._describe()
+        return dict(self._provenance)
+
+    def _describe(self) -> dict:
         ckpt = _checkpoint_file(self.model_dir)
         default = self.model_dir == default_model_dir_or_none()
         prov = {
@@ -181,7 +205,7 @@ class WordEncoder:
             prov["checkpoint_sha256"] = file_sha256(ckpt)
         return prov
 
-    # -- the three steps, separable so that benchmarks can time the bare forward ---------
+    # -- the steps, separable so that the forward pass can run beside the rest -------------
     def tokenize(self, words: Sequence[Sequence[str]], *, truncate: bool = False):
         """Tokenize pre-split sentences (cut at ``max_length`` tokens only if ``truncate``).
 
@@ -251,6 +275,11 @@ class WordEncoder:
             (all of them, none when skipped, a prefix when truncated)
         notes : dict with lists ``skipped``, ``truncated``, ``unknown_words`` of sentence IDs
         """
+        plan = self.prepare(words, names=names, long_sentences=long_sentences)
+        return (*self.finish(self.forward(plan.inputs) if plan.inputs else None, plan), plan.notes)
+
+    def prepare(self, words, *, names=None, long_sentences: str = "skip") -> "_Plan":
+        """Tokenize a batch and apply the empty-word and long-sentence rules (no model run)."""
         import torch
 
         if long_sentences not in LONG_POLICIES:
@@ -271,20 +300,30 @@ class WordEncoder:
         for b in np.flatnonzero(lengths > self.max_length):
             keep[b] = self._long_sentence(names[b], int(lengths[b]), long_sentences, notes)
         if not keep.any():
-            return (np.zeros((len(self.layer_names), 0, self.dim), np.float32),
-                    [np.zeros(0, np.int64) for _ in words], notes)
+            return _Plan(None, None, keep, [], None, notes)
         full_counts = counts[torch.from_numpy(np.repeat(keep, n_words))]
         if not keep.all() or notes["truncated"]:
             inputs, word_index = self.tokenize([w for w, k in zip(words, keep) if k],
                                                truncate=bool(notes["truncated"]))
         n_kept = [n for n, k in zip(n_words, keep) if k]
-        vectors, counts = self.pool(self.forward(inputs), word_index, n_kept)
+        return _Plan(inputs, word_index, keep, n_kept, full_counts, notes)
+
+    def finish(self, hidden, plan: "_Plan"):
+        """Sub-word means of a prepared batch's hidden states: ``(vectors, rows)`` as in
+        :meth:`encode`."""
+        import torch
+
+        if hidden is None:
+            return (np.zeros((len(self.layer_names), 0, self.dim), np.float32),
+                    [np.zeros(0, np.int64) for _ in plan.keep])
+        vectors, counts = self.pool(hidden, plan.word_index, plan.n_kept)
         # Truncation keeps whole words only: a word cut mid-way would be the mean of some of
         # its sub-words, so it gets no row, like the words after it.
-        complete = (counts == full_counts).numpy()
-        kept_rows = iter(np.split(complete, np.cumsum(n_kept)[:-1]))
-        rows = [np.flatnonzero(next(kept_rows)) if k else np.zeros(0, np.int64) for k in keep]
-        return vectors[:, torch.from_numpy(complete)].float().numpy(), rows, notes
+        complete = (counts == plan.full_counts).numpy()
+        kept_rows = iter(np.split(complete, np.cumsum(plan.n_kept)[:-1]))
+        rows = [np.flatnonzero(next(kept_rows)) if k else np.zeros(0, np.int64)
+                for k in plan.keep]
+        return vectors[:, torch.from_numpy(complete)].float().numpy(), rows
 
     def _replace_empty_words(self, words, names, counts, notes):
         """Words that give no sub-word token at all become the unknown token."""
@@ -341,7 +380,8 @@ def default_model_dir_or_none() -> Path | None:
 
 # -- writing embedding sets -----------------------------------------------------------------
 def twin_path_for(out) -> Path:
-    """Where the random-init twin of the set at ``out`` goes: ``x.gpemb`` -> ``x.random-init.gpemb``."""
+    """Where the random-init twin of the set at ``out`` goes:
+    ``x.gpemb`` -> ``x.random-init.gpemb``."""
     out = Path(out)
     return out.with_name(out.stem + TWIN_SUFFIX + out.suffix)
 
@@ -361,6 +401,14 @@ def _item_columns(sent: Sentence, positions: np.ndarray, split: str) -> dict:
         "n_words": np.full(k, sent.n, dtype=np.int64),
         "split": np.full(k, split),
     }
+
+
+def _write_block(writer: EmbeddingWriter, batch, rows, vectors: np.ndarray, split: str,
+                 dtype) -> None:
+    parts = [_item_columns(s, r, split) for s, r in zip(batch, rows) if len(r)]
+    if parts:
+        items = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        writer.append(vectors.astype(dtype, copy=False), items)
 
 
 def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncoder,
@@ -389,31 +437,48 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
     if not sentences:
         raise GeoprobeError("no sentences to extract")
     prov = {**encoder.provenance(), "split": split, **(provenance or {})}
-    skipped, truncated, unknown = [], [], []
+    notes = {"skipped": [], "truncated": [], "unknown_words": []}
     bar = progress(total=len(sentences), enable=show_progress, unit="sent",
                    desc=f"extract {split or 'sentences'}" + (" (random init)"
                                                             if encoder.random_init else ""))
+    # One background thread tokenizes the next batch and pools and writes the previous one
+    # while the model runs (torch releases the GIL), so only the forward pass is on the
+    # critical path. The worker runs its jobs in order and each loop waits for the next
+    # batch's tokens, queued after the previous write: at most two batches are in memory.
+    batches = [sentences[i:i + batch_size] for i in range(0, len(sentences), batch_size)]
+
+    def prepare(batch):
+        return encoder.prepare([s.words for s in batch], names=[s.sent_id for s in batch],
+                               long_sentences=long_sentences)
+
+    def finish_and_write(hidden, plan, batch):
+        vectors, rows = encoder.finish(hidden, plan)
+        _write_block(writer, batch, rows, vectors, split, dtype)
+
     with EmbeddingWriter(out, dim=encoder.dim, layer_names=encoder.layer_names, dtype=dtype,
-                         provenance=prov) as writer:
+                         provenance=prov) as writer, ThreadPoolExecutor(max_workers=1) as pool:
         writer.provenance.update(n_sentences=len(sentences))
-        for start in range(0, len(sentences), batch_size):
-            batch = sentences[start:start + batch_size]
-            vectors, rows, notes = encoder.encode([s.words for s in batch],
-                                                  names=[s.sent_id for s in batch],
-                                                  long_sentences=long_sentences)
-            skipped += notes["skipped"]
-            truncated += notes["truncated"]
-            unknown += notes["unknown_words"]
-            parts = [_item_columns(s, r, split) for s, r in zip(batch, rows) if len(r)]
-            if parts:
-                items = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-                writer.append(vectors.astype(dtype, copy=False), items)
+        next_plan = pool.submit(prepare, batches[0])
+        writes = []
+        for k, batch in enumerate(batches):
+            plan = next_plan.result()
+            if k + 1 < len(batches):
+                next_plan = pool.submit(prepare, batches[k + 1])
+            for key in notes:
+                notes[key] += plan.notes[key]
+            hidden = encoder.forward(plan.inputs) if plan.inputs else None
+            writes.append(pool.submit(finish_and_write, hidden, plan, batch))
+            if len(writes) > 1:
+                writes.pop(0).result()  # surface a failed write now, not at the end
             bar.update(len(batch))
+        for w in writes:
+            w.result()
         bar.close()
         if writer.n_items == 0:
             raise GeoprobeError("every sentence was longer than the model's maximum length")
-        writer.provenance.update(skipped_sentences=skipped, truncated_sentences=truncated,
-                                 unknown_word_sentences=unknown)
+        writer.provenance.update(skipped_sentences=notes["skipped"],
+                                 truncated_sentences=notes["truncated"],
+                                 unknown_word_sentences=notes["unknown_words"])
     return Path(out)
 
 
@@ -457,6 +522,7 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
                           long_sentences=long_sentences, provenance=source,
                           show_progress=show_progress)
         extra["twin"] = tpath.name  # relative: resolved beside the real set
+        extra["twin_seed"] = seed
     return extract_sentences(sentences, out, encoder=WordEncoder(model), split=split,
                              batch_size=batch_size, dtype=dtype, long_sentences=long_sentences,
                              provenance=extra, show_progress=show_progress)

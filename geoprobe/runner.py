@@ -28,7 +28,7 @@ from .errors import EmbeddingError, GeoprobeError, SuiteError
 from .io import load_embeddings
 from .probe import ProbeResult
 from .progress import progress
-from .provenance import environment, write_json_atomic
+from .provenance import environment, read_json, write_json_atomic
 from .registry import get_generator, make_probe
 from .report import render_figures, write_report
 from .suite import Suite
@@ -181,17 +181,10 @@ def _resolve_annotation(suite: Suite, value):
 
 def load_results(path) -> dict:
     """Read a results.json (or the directory holding one)."""
-    import json
-
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GeoprobeError(f"{path}: no results file") from None
-    except json.JSONDecodeError as exc:
-        raise GeoprobeError(f"{path}: invalid JSON ({exc})") from None
+    doc = read_json(path, missing="no results file")
     if "probes" not in doc or "geoprobe_results" not in doc:
         raise GeoprobeError(f"{path}: not a geoprobe results file")
     return doc

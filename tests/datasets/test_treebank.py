@@ -143,7 +143,8 @@ def test_tree_distances_match_brute_force():
         n = len(heads)
         assert np.array_equal(dist[b, :n, :n], _bfs_distances(heads))
         assert np.array_equal(depth[b, :n], tree_depths(heads))
-        assert (dist[b, n:] == -1).all() and (dist[b, :, n:] == -1).all() and (depth[b, n:] == -1).all()
+        assert (dist[b, n:] == -1).all() and (dist[b, :, n:] == -1).all()
+        assert (depth[b, n:] == -1).all()
     assert lengths.tolist() == [len(h) for h in trees]
 
 
