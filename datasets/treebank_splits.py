@@ -93,12 +93,19 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
     parts = [treebank_lm(split=s, model=model, max_sentences=limits[s], batch_size=batch_size,
                          dtype=dtype, twin=twin, long_sentences=long_sentences, seed=seed,
                          workdir=workdir) for s in splits]
-    prov = {k: v for k, v in parts[0].provenance.items()
-            if k not in ("_dir", "twin", "split", "n_sentences", "extraction_key")}
-    prov["splits_key"] = key
+    prov = _joined_provenance(parts[0], key)
     if twin:
+        twins = [p.load_twin() for p in parts]
         twin_out = out.with_name(out.stem + TWIN_SUFFIX + out.suffix)
-        concat_sets([p.load_twin() for p in parts], twin_out, provenance=prov)
+        concat_sets(twins, twin_out, provenance=_joined_provenance(twins[0], key))
         prov["twin"] = twin_out.name
     concat_sets(parts, out, provenance=prov)
     return EmbeddingSet.open(out, validate=False)
+
+
+def _joined_provenance(first: EmbeddingSet, key: str) -> dict:
+    """The first part's provenance without what belongs to one split."""
+    prov = {k: v for k, v in first.provenance.items()
+            if k not in ("_dir", "twin", "split", "n_sentences", "extraction_key")}
+    prov["splits_key"] = key
+    return prov
