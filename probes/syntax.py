@@ -721,7 +721,7 @@ class _SyntaxProbe(Probe):
         # A random-init model's vectors are themselves a control: layer sweep only.
         control = bool(ctx.embeddings.provenance.get("random_init"))
         metrics, per_layer, info_layers = [], {}, {}
-        fits = {}
+        best = None  # (layer, X, fitted, scores) of the best layer so far; one layer in memory
         for layer, Xn in ctx.iter_layers(dtype=np.float32):
             X = torch.from_numpy(np.array(Xn, dtype=np.float32))
             rank = min(self.rank, X.shape[1])
@@ -731,13 +731,14 @@ class _SyntaxProbe(Probe):
             metrics += ms
             per_layer[layer] = {m.name: m for m in ms}
             info_layers[layer] = meta
-            fits[layer] = (X, fitted, sc)
+            value = per_layer[layer][self.select_metric].value
+            if best is None or value > per_layer[best[0]][self.select_metric].value:
+                best = (layer, X, fitted, sc)
             if self.baselines and not control:
                 for name, base in self._baselines(X, train_b, rank, n_types, ctx.rng).items():
                     metrics += scores_to_metrics(boot, score(X, base, dev, dev_b, n_types),
                                                  layer=layer, baseline=name)
-        best = max(per_layer, key=lambda k: per_layer[k][self.select_metric].value)
-        X, fitted, sc = fits[best]
+        best, X, fitted, sc = best
         ranks = [] if control else self._ranks(X.shape[1])
         for r in ranks:
             fr, _ = self._fit(X, train_b, dev_b, dev, r, child_seed(ctx.rng), n_types)
@@ -770,7 +771,7 @@ class _SyntaxProbe(Probe):
         return out
 
     def _figure_arrays(self, X, fitted, sc, dev, dev_b, types, example, ctx) -> dict:
-        """Polar-plot coordinates of dev edges, the example tree and per-layer curves."""
+        """Polar-plot coordinates of dev edges (best layer) and the example sentence's trees."""
         W = torch.from_numpy(fitted.weight).float()
         E_all, R_all = [], []
         with torch.no_grad():
