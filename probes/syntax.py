@@ -920,9 +920,9 @@ def _plot_tree(ax, result):
     span = 0.3 * max(n - 1, 1) ** 0.7
     ax.set_ylim(-span * 1.45, span * 1.15)  # room for the caption at the bottom
     ax.set_axis_off()
-    caption = ax.text(0.5, 0.0, f"dev sentence {result.info['example_sentence']} at "
+    caption = ax.text(0.5, 0.0, f"dev sentence {result.info['example_sentence']}\n"
                       f"{_layer_label(result.info['best_layer'])}: gold tree above (grey), "
-                      "predicted below\n(green = right head and label, orange = right head, "
+                      "predicted below (green = right head and label, orange = right head, "
                       "red = wrong)", fontsize=7, ha="center", va="bottom", transform=ax.transAxes)
     caption.set_in_layout(False)  # a long caption must not squeeze the tree
 
