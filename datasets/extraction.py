@@ -34,7 +34,6 @@ imports it, and torch, only when a model is loaded.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -50,6 +49,7 @@ import numpy as np
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import GeoprobeError
 from geoprobe.progress import progress
+from geoprobe.provenance import file_sha256
 
 from .treebank import Sentence, default_treebank_path, read_conllu
 
@@ -83,14 +83,6 @@ def _transformers():
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     return transformers
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _checkpoint_file(model_dir: Path) -> Path | None:

@@ -136,11 +136,10 @@ class CovarianceSpectrum(Probe):
         block_of_row = unit_block[codes]
         unit = self.group or "rows"
         metrics, spectra, shuffled_spectra = [], [], []
-        boot_weights = ctx.rng.multinomial(n_units, np.full(n_units, 1.0 / n_units),
-                                           size=self.n_boot)
-        # Units drawn per block in each replicate: (n_boot, n_blocks)
-        block_weights = np.zeros((self.n_boot, n_blocks))
-        np.add.at(block_weights.T, unit_block, boot_weights.T)
+        # Resample whole blocks (each block: units drawn at random); with no more units than
+        # max_blocks a block is a unit and this is the exact cluster bootstrap.
+        block_weights = ctx.rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks),
+                                            size=self.n_boot)
         for layer, X in ctx.iter_layers(dtype=None):
             counts, sums, grams = blocked_moments(X, block_of_row, n_blocks)
             sing, cov_eig = _spectra(counts.sum(), sums.sum(0), grams.sum(0), self.center)

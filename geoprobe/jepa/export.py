@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +11,13 @@ import torch
 from geoprobe.datasets.worlds import open_dataset
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.progress import progress
+from geoprobe.provenance import file_sha256
 
 from .model import JEPA, WorldModel
 from .train import CHECKPOINT, load_model
 
 LAYER = "z"
 TWIN_SUFFIX = "-random-init"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export(checkpoint, out, *, data=None, twin: bool = True, batch_episodes: int = 16,
@@ -49,7 +41,7 @@ def export(checkpoint, out, *, data=None, twin: bool = True, batch_episodes: int
     ds = open_dataset(data or cfg.data)
     out = Path(out)
     provenance = {"model": "geoprobe-jepa", "checkpoint": str(ckpt.resolve()),
-                  "checkpoint_sha256": _sha256(ckpt), "step": step, "config": cfg.to_dict(),
+                  "checkpoint_sha256": file_sha256(ckpt), "step": step, "config": cfg.to_dict(),
                   "data": str(Path(data or cfg.data).resolve()), "pooling": "none",
                   "world": ds["meta"]["world"]}
     if twin:

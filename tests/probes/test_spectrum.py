@@ -83,3 +83,17 @@ def test_figure_renders_from_result_alone(tmp_path):
     again = ProbeResult.from_dict(res.to_dict())
     paths = save_figure(again.plot(), tmp_path / "fig")
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_interval_width_does_not_depend_on_block_count():
+    """Resampling blocks of units must keep the bootstrap's variance (a regression test:
+    resampling units and summing them into blocks shrank it by the units per block)."""
+    emb = planted_spectrum(n_items=2000, dim=16, ranks=(6,), seed=8)
+
+    def width(max_blocks):
+        m = run(emb, n_boot=300, max_blocks=max_blocks).metric("participation_ratio",
+                                                               layer="rank6")
+        return m.ci_high - m.ci_low
+
+    exact, blocked = width(2000), width(50)
+    assert 0.6 < blocked / exact < 1.6
