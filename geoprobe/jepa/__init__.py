@@ -1,0 +1,13 @@
+"""A Gaussian-regularised JEPA world model trained from pixels (LeWorldModel-style).
+
+``geoprobe.jepa.train`` trains it, ``geoprobe.jepa.export`` writes its latents with the true
+state, ``geoprobe.jepa.pipeline`` runs generate -> train -> export -> probe -> report, and the
+``geoprobe jepa`` command exposes all of it. See docs/jepa.md.
+"""
+
+from .model import JEPA, JEPAConfig, WorldModel
+from .sigreg import epps_pulley, sigreg
+from .train import load_model, load_world_model, train
+
+__all__ = ["JEPA", "JEPAConfig", "WorldModel", "sigreg", "epps_pulley", "train", "load_model",
+           "load_world_model"]

@@ -1,0 +1,197 @@
+"""generate -> train -> export -> probe -> report, as one function (and one command).
+
+``run_pipeline(workdir)`` answers "what does this latent encode?" for a LeWM-style JEPA
+trained on TwoRoom with its embedded defaults, in minutes on two CPU cores::
+
+    from geoprobe.jepa.pipeline import run_pipeline
+    report = run_pipeline("work/jepa", lam=0.1)        # -> work/jepa/report/report.md
+
+    geoprobe jepa run work/jepa --lam 0.1               # the same from the shell
+
+``world_model_latents`` is the first half (data, training, export) as a
+``geoprobe.generators`` entry (``jepa-world-model``), so a suite can name it with
+``generate = "jepa-world-model"`` and run any probe on the latents
+(``geoprobe/suites/jepa-tworoom.toml``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from geoprobe.embeddings import EmbeddingSet
+from geoprobe.plotting import save_figure
+from geoprobe.provenance import write_json_atomic, write_text_atomic
+
+#: the embedded default: small enough for ~10 minutes on 2 shared cores, end to end
+DEFAULTS = {"world": "tworoom", "n_episodes": 300, "steps": 32, "size": 64, "train_steps": 600}
+#: RankMe below this fraction of the latent dimension is reported as a collapse
+COLLAPSE_FRACTION = 0.25
+
+
+def _dataset(workdir: Path, world: str, n_episodes: int, steps: int, size: int, seed: int):
+    from geoprobe.datasets.worlds import write_dataset
+
+    path = workdir / f"data-{world}-{n_episodes}x{steps}-{size}px-s{seed}"
+    if not (path / "meta.json").exists():
+        write_dataset(path, world, n_episodes, steps, size, seed)
+    return path
+
+
+def world_model_latents(world: str = DEFAULTS["world"], n_episodes: int = DEFAULTS["n_episodes"],
+                        steps: int = DEFAULTS["steps"], size: int = DEFAULTS["size"],
+                        lam: float = 0.1, train_steps: int = DEFAULTS["train_steps"],
+                        dim: int = 32, seed: int = 0, workdir=None,
+                        show_progress: bool = True) -> EmbeddingSet:
+    """Generate a world dataset, train a JEPA on it (resuming if interrupted) and export its
+    latents; returns the exported :class:`EmbeddingSet` (layer ``z``, true-state columns,
+    ``episode``, ``t``, ``split``; random-init twin beside it; checkpoint in provenance).
+
+    Everything is cached in ``workdir`` (a temporary directory if None): a second call with
+    the same arguments reuses the dataset and the finished checkpoint.
+    """
+    import tempfile
+
+    from .export import export
+    from .model import JEPAConfig
+    from .train import CHECKPOINT, read_checkpoint, train
+
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-jepa-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = _dataset(workdir, world, n_episodes, steps, size, seed)
+    run = workdir / f"run-lam{lam:g}-d{dim}-s{seed}"
+    cfg = JEPAConfig(lam=lam, dim=dim, steps=train_steps, seed=seed, data=str(data))
+    ckpt = run / CHECKPOINT
+    if not ckpt.exists() or read_checkpoint(ckpt)[1] < train_steps:
+        train(cfg, run, show_progress=show_progress)
+    out = workdir / f"latents-lam{lam:g}-d{dim}-s{seed}"
+    if not (out / "manifest.json").exists():
+        export(ckpt, out, show_progress=show_progress)
+    return EmbeddingSet.open(out)
+
+
+def gaussianity(emb: EmbeddingSet, split: str = "val", n_directions: int = 1024,
+                seed: int = 0) -> float:
+    """SIGReg (Epps-Pulley, averaged over random directions) of the held-out latents: the
+    distance of their distribution from N(0, I); 0 would be a perfect isotropic Gaussian
+    (a finite sample of one gives about 1 at any N)."""
+    from .sigreg import sigreg
+
+    rows = np.flatnonzero(emb.items["split"] == split) if "split" in emb.items else slice(None)
+    z = torch.as_tensor(np.asarray(emb.layer("z"))[rows], dtype=torch.float32)
+    return float(sigreg(z, n_directions, torch.Generator().manual_seed(seed)))
+
+
+def probe_latents(emb: EmbeddingSet, *, seed: int = 0, mlp: bool = True,
+                  show_progress: bool = False) -> dict:
+    """Run the world-model analyses on an export; returns {probe id: ProbeResult}."""
+    from geoprobe.registry import make_probe
+
+    state = [c for c in emb.provenance.get("world", {}).get("state_names", [])
+             if c in emb.items]
+    angles = [c for c in state if c == "angle"]
+    targets = [c for c in state if c not in angles]
+    plan = [("planning", "latent-planning", {})] if emb.provenance.get(
+        "world", {}).get("world") == "tworoom" else []
+    jobs = [("decodability", "linear-decodability",
+             {"targets": targets, "angles": angles, "group": "episode", "mlp": mlp}),
+            ("spectrum", "covariance-spectrum", {"group": "episode"}),
+            ("straightness", "temporal-straightness", {"reference": state[:2]}),
+            ("voe", "voe-surprise", {}), *plan]
+    return {pid: make_probe(name, **params).run(emb, seed=seed, progress=show_progress)
+            for pid, name, params in jobs}
+
+
+def summary_row(emb: EmbeddingSet, results: dict) -> dict:
+    """The headline numbers of one model (one row of the report table)."""
+    row = {}
+    dec = results["decodability"]
+    for m in dec.metrics:
+        if m.name in ("pearson_r", "mlp_pearson_r") and not m.is_baseline:
+            row[f"{m.name}[{m.labels['target']}]"] = m.value
+        if m.name == "pearson_r" and m.labels.get("baseline") == "random-init":
+            row[f"random_init_r[{m.labels['target']}]"] = m.value
+    rankme = results["spectrum"].metric("rankme", layer="z").value
+    row.update(rankme=rankme, collapsed=bool(rankme < COLLAPSE_FRACTION * emb.dim),
+               gaussianity_sigreg=gaussianity(emb),
+               straightness=results["straightness"].metric("straightness", layer="z").value)
+    voe = results["voe"]
+    for cond in ("teleport", "colour"):
+        row[f"voe_ratio[{cond}]"] = voe.metric("surprise_ratio", condition=cond).value
+        row[f"voe_p[{cond}]"] = voe.metric("p_value", condition=cond).value
+    if "planning" in results:
+        row["planning_success"] = results["planning"].metric("success_rate").value
+        row["random_success"] = results["planning"].metric(
+            "success_rate", baseline="random-actions").value
+    return row
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.4f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def _metric_line(m) -> str:
+    ci = "" if not np.isfinite(m.ci_low) else f" [{_fmt(m.ci_low)}, {_fmt(m.ci_high)}]"
+    labels = ", ".join(f"{k}={v}" for k, v in m.labels.items())
+    return f"| {m.name} | {labels} | {_fmt(m.value)}{ci} | {m.n} {m.unit} |"
+
+
+def write_report(out: Path, emb: EmbeddingSet, results: dict, timings: dict) -> Path:
+    """results.json, one figure per probe (PDF + PNG) and report.md in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    row = summary_row(emb, results)
+    write_json_atomic(out / "results.json", {
+        "summary": row, "timings_s": timings, "provenance": {
+            k: v for k, v in emb.provenance.items() if not k.startswith("_")},
+        "results": {pid: r.to_dict() for pid, r in results.items()}})
+    figs = []
+    for pid, r in results.items():
+        save_figure(r.plot(), out / pid)
+        figs.append(pid)
+    cfg = emb.provenance.get("config", {})
+    lines = [f"# What does this latent encode? (JEPA on {cfg.get('world', {}).get('world')}, "
+             f"lambda = {cfg.get('lam')})", "",
+             f"Model: {emb.provenance.get('checkpoint')} (step {emb.provenance.get('step')}, "
+             f"dim {emb.dim}); {emb.n_items} frames.", "",
+             "| quantity | value |", "| --- | --- |"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in row.items()]
+    lines += ["", "Collapse flag: RankMe below "
+              f"{COLLAPSE_FRACTION:g} x dim. Gaussianity: SIGReg of held-out latents "
+              "(about 1 for a Gaussian sample, large when far from N(0, I)).", "",
+              "## All metrics (95% bootstrap CIs over the named units)", "",
+              "| metric | labels | value [CI] | n |", "| --- | --- | --- | --- |"]
+    for pid, r in results.items():
+        lines += [_metric_line(m) for m in r.metrics]
+    lines += ["", "## Figures", ""] + [f"![{f}]({f}.png)" for f in figs]
+    lines += ["", "## Timings (s)", ""] + [f"- {k}: {v:.1f}" for k, v in timings.items()]
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
+    return out / "report.md"
+
+
+def run_pipeline(workdir, *, lam: float = 0.1, seed: int = 0, world: str = DEFAULTS["world"],
+                 steps: int = DEFAULTS["train_steps"], mlp: bool = True,
+                 show_progress: bool = True) -> Path:
+    """Generate, train, export, probe and report; returns the path of ``report.md``."""
+    workdir = Path(workdir)
+    t0 = time.perf_counter()
+    emb = world_model_latents(world=world, lam=lam, train_steps=steps, seed=seed,
+                              workdir=workdir, show_progress=show_progress)
+    t1 = time.perf_counter()
+    results = probe_latents(emb, seed=seed, mlp=mlp, show_progress=show_progress)
+    t2 = time.perf_counter()
+    report = write_report(workdir / f"report-lam{lam:g}-s{seed}", emb, results,
+                          {"generate+train+export": t1 - t0, "probes": t2 - t1})
+    return report
+
+
+def load_summary(report_dir) -> dict:
+    """The summary row of a written report."""
+    return json.loads((Path(report_dir) / "results.json").read_text())["summary"]

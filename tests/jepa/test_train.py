@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+from geoprobe import EmbeddingSet
+from geoprobe.datasets.worlds import open_dataset, write_dataset
+from geoprobe.errors import GeoprobeError
+from geoprobe.jepa.cli import main
+from geoprobe.jepa.export import export
+from geoprobe.jepa.model import JEPAConfig
+from geoprobe.jepa.train import load_model, load_world_model, read_checkpoint, train
+
+TINY = dict(dim=8, channels=(8, 8), patch=4, hidden=16, batch=8, history=2, n_directions=16,
+            warmup=2, val_episodes=2)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("worlds") / "tworoom"
+    write_dataset(path, "tworoom", n_episodes=6, steps=6, size=16, seed=0)
+    return path
+
+
+def tiny(data, **kw):
+    return JEPAConfig(data=str(data), **{**TINY, "steps": 6, **kw})
+
+
+def test_resume_gives_identical_weights(data, tmp_path):
+    train(tiny(data), tmp_path / "full", show_progress=False)
+    train(tiny(data), tmp_path / "cut", stop_after=3, show_progress=False)
+    assert read_checkpoint(tmp_path / "cut")[1] == 3
+    train(tiny(data), tmp_path / "cut", show_progress=False)  # resumes at step 3
+    a, b = load_model(tmp_path / "full")[0].state_dict(), load_model(tmp_path / "cut")[0].state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    # and training changed the weights at all
+    torch.manual_seed(0)
+    from geoprobe.jepa.model import JEPA
+    init = JEPA(load_model(tmp_path / "full")[0].cfg).state_dict()
+    assert not torch.equal(init["encoder.fc.weight"], a["encoder.fc.weight"])
+    # the log has one line per logged step, no repeats from the interrupted run
+    steps = [int(line.split('"step": ')[1].split(",")[0])
+             for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))
+
+
+def test_resume_refuses_a_different_config(data, tmp_path):
+    train(tiny(data), tmp_path / "r", stop_after=2, show_progress=False)
+    with pytest.raises(GeoprobeError, match="lam"):
+        train(tiny(data, lam=0.5), tmp_path / "r", show_progress=False)
+
+
+def test_lambda_zero_skips_sigreg(data):
+    from geoprobe.jepa.model import JEPA
+    cfg = tiny(data, lam=0.0)
+    cfg.image_size = 16
+    frames = torch.from_numpy(np.array(open_dataset(data)["frames"][:2, :3]))
+    losses = JEPA(cfg).losses(frames, torch.zeros(2, 3, 2))
+    assert float(losses["sigreg"]) == 0.0
+    assert float(losses["loss"].detach()) == float(losses["pred"].detach())
+
+
+def test_export_round_trips(data, tmp_path):
+    ckpt = train(tiny(data), tmp_path / "run", show_progress=False)
+    emb = export(ckpt, tmp_path / "emb", show_progress=False)
+    ds = open_dataset(data)
+    assert emb.n_items == 36 and emb.dim == 8
+    again = EmbeddingSet.open(tmp_path / "emb")
+    ep, t = again.items["episode"], again.items["t"]
+    np.testing.assert_allclose(again.items["x"], ds["states"][ep, t, 0])
+    np.testing.assert_allclose(again.items["action_y"], ds["actions"][ep, t, 1])
+    assert set(again.items["split"][ep >= 4]) == {"val"} and set(again.items["split"][ep < 4]) == {"train"}
+    z = load_world_model(ckpt).encode(np.asarray(ds["frames"]).reshape(-1, 16, 16, 3))
+    np.testing.assert_allclose(again.layer("z"), z, rtol=1e-5, atol=1e-5)
+    twin = again.load_twin()
+    assert twin is not None and twin.n_items == 36
+    assert not np.allclose(twin.layer("z"), again.layer("z"))
+    assert again.provenance["checkpoint"] == str(ckpt.resolve())
+
+
+def test_cli_generate_train_export(tmp_path, capsys):
+    assert main(["jepa", "generate", str(tmp_path / "d"), "--episodes", "4", "--steps", "5",
+                 "--size", "16"]) == 0
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("\n".join(f"{k} = {list(v) if isinstance(v, tuple) else v}"
+                             for k, v in {**TINY, "val_episodes": 1}.items()) + "\n")
+    assert main(["jepa", "train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "r"),
+                 "--config", str(cfg), "--steps", "3", "--lam", "0.2"]) == 0
+    assert read_checkpoint(tmp_path / "r")[0].lam == 0.2
+    assert main(["jepa", "export", str(tmp_path / "r"), str(tmp_path / "e"), "--no-twin"]) == 0
+    assert EmbeddingSet.open(tmp_path / "e").n_items == 20
+    # bad input: one line, exit code 2
+    assert main(["jepa", "train", "--out", str(tmp_path / "x")]) == 2
+    assert main(["jepa", "export", str(tmp_path / "nothing"), str(tmp_path / "e2")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().out
