@@ -556,8 +556,10 @@ class Fracture(Probe):
     # -- figure ------------------------------------------------------------------------------
     @classmethod
     def plot(cls, result: ProbeResult):
-        layers = [L for L in result.info["layers"]]
-        fig, axes = new_figure(3, 1, width="double", aspect=0.85)
+        layers = list(result.info["layers"])
+        sweeps = [m for m in ("single", "column") if f"sweep_shares_{m}" in result.arrays]
+        fig, grid = new_figure(2, 2, width="double", aspect=0.6)
+        axes = [[grid[0][0], grid[0][1], grid[1][0], grid[1][1]]]
         x = np.arange(len(layers))
 
         def series(ax, name, color, label, baseline=None, ls="-"):
@@ -580,7 +582,7 @@ class Fracture(Probe):
         series(ax, "within_score", BASELINE_COLOR, "shuffled", "shuffled", "--")
         series(ax, "within_score", PALETTE[3], "within (random-init)", "random-init", ":")
         ax.set_title("decodable?")
-        ax.set_ylabel("held-out score (r or chance-corr. acc.)")
+        ax.set_ylabel("held-out score")
 
         ax = axes[0][1]
         series(ax, "context_cosine", PALETTE[0], "across contexts")
@@ -591,16 +593,33 @@ class Fracture(Probe):
         ax.set_ylabel("mean pairwise cosine of probes")
 
         ax = axes[0][2]
-        series(ax, "transfer_ratio", PALETTE[1], "transfer / within")
-        series(ax, "residual_within", PALETTE[4], "within after LEACE")
-        series(ax, "noise_auc", PALETTE[5], "noise robustness")
+        series(ax, "transfer_ratio", PALETTE[1], "transfer / within (1: unified)")
+        series(ax, "residual_within", PALETTE[4], "within after LEACE (1: fractured)")
+        series(ax, "noise_auc", PALETTE[5], "noise robustness (1: robust)")
         series(ax, "transfer_ratio", PALETTE[3], "transfer (random-init)", "random-init", ":")
         ax.set_title("fractured?")
-        ax.set_ylabel("ratio (1 = unified)")
-        for ax in axes[0]:
+        ax.set_ylabel("ratio")
+        for ax in axes[0][:3]:
             ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
             ax.set_xlabel("layer")
             ax.legend(frameon=False, fontsize=6)
+        if sweeps:
+            ax = axes[0][3]
+            for i, mode in enumerate(sweeps):
+                shares = result.arrays[f"sweep_shares_{mode}"]
+                ax.plot(shares, np.linspace(0, 1, shares.size), color=PALETTE[i],
+                        label=f"{mode} weights")
+            ax.axvline(result.metric("on_target_share", layer="model", sweep=sweeps[0],
+                                     baseline="even-spread").value, color=BASELINE_COLOR,
+                       ls="--", label="even spread")
+            ax.set_xlabel("on-target share of the change")
+            ax.set_ylabel("fraction of directions")
+            ax.set_title("weight sweeps (FER)")
+            ax.legend(frameon=False, fontsize=6)
+        else:
+            axes[0][3].set_axis_off()
+            axes[0][3].text(0.5, 0.5, "no model given: no weight sweeps", ha="center",
+                            va="center", color=BASELINE_COLOR)
         return fig
 
 

@@ -110,7 +110,7 @@ def test_baselines_table_and_figure(planted_results):
     assert shuffled.value < 0.1
     table = fracture_table(res)
     assert "| fractured |" in table and "shuf" in table and "on_target_share" in table
-    assert len(res.plot().axes) == 3
+    assert len(res.plot().axes) == 4
 
 
 def test_weight_sweep_restores_the_model():

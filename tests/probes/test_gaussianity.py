@@ -201,3 +201,22 @@ def test_probe_separates_planted_layers_and_draws(tmp_path):
     assert len(fig.axes) == 4
     with pytest.raises(ProbeInputError, match="standardize"):
         Gaussianity(standardize="bogus").run(emb, seed=0, progress=False)
+
+
+def test_numpy_diagnostic_agrees_with_the_jepa_training_loss():
+    """The torch SIGReg the JEPA trains with and this numpy diagnostic are one statistic."""
+    import torch
+
+    from geoprobe.jepa.sigreg import sigreg
+
+    rng = np.random.default_rng(9)
+    Z = rng.standard_normal((512, 24)) * np.linspace(0.3, 2.0, 24) + 0.5
+    A = random_directions(24, 64, rng)
+    ours = epps_pulley(Z, A, standardize="none", chunk_rows=100).statistic().mean()
+    theirs = sigreg(torch.as_tensor(Z), directions=torch.as_tensor(A)).item()
+    assert ours == pytest.approx(theirs, rel=1e-10)
+    # and over time steps (T, N, D): the mean of per-step statistics
+    Z3 = rng.standard_normal((3, 100, 24))
+    per_step = [epps_pulley(z, A).statistic().mean() for z in Z3]
+    assert np.mean(per_step) == pytest.approx(
+        sigreg(torch.as_tensor(Z3), directions=torch.as_tensor(A)).item(), rel=1e-10)
