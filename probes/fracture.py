@@ -559,7 +559,7 @@ class Fracture(Probe):
         layers = list(result.info["layers"])
         sweeps = [m for m in ("single", "column") if f"sweep_shares_{m}" in result.arrays]
         fig, grid = new_figure(2, 2, width="double", aspect=0.6)
-        axes = [[grid[0][0], grid[0][1], grid[1][0], grid[1][1]]]
+        axes = [grid[0][0], grid[0][1], grid[1][0], grid[1][1]]
         x = np.arange(len(layers))
 
         def series(ax, name, color, label, baseline=None, ls="-"):
@@ -575,36 +575,17 @@ class Fracture(Probe):
                     label=label)
             ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
 
-        ax = axes[0][0]
-        series(ax, "within_score", PALETTE[0], "within context")
-        series(ax, "transfer_score", PALETTE[1], "across contexts")
-        series(ax, "global_score", PALETTE[2], "global probe")
-        series(ax, "within_score", BASELINE_COLOR, "shuffled", "shuffled", "--")
-        series(ax, "within_score", PALETTE[3], "within (random-init)", "random-init", ":")
-        ax.set_title("decodable?")
-        ax.set_ylabel("held-out score")
-
-        ax = axes[0][1]
-        series(ax, "context_cosine", PALETTE[0], "across contexts")
-        series(ax, "bootstrap_cosine", PALETTE[2], "across resamples")
-        series(ax, "context_cosine", BASELINE_COLOR, "shuffled", "shuffled", "--")
-        series(ax, "context_cosine", PALETTE[3], "contexts (random-init)", "random-init", ":")
-        ax.set_title("one direction?")
-        ax.set_ylabel("mean pairwise cosine of probes")
-
-        ax = axes[0][2]
-        series(ax, "transfer_ratio", PALETTE[1], "transfer / within (1: unified)")
-        series(ax, "residual_within", PALETTE[4], "within after LEACE (1: fractured)")
-        series(ax, "noise_auc", PALETTE[5], "noise robustness (1: robust)")
-        series(ax, "transfer_ratio", PALETTE[3], "transfer (random-init)", "random-init", ":")
-        ax.set_title("fractured?")
-        ax.set_ylabel("ratio")
-        for ax in axes[0][:3]:
+        for ax, (title, ylabel, lines) in zip(axes, _PANELS):
+            for name, color, label, baseline, ls in lines:
+                series(ax, name, color, label, baseline, ls)
+            ax.set_title(title)
+            ax.set_ylabel(ylabel)
+        for ax in axes[:3]:
             ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
             ax.set_xlabel("layer")
             ax.legend(frameon=False, fontsize=6)
         if sweeps:
-            ax = axes[0][3]
+            ax = axes[3]
             for i, mode in enumerate(sweeps):
                 shares = result.arrays[f"sweep_shares_{mode}"]
                 ax.plot(shares, np.linspace(0, 1, shares.size), color=PALETTE[i],
@@ -617,10 +598,31 @@ class Fracture(Probe):
             ax.set_title("weight sweeps (FER)")
             ax.legend(frameon=False, fontsize=6)
         else:
-            axes[0][3].set_axis_off()
-            axes[0][3].text(0.5, 0.5, "no model given: no weight sweeps", ha="center",
+            axes[3].set_axis_off()
+            axes[3].text(0.5, 0.5, "no model given: no weight sweeps", ha="center",
                             va="center", color=BASELINE_COLOR)
         return fig
+
+
+# (title, y label, [(metric, colour, legend, baseline, line style)]) of the first three panels
+_PANELS = [
+    ("decodable?", "held-out score", [
+        ("within_score", PALETTE[0], "within context", None, "-"),
+        ("transfer_score", PALETTE[1], "across contexts", None, "-"),
+        ("global_score", PALETTE[2], "global probe", None, "-"),
+        ("within_score", BASELINE_COLOR, "shuffled", "shuffled", "--"),
+        ("within_score", PALETTE[3], "within (random-init)", "random-init", ":")]),
+    ("one direction?", "mean pairwise cosine of probes", [
+        ("context_cosine", PALETTE[0], "across contexts", None, "-"),
+        ("bootstrap_cosine", PALETTE[2], "across resamples", None, "-"),
+        ("context_cosine", BASELINE_COLOR, "shuffled", "shuffled", "--"),
+        ("context_cosine", PALETTE[3], "contexts (random-init)", "random-init", ":")]),
+    ("fractured?", "ratio", [
+        ("transfer_ratio", PALETTE[1], "transfer / within (1: unified)", None, "-"),
+        ("residual_within", PALETTE[4], "within after LEACE (1: fractured)", None, "-"),
+        ("noise_auc", PALETTE[5], "noise robustness (1: robust)", None, "-"),
+        ("transfer_ratio", PALETTE[3], "transfer (random-init)", "random-init", ":")]),
+]
 
 
 def _adder(metrics, labels, n_units, unit, level):

@@ -444,8 +444,9 @@ class Gaussianity(Probe):
         for layer, X in ctx.iter_layers(dtype=None):
             st = self._layer_stats(X, modes, directions, blocks, n_blocks, view_codes, n_views,
                                    pair_i, pair_j)
-            boot = {name: np.array([fn(w) for w in boot_w])
-                    for name, fn in st["boot"].items()}
+            # replicate-major, so each replicate's spectrum is decomposed once for all names
+            rows = [{name: fn(w) for name, fn in st["boot"].items()} for w in boot_w]
+            boot = {name: np.array([r[name] for r in rows]) for name in st["boot"]}
             labels = {"layer": layer}
             for name, value in st["values"].items():
                 lo, hi = basic_interval(value, boot[name], self.level) if name in boot else (
