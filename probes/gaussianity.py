@@ -405,6 +405,15 @@ class Gaussianity(Probe):
         self.chunk_rows = chunk_rows
 
     # -- evaluation ------------------------------------------------------------------------
+    def check_input(self, embeddings, annotations, model) -> None:
+        super().check_input(embeddings, annotations, model)
+        missing = [c for c in (self.group, self.views) if c and c not in embeddings.items]
+        if missing:
+            raise ProbeInputError(f"probe 'gaussianity': {embeddings.source} has no item "
+                                  f"column(s) {missing}; its columns are "
+                                  f"{embeddings.items.names}")
+        self._modes()
+
     def _modes(self) -> list[str]:
         modes = [self.standardize] if isinstance(self.standardize, str) else list(
             self.standardize)

@@ -201,6 +201,8 @@ def test_probe_separates_planted_layers_and_draws(tmp_path):
     assert len(fig.axes) == 4
     with pytest.raises(ProbeInputError, match="standardize"):
         Gaussianity(standardize="bogus").run(emb, seed=0, progress=False)
+    with pytest.raises(ProbeInputError, match="views_col"):
+        Gaussianity(views="views_col").run(emb, seed=0, progress=False)
 
 
 def test_numpy_diagnostic_agrees_with_the_jepa_training_loss():
