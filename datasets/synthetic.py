@@ -13,7 +13,8 @@ from geoprobe.embeddings import EmbeddingSet
 
 
 def planted_spectrum(n_items: int = 2000, dim: int = 64, ranks=(64, 16, 4, 1),
-                     noise: float = 1e-3, episode_length: int = 20, seed: int = 0) -> EmbeddingSet:
+                     noise: float = 1e-3, episode_length: int = 20, layer_names=None,
+                     seed: int = 0) -> EmbeddingSet:
     """One layer per entry of ``ranks``: an isotropic Gaussian in a random ``rank``-dimensional
     subspace of R^dim, plus isotropic noise of standard deviation ``noise``.
 
@@ -21,6 +22,9 @@ def planted_spectrum(n_items: int = 2000, dim: int = 64, ranks=(64, 16, 4, 1),
     of the singular values). Rows come in episodes of ``episode_length`` consecutive items (the
     ``episode`` column) that share a random offset of scale 0.1 inside the subspace, so
     resampling by episode is the honest bootstrap.
+
+    Layers are named ``rank<k>`` unless ``layer_names`` gives names (to stand in for a
+    checkpoint whose layers have fixed names).
 
     Returns an EmbeddingSet of shape (len(ranks), n_items, dim) with columns ``item_id``,
     ``episode`` and ``true_rank`` (the planted rank of the last layer, for reference).
@@ -42,6 +46,9 @@ def planted_spectrum(n_items: int = 2000, dim: int = 64, ranks=(64, 16, 4, 1),
     provenance = {"model": "generated:planted-spectrum",
                   "generator": {"name": "planted-spectrum", "n_items": n_items, "dim": dim,
                                 "ranks": list(ranks), "noise": noise,
-                                "episode_length": episode_length, "seed": seed}}
+                                "episode_length": episode_length, "layer_names": layer_names,
+                                "seed": seed}}
+    if layer_names is not None:
+        names = list(layer_names)
     return EmbeddingSet(np.stack(layers), items, provenance=provenance, layer_names=names,
                         source="generated:planted-spectrum")

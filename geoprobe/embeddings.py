@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import EmbeddingError, FormatError
 from .items import ID_COLUMN, ItemTable
+from .provenance import read_json
 
 FORMAT_NAME = "geoprobe-embeddings"
 FORMAT_VERSION = 1
@@ -55,7 +56,7 @@ def check_finite(X: np.ndarray, *, source: str, layer: str, ids: np.ndarray | No
             r, c = np.argwhere(bad)[0]
             row = start + int(r)
             kind = "NaN" if np.isnan(chunk[r, c]) else "Inf"
-            item = f" (item {ids[row]!r})" if ids is not None else ""
+            item = f" (item {str(ids[row])!r})" if ids is not None else ""
             raise EmbeddingError(
                 f"{source}: layer {layer!r} row {row}{item} has {kind} in column {int(c)}"
             )
@@ -116,9 +117,8 @@ class EmbeddingSet:
 
     @staticmethod
     def _normalise_layers(layers, source: str) -> list[np.ndarray]:
-        if isinstance(layers, np.ndarray) or hasattr(layers, "__array__") and not isinstance(
-                layers, (list, tuple)):
-            arr = np.asarray(layers) if not isinstance(layers, np.ndarray) else layers
+        if not isinstance(layers, (list, tuple)):  # one array-like (ndarray, memmap, tensor)
+            arr = layers if isinstance(layers, np.ndarray) else np.asarray(layers)
             if arr.ndim == 2:
                 arrays = [arr]
             elif arr.ndim == 3:
@@ -286,12 +286,8 @@ class EmbeddingSet:
         """Open a set in geoprobe's on-disk format; layers stay on disk until asked for."""
         path = Path(path)
         manifest_path = path / MANIFEST
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except FileNotFoundError:
-            raise FormatError(f"{path}: not a geoprobe embedding set (no {MANIFEST})") from None
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"{manifest_path}: invalid JSON ({exc})") from None
+        manifest = read_json(manifest_path, error=FormatError,
+                             missing="not a geoprobe embedding set (no manifest)")
         if manifest.get("format") != FORMAT_NAME:
             raise FormatError(f"{manifest_path}: format is {manifest.get('format')!r}, "
                               f"expected {FORMAT_NAME!r}")

@@ -81,7 +81,7 @@ class ItemTable:
         if dup.size:
             first, second = sorted((int(order[dup[0]]), int(order[dup[0] + 1])))
             raise EmbeddingError(
-                f"{self.source}: duplicate item_id {ids[first]!r} at rows {first} and {second}; "
+                f"{self.source}: duplicate item_id {str(ids[first])!r} at rows {first} and {second}; "
                 "item IDs must be unique"
             )
 
@@ -131,7 +131,7 @@ class ItemTable:
         if not np.all(found):
             missing = ids[~found]
             raise EmbeddingError(
-                f"{self.source}: {missing.size} item ID(s) not found, first {missing[0]!r}"
+                f"{self.source}: {missing.size} item ID(s) not found, first {str(missing[0])!r}"
             )
         return order[pos]
 

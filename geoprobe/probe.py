@@ -348,12 +348,21 @@ class Probe:
         if twin is True and self.uses_twin:
             twin = embeddings.load_twin()
         if isinstance(twin, EmbeddingSet) and self.uses_twin:
-            twin_ctx = ProbeContext(twin, self._layer_names(twin, layers), annotations, model,
+            if twin.n_layers != embeddings.n_layers:
+                raise ProbeInputError(
+                    f"random-init twin {twin.source} has {twin.n_layers} layers, "
+                    f"{embeddings.source} has {embeddings.n_layers}")
+            # Layers correspond by position; the twin's metrics take the main set's names.
+            positions = [embeddings.layer_index(name) for name in names]
+            rename = {twin.layer_names[i]: embeddings.layer_names[i] for i in positions}
+            twin_ctx = ProbeContext(twin, list(rename), annotations, model,
                                     as_generator(seed), seed, progress)
             twin_result = self.evaluate(twin_ctx)
             for m in twin_result.metrics:
                 if not m.is_baseline:
                     m.labels["baseline"] = "random-init"
+                    if "layer" in m.labels:
+                        m.labels["layer"] = rename.get(m.labels["layer"], m.labels["layer"])
                     result.metrics.append(m)
             result.info["twin_source"] = twin.source
         return result

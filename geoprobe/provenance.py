@@ -53,6 +53,20 @@ def environment() -> dict:
     }
 
 
+def read_json(path, *, missing: str, error=None):
+    """Parse a JSON file; a missing or malformed file raises ``error`` (a GeoprobeError
+    subclass) naming the file, with ``missing`` as the reason for an absent one."""
+    from .errors import GeoprobeError
+
+    error = error or GeoprobeError
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: invalid JSON ({exc})") from None
+
+
 def write_text_atomic(path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     path = Path(path)

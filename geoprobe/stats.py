@@ -150,11 +150,12 @@ def shuffle_labels(y, *, groups=None, within_groups: bool = False,
                    rng: np.random.Generator) -> np.ndarray:
     """A shuffled copy of ``y`` (shape (n_rows, ...)) for a shuffled-label baseline.
 
-    Without ``groups`` rows are permuted. With ``groups`` and ``within_groups=False``, whole
-    units trade labels (every row of unit A gets the labels of some unit B, requiring equal unit
-    sizes is avoided by permuting unit-level label *blocks* only among units of the same size);
-    with ``within_groups=True`` labels are permuted inside each unit, which keeps every unit's
-    label mix and breaks only the row-level pairing.
+    - no ``groups``: rows are permuted;
+    - ``groups`` with ``within_groups=True``: labels are permuted inside each unit, which keeps
+      every unit's label mix and breaks only the pairing of rows with labels;
+    - ``groups`` with ``within_groups=False``: whole units trade their label blocks, which keeps
+      the within-unit dependence of the labels. Blocks move only between units of the same
+      size, so that every row still receives exactly one label.
     """
     y = np.asarray(y)
     n = y.shape[0]

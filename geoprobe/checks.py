@@ -1,0 +1,99 @@
+"""Pass/fail checks on probe results, with JUnit XML and Markdown summaries for CI."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from .probe import ProbeResult
+from .provenance import write_text_atomic
+from .report import checks_table
+from .suite import OPS, CheckSpec
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    probe: str
+    metric: str
+    labels: dict
+    passed: bool
+    value: float | None
+    message: str
+
+
+def _find(doc: dict, check: CheckSpec):
+    entry = doc["probes"].get(check.probe)
+    if entry is None:
+        raise KeyError(f"no probe {check.probe!r} in the results")
+    return ProbeResult.from_dict(entry).metric(check.metric, **check.labels)
+
+
+def evaluate_checks(checks: list[CheckSpec], doc: dict, against: dict | None = None):
+    """Evaluate each check on a results dict; returns a list of :class:`CheckOutcome`."""
+    outcomes = []
+    for check in checks:
+        def outcome(passed, value, message):
+            return CheckOutcome(check.name, check.probe, check.metric, dict(check.labels),
+                                bool(passed), value, message)
+        try:
+            metric = _find(doc, check)
+        except KeyError as exc:
+            outcomes.append(outcome(False, None, f"metric not found: {exc.args[0]}"))
+            continue
+        value = metric.value
+        if not math.isfinite(value):
+            outcomes.append(outcome(False, None, f"value is {value}"))
+            continue
+        if check.op is not None:
+            passed = OPS[check.op](value, check.value)
+            outcomes.append(outcome(passed, value, f"{value:.4g} {check.op} {check.value:g}"
+                                    + ("" if passed else " is false")))
+            continue
+        try:
+            old = _find(against, check)
+        except KeyError as exc:
+            outcomes.append(outcome(False, value, f"not in previous results: {exc.args[0]}"))
+            continue
+        problems, notes = [], []
+        if check.max_drop is not None:
+            sign = -1.0 if metric.higher_is_better is False else 1.0
+            change = sign * (value - old.value) / max(abs(old.value), 1e-12)
+            notes.append(f"change {change:+.2%} vs {old.value:.4g}")
+            if change < -check.max_drop:
+                problems.append(f"dropped {-change:.2%} > {check.max_drop:.2%}")
+        if check.ci_overlap:
+            if not all(map(math.isfinite, (metric.ci_low, metric.ci_high, old.ci_low,
+                                           old.ci_high))):
+                problems.append("no CI to compare")
+            elif metric.ci_high < old.ci_low or metric.ci_low > old.ci_high:
+                problems.append(f"CI [{metric.ci_low:.4g}, {metric.ci_high:.4g}] does not "
+                                f"overlap previous [{old.ci_low:.4g}, {old.ci_high:.4g}]")
+        outcomes.append(outcome(not problems, value, "; ".join(problems + notes)))
+    return outcomes
+
+
+def write_junit(outcomes: list[CheckOutcome], path, suite_name: str) -> Path:
+    """One ``<testcase>`` per check; failed checks carry a ``<failure>`` with the reason."""
+    failures = sum(not o.passed for o in outcomes)
+    root = ET.Element("testsuites", name="geoprobe", tests=str(len(outcomes)),
+                      failures=str(failures))
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(outcomes)),
+                          failures=str(failures), errors="0", skipped="0")
+    for o in outcomes:
+        case = ET.SubElement(suite, "testcase", classname=f"geoprobe.{suite_name}.{o.probe}",
+                             name=o.name)
+        if not o.passed:
+            ET.SubElement(case, "failure", message=o.message).text = o.message
+    ET.indent(root)
+    return write_text_atomic(path, ET.tostring(root, encoding="unicode",
+                                               xml_declaration=True) + "\n")
+
+
+def write_summary(outcomes: list[CheckOutcome], path, suite_name: str) -> Path:
+    failed = sum(not o.passed for o in outcomes)
+    head = f"# geoprobe check: {suite_name}: {len(outcomes) - failed} passed, {failed} failed"
+    rows = checks_table([o.__dict__ for o in outcomes])
+    return write_text_atomic(path, "\n".join([head, ""] + rows) + "\n")

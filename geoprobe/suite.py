@@ -1,0 +1,308 @@
+"""Suites: a TOML file naming embedding sources, probes with their parameters, and checks.
+
+Format::
+
+    [suite]
+    name = "planted"                # default: the file name
+    description = "..."
+    seed = 0                        # every probe's seed unless it sets its own
+
+    [sources.planted]               # one table per source
+    generate = "planted-spectrum"   # a registered generator ...
+    params = { n_items = 2000 }
+    # path = "emb.npy"              # ... or a file (any format load_embeddings reads)
+    # items = "labels.csv"          # row descriptions for a file that lacks them
+    # twin = "random_init.npy"      # the random-init control, same items
+    # layers = ["0", "3"]           # restrict to some layers
+
+    [[probes]]
+    id = "spectrum"                 # default: the probe name; must be unique
+    probe = "covariance-spectrum"   # registered probe name
+    source = "planted"              # default: the only source
+    layers = "all"                  # "all", "last", a layer, or a list
+    params = { group = "episode" }  # the probe's __init__ arguments
+    annotations = { }               # named external inputs the probe requires
+    # seed = 1
+
+    [[checks]]
+    probe = "spectrum"              # a probe id
+    metric = "rankme"
+    labels = { layer = "rank1" }    # or the shorthand: layer = "rank1"
+    op = "<="                       # >, >=, <, <=
+    value = 2.0
+    # against = "previous"          # or compare with the results given by --against:
+    # max_drop = 0.05               #   fail when the metric drops by more than 5 % ...
+    # ci_overlap = true             #   ... or when the two CIs no longer overlap
+
+Relative paths are relative to the suite file. Any value can be overridden with
+``--set dotted.key=value`` (probes addressed by id: ``probes.spectrum.params.n_boot=50``), and
+``--embeddings PATH`` replaces the one source's data, so one suite checks every checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import SuiteError
+
+_SUITE_KEYS = {"name", "description", "seed"}
+_SOURCE_KEYS = {"generate", "params", "path", "items", "twin", "layers", "validate"}
+_PROBE_KEYS = {"id", "probe", "source", "layers", "params", "annotations", "seed"}
+_CHECK_KEYS = {"probe", "metric", "labels", "layer", "op", "value", "against", "max_drop",
+               "ci_overlap", "name"}
+OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+       "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+
+
+@dataclass
+class SourceSpec:
+    name: str
+    generate: str | None = None
+    params: dict = field(default_factory=dict)
+    path: str | None = None
+    items: str | None = None
+    twin: str | None = None
+    layers: Any = None
+    validate: bool = True
+
+
+@dataclass
+class ProbeSpec:
+    id: str
+    probe: str
+    source: str
+    layers: Any = "all"
+    params: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)
+    seed: int | None = None
+
+
+@dataclass
+class CheckSpec:
+    probe: str
+    metric: str
+    labels: dict = field(default_factory=dict)
+    op: str | None = None
+    value: float | None = None
+    against: str | None = None
+    max_drop: float | None = None
+    ci_overlap: bool = False
+    name: str = ""
+
+    def describe(self) -> str:
+        lab = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        target = f"{self.probe}.{self.metric}" + (f"[{lab}]" if lab else "")
+        if self.op is not None:
+            return f"{target} {self.op} {self.value}"
+        parts = []
+        if self.max_drop is not None:
+            parts.append(f"drops by at most {self.max_drop:g} (relative)")
+        if self.ci_overlap:
+            parts.append("CI overlaps the previous CI")
+        return f"{target} " + " and ".join(parts) + " vs previous results"
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    seed: int
+    sources: dict[str, SourceSpec]
+    probes: list[ProbeSpec]
+    checks: list[CheckSpec]
+    path: Path | None
+    raw: dict
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, p: str | None) -> Path | None:
+        if p is None:
+            return None
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def shipped_suites() -> dict[str, Path]:
+    """Names and paths of the suites installed with geoprobe."""
+    root = resources.files("geoprobe.suites")
+    return {Path(str(f)).stem: Path(str(f)) for f in root.iterdir() if str(f).endswith(".toml")}
+
+
+def find_suite(name_or_path: str) -> Path:
+    """A suite file given by path, or a shipped suite given by name."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.exists():
+            raise SuiteError(f"{path}: suite file not found")
+        return path
+    shipped = shipped_suites()
+    if name_or_path in shipped:
+        return shipped[name_or_path]
+    raise SuiteError(f"no suite file or shipped suite named {name_or_path!r}; "
+                     f"shipped suites: {', '.join(sorted(shipped)) or 'none'}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], value); value parsed as TOML, else a string."""
+    if "=" not in text:
+        raise SuiteError(f"override {text!r} is not of the form dotted.key=value")
+    key, raw = text.split("=", 1)
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise SuiteError(f"override {text!r} has an empty key")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return keys, value
+
+
+def _apply_override(raw: dict, keys: list[str], value) -> None:
+    node: Any = raw
+    if keys[0] == "probes":  # probes are a list in TOML; address them by id
+        if len(keys) < 2:
+            raise SuiteError("override of probes needs a probe id: probes.ID.key=value")
+        matches = [p for p in raw.get("probes", []) if p.get("id", p.get("probe")) == keys[1]]
+        if not matches:
+            ids = [p.get("id", p.get("probe")) for p in raw.get("probes", [])]
+            raise SuiteError(f"override names probe {keys[1]!r}; the suite's probes are {ids}")
+        node, keys = matches[0], keys[2:]
+        if not keys:
+            raise SuiteError("override of a probe needs a key: probes.ID.key=value")
+    for k in keys[:-1]:
+        nxt = node.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise SuiteError(f"override: {k!r} is not a table")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def load_suite(name_or_path: str, overrides: list[str] = (), *, embeddings: str | None = None,
+               items: str | None = None) -> Suite:
+    """Read, override and validate a suite. Raises :class:`SuiteError` naming what is wrong."""
+    path = find_suite(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SuiteError(f"{path}: not UTF-8 text") from None
+    return build_suite(raw, path=path, overrides=overrides, embeddings=embeddings, items=items)
+
+
+def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings=None,
+                items=None) -> Suite:
+    raw = copy.deepcopy(raw)
+    where = str(path) if path else "suite"
+    for text in overrides:
+        _apply_override(raw, *parse_override(text))
+    if embeddings is not None or items is not None:
+        sources = raw.setdefault("sources", {})
+        if len(sources) > 1:
+            raise SuiteError(f"{where}: --embeddings/--items need a suite with one source, this "
+                             f"one has {sorted(sources)}; use --set sources.NAME.path=...")
+        name = next(iter(sources), "embeddings")
+        src = sources.setdefault(name, {})
+        if embeddings is not None:
+            src.pop("generate", None)
+            src.pop("params", None)
+            src.pop("twin", None)
+            src["path"] = str(Path(embeddings).resolve())
+        if items is not None:
+            src["items"] = str(Path(items).resolve())
+
+    unknown = set(raw) - {"suite", "sources", "probes", "checks"}
+    if unknown:
+        raise SuiteError(f"{where}: unknown top-level key(s) {sorted(unknown)}")
+    head = raw.get("suite", {})
+    _check_keys(head, _SUITE_KEYS, f"{where} [suite]")
+    seed = head.get("seed", 0)
+    if not isinstance(seed, int):
+        raise SuiteError(f"{where} [suite]: seed must be an integer, got {seed!r}")
+
+    sources = {}
+    for name, spec in raw.get("sources", {}).items():
+        if not isinstance(spec, dict):
+            raise SuiteError(f"{where} [sources.{name}]: must be a table")
+        _check_keys(spec, _SOURCE_KEYS, f"{where} [sources.{name}]")
+        if bool(spec.get("generate")) == bool(spec.get("path")):
+            raise SuiteError(f"{where} [sources.{name}]: give exactly one of 'path' or 'generate'")
+        sources[name] = SourceSpec(name=name, **spec)
+    if not sources:
+        raise SuiteError(f"{where}: no [sources.NAME] table")
+
+    probes, ids = [], set()
+    for i, spec in enumerate(raw.get("probes", [])):
+        label = f"{where} [[probes]] #{i + 1}"
+        _check_keys(spec, _PROBE_KEYS, label)
+        if "probe" not in spec:
+            raise SuiteError(f"{label}: missing 'probe' (the registered probe name)")
+        pid = spec.get("id", spec["probe"])
+        if pid in ids:
+            raise SuiteError(f"{label}: duplicate probe id {pid!r}; give each an 'id'")
+        ids.add(pid)
+        source = spec.get("source")
+        if source is None:
+            if len(sources) != 1:
+                raise SuiteError(f"{label}: 'source' is required when there are several sources")
+            source = next(iter(sources))
+        if source not in sources:
+            raise SuiteError(f"{label}: unknown source {source!r}; sources are {sorted(sources)}")
+        for key in ("params", "annotations"):
+            if not isinstance(spec.get(key, {}), dict):
+                raise SuiteError(f"{label}: '{key}' must be a table")
+        probes.append(ProbeSpec(id=pid, probe=spec["probe"], source=source,
+                                layers=spec.get("layers", "all"),
+                                params=dict(spec.get("params", {})),
+                                annotations=dict(spec.get("annotations", {})),
+                                seed=spec.get("seed")))
+    if not probes:
+        raise SuiteError(f"{where}: no [[probes]] entry")
+
+    checks = []
+    for i, spec in enumerate(raw.get("checks", [])):
+        label = f"{where} [[checks]] #{i + 1}"
+        _check_keys(spec, _CHECK_KEYS, label)
+        for key in ("probe", "metric"):
+            if key not in spec:
+                raise SuiteError(f"{label}: missing '{key}'")
+        if spec["probe"] not in ids:
+            raise SuiteError(f"{label}: unknown probe id {spec['probe']!r}; ids are {sorted(ids)}")
+        labels = {k: str(v) for k, v in dict(spec.get("labels", {})).items()}
+        if "layer" in spec:
+            labels["layer"] = str(spec["layer"])
+        has_threshold = "op" in spec or "value" in spec
+        relative = spec.get("against") is not None
+        if has_threshold == relative:
+            raise SuiteError(f"{label}: give either 'op' and 'value', or 'against' with "
+                             "'max_drop' and/or 'ci_overlap'")
+        if has_threshold:
+            if spec.get("op") not in OPS or not isinstance(spec.get("value"), (int, float)):
+                raise SuiteError(f"{label}: 'op' must be one of {sorted(OPS)} and 'value' a "
+                                 f"number, got {spec.get('op')!r} and {spec.get('value')!r}")
+        elif spec.get("max_drop") is None and not spec.get("ci_overlap"):
+            raise SuiteError(f"{label}: a check against previous results needs 'max_drop' "
+                             "and/or 'ci_overlap = true'")
+        check = CheckSpec(probe=spec["probe"], metric=spec["metric"], labels=labels,
+                          op=spec.get("op"), value=spec.get("value"),
+                          against=spec.get("against"), max_drop=spec.get("max_drop"),
+                          ci_overlap=bool(spec.get("ci_overlap", False)))
+        check.name = spec.get("name") or check.describe()
+        checks.append(check)
+
+    name = head.get("name") or (path.stem if path else "suite")
+    return Suite(name=name, description=head.get("description", ""), seed=seed,
+                 sources=sources, probes=probes, checks=checks, path=path, raw=raw)
+
+
+def _check_keys(spec: dict, allowed: set[str], label: str) -> None:
+    unknown = set(spec) - allowed
+    if unknown:
+        raise SuiteError(f"{label}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from geoprobe import EmbeddingSet, make_probe
+from geoprobe.datasets.synthetic import planted_spectrum
+from geoprobe.probes.spectrum import participation_ratio, rankme
+
+
+def test_rankme_closed_forms():
+    assert rankme(np.ones(10)) == pytest.approx(10, rel=1e-5)
+    assert rankme(np.array([1.0, 0, 0, 0])) == pytest.approx(1, abs=1e-4)
+    # two equal singular values and the rest zero: exactly 2 (up to eps)
+    assert rankme(np.array([3.0, 3.0, 0, 0, 0])) == pytest.approx(2, rel=1e-5)
+    assert participation_ratio(np.array([1.0, 1.0, 1.0, 0.0])) == pytest.approx(3)
+
+
+def run(emb, **params):
+    params.setdefault("n_boot", 50)
+    return make_probe("covariance-spectrum", **params).run(emb, seed=0)
+
+
+def test_planted_ranks_recovered():
+    emb = planted_spectrum(n_items=3000, dim=48, ranks=(48, 12, 3, 1), noise=0.0, seed=1)
+    res = run(emb, group="episode")
+    got = {layer: res.metric("rankme", layer=layer).value for layer in emb.layer_names}
+    assert got["rank48"] == pytest.approx(48, rel=0.03)      # isotropic: close to d
+    assert got["rank12"] == pytest.approx(12, rel=0.05)      # rank k: about k
+    assert got["rank3"] == pytest.approx(3, rel=0.05)
+    assert got["rank1"] == pytest.approx(1, abs=0.01)        # collapsed: about 1
+    pr = res.metric("participation_ratio", layer="rank12")
+    assert pr.value == pytest.approx(12, rel=0.1)
+    assert pr.ci_low <= pr.ci_high and pr.n == 150 and pr.unit == "episode"
+
+
+def test_collapsed_to_a_point_gives_one():
+    X = np.tile(np.random.default_rng(0).standard_normal(16), (500, 1))
+    res = run(EmbeddingSet(X))
+    assert res.metric("rankme", layer="0").value == pytest.approx(1, abs=1e-3)
+
+
+def test_shuffled_features_baseline_exceeds_correlated_layer():
+    emb = planted_spectrum(n_items=2000, dim=32, ranks=(4,), noise=0.01, seed=2)
+    res = run(emb)
+    main = res.metric("rankme", layer="rank4").value
+    shuffled = res.metric("rankme", layer="rank4", baseline="shuffled-features").value
+    gauss = res.metric("rankme", layer="rank4", baseline="gaussian").value
+    assert main < 6 < shuffled and gauss > 30
+
+
+def test_streaming_from_disk_equals_in_memory(tmp_path):
+    emb = planted_spectrum(n_items=1500, dim=24, ranks=(24, 5), seed=3)
+    emb.save(tmp_path / "e")
+    disk = EmbeddingSet.open(tmp_path / "e")
+    a, b = run(emb, group="episode"), run(disk, group="episode")
+    for m_a, m_b in zip(a.metrics, b.metrics):
+        assert m_a.key() == m_b.key()
+        assert m_a.value == pytest.approx(m_b.value, rel=1e-9, nan_ok=True)
+
+
+def test_same_seed_same_numbers_and_ci_width_shrinks_with_n():
+    emb = planted_spectrum(n_items=1000, dim=16, ranks=(6,), seed=4)
+    a, b = run(emb), run(emb)
+    assert [m.to_dict() for m in a.metrics] == [m.to_dict() for m in b.metrics]
+    big = planted_spectrum(n_items=8000, dim=16, ranks=(6,), seed=4)
+    wa = a.metric("participation_ratio", layer="rank6")
+    wb = run(big).metric("participation_ratio", layer="rank6")
+    assert (wb.ci_high - wb.ci_low) < (wa.ci_high - wa.ci_low)
+
+
+def test_random_init_twin_added_as_baseline(tmp_path):
+    emb = planted_spectrum(n_items=600, dim=16, ranks=(2,), seed=5)
+    twin = planted_spectrum(n_items=600, dim=16, ranks=(16,), seed=6)
+    res = make_probe("covariance-spectrum", n_boot=20).run(emb, twin=twin, seed=0)
+    t = res.metric("rankme", layer="rank2", baseline="random-init")
+    assert t.value > 10 > res.metric("rankme", layer="rank2").value
+
+
+def test_figure_renders_from_result_alone(tmp_path):
+    from geoprobe.plotting import save_figure
+    from geoprobe.probe import ProbeResult
+
+    res = run(planted_spectrum(n_items=500, dim=16, ranks=(16, 4), seed=7))
+    again = ProbeResult.from_dict(res.to_dict())
+    paths = save_figure(again.plot(), tmp_path / "fig")
+    assert all(p.stat().st_size > 1000 for p in paths)

@@ -1,0 +1,85 @@
+import numpy as np
+
+from geoprobe import stats
+
+
+def test_bootstrap_indices_keep_units_whole():
+    groups = np.repeat(np.arange(10), [1, 2, 3, 4, 5, 1, 2, 3, 4, 5])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        idx = stats.bootstrap_indices(groups, len(groups), rng)
+        drawn = groups[idx]
+        counts = np.bincount(groups)
+        # every drawn unit appears a whole number of times its size
+        for g in np.unique(drawn):
+            assert np.sum(drawn == g) % counts[g] == 0
+        assert len(np.unique(drawn)) <= 10
+
+
+def test_bootstrap_counts_match_unit_draws():
+    groups = np.array([0, 0, 1, 2, 2, 2])
+    c = stats.bootstrap_counts(groups, 6, 50, np.random.default_rng(1))
+    assert c.shape == (50, 6)
+    assert np.all(c[:, 0] == c[:, 1]) and np.all(c[:, 3] == c[:, 5])
+    assert np.all(c[:, [0, 2, 3]].sum(1) == 3)
+
+
+def test_cluster_bootstrap_is_wider_than_row_bootstrap_for_clustered_data():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 25)
+    values = rng.standard_normal(40)[groups] + 0.1 * rng.standard_normal(1000)
+    by_group = stats.bootstrap_mean(values, groups=groups, rng=rng)
+    by_row = stats.bootstrap_mean(values, rng=rng)
+    assert (by_group.high - by_group.low) > 3 * (by_row.high - by_row.low)
+    assert by_group.n == 40 and by_group.unit == "groups"
+
+
+def test_bootstrap_mean_coverage_on_known_mean():
+    rng = np.random.default_rng(2)
+    hits = 0
+    for _ in range(100):
+        ci = stats.bootstrap_mean(rng.standard_normal(200), n_boot=300, rng=rng)
+        hits += ci.low <= 0.0 <= ci.high
+    assert 85 <= hits <= 100
+
+
+def test_generic_bootstrap_agrees_with_vectorised_mean():
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal(300)
+    g = np.repeat(np.arange(30), 10)
+    a = stats.bootstrap(lambda idx: v[idx].mean(), 300, groups=g, n_boot=2000,
+                        rng=np.random.default_rng(4))
+    b = stats.bootstrap_mean(v, groups=g, n_boot=2000, rng=np.random.default_rng(5))
+    assert abs(a.value - b.value) < 1e-12
+    assert abs(a.low - b.low) < 0.05 and abs(a.high - b.high) < 0.05
+
+
+def test_shuffle_within_groups_keeps_each_groups_labels():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(5), 6)
+    y = np.arange(30)
+    s = stats.shuffle_labels(y, groups=groups, within_groups=True, rng=rng)
+    assert not np.array_equal(s, y)
+    for g in range(5):
+        assert sorted(s[groups == g]) == sorted(y[groups == g])
+
+
+def test_shuffle_across_groups_moves_whole_units():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(8), 3)
+    y = np.repeat(np.arange(8) * 10, 3) + np.tile([0, 1, 2], 8)
+    s = stats.shuffle_labels(y, groups=groups, rng=rng)
+    for g in range(8):
+        block = s[groups == g]
+        assert block.tolist() == [block[0], block[0] + 1, block[0] + 2]
+    assert sorted(s.tolist()) == sorted(y.tolist()) and not np.array_equal(s, y)
+
+
+def test_seeded_generators_reproduce():
+    a = stats.shuffle_labels(np.arange(100), rng=stats.as_generator(7))
+    b = stats.shuffle_labels(np.arange(100), rng=stats.as_generator(7))
+    assert np.array_equal(a, b)
+
+
+def test_permutation_p_value_never_zero():
+    assert stats.permutation_p_value(10.0, np.zeros(99)) == 0.01
