@@ -558,8 +558,11 @@ class Gaussianity(Probe):
             return cache[key]
 
         def anisotropy(w):
+            # A block drawn w times holds w copies of each of its rows; pairs of copies of one
+            # row (w (w - 1) per row, cosine 1) are not pairs of distinct items: leave them out.
             c, s = w @ counts, w @ unit_sums
-            return float((s @ s - c) / (c * (c - 1)))
+            same = (w ** 2) @ counts
+            return float((s @ s - same) / (c * c - same))
 
         def uniformity(w):
             return float(np.log((w @ pair_sum @ w) / max(w @ pair_count @ w, 1e-300)))
