@@ -14,10 +14,14 @@ Both are 0 at chance and 1 when perfect, so ratios of them are comparable.
 
 F4 probe consistency (per layer)
     ``bootstrap_cosine``: mean pairwise cosine of the global probe direction over
-    ``n_resamples`` cluster-bootstrap refits (stability of "the" direction).
+    ``n_resamples`` cluster-bootstrap refits (stability of "the" direction). Cosines use the
+    data-covariance inner product ``u^T Cov v`` (the correlation of two readouts' outputs),
+    because ridge weights along directions of (near) zero variance are arbitrary and would
+    make plain cosines of near-collapsed spaces meaningless.
     ``context_cosine``: mean cosine between directions fitted separately in each context
-    (values of the ``context`` column: sentence type, region of state space), with the basic
-    interval of the refitting bootstrap. ``bootstrap_cosine`` has no interval (it is itself a
+    (values of the ``context`` column: sentence type, region of state space), with the
+    refitting bootstrap's spread centred on the estimate (refits are noisier, which biases
+    their cosines down). ``bootstrap_cosine`` has no interval (it is itself a
     resampling summary). Categorical targets average over their class columns.
     ``within_score``: out-of-fold score inside each context (group folds), averaged.
     ``transfer_score``: a probe fitted on all of context c scored on context c', averaged over
@@ -35,10 +39,11 @@ F2 redundancy (all probed layers together)
     (0.99; FER's "novel maps"), as a fraction of the non-constant features;
     ``stacked_rankme``: RankMe of the centred stacked activations, and its share of the width.
 Amnesic effect (per layer)
-    The target is erased with LEACE (Belrose et al. 2023), fitted on all rows:
+    The target is erased with LEACE (Belrose et al. 2023):
     ``x' = x - (x - mu) E^T``, ``E = S^{1/2} P S^{-1/2}``, ``S`` the covariance and ``P``
-    the projector onto the span of ``S^{-1/2} Cov(x, z)``. ``erased_score`` (global probe
-    after erasure; ~0 by construction), ``residual_within``: the within-context score after
+    the projector onto the span of ``S^{-1/2} Cov(x, z)``. ``erased_score``: held-out score of
+    the global probe with the eraser fitted on the training folds (~0 when erasure works);
+    with an eraser fitted on all rows: ``residual_within``: the within-context score after
     erasure over the one before (global linear erasure removes a unified code; fragments
     encoded differently per context survive it), and ``collateral``: the mean relative drop
     of the ``others`` targets' global scores (what erasing the target destroys besides it).
@@ -60,7 +65,7 @@ from geoprobe.probe import Metric, Probe, ProbeResult
 from geoprobe.probes.decodability import group_folds, ridge_cv_predict
 from geoprobe.probes.spectrum import rankme
 from geoprobe.stats import (
-    basic_interval, bootstrap_indices, group_codes, percentile_interval, shuffle_labels,
+    bootstrap_indices, group_codes, percentile_interval, shuffle_labels,
 )
 
 NOISE_LEVELS = (0.25, 0.5, 1.0, 2.0)
@@ -91,8 +96,22 @@ def unit_columns(W: np.ndarray) -> np.ndarray:
     return W / np.maximum(np.linalg.norm(W, axis=0, keepdims=True), 1e-300)
 
 
-def mean_pairwise_cosine(directions: np.ndarray) -> float:
-    """Mean cosine over pairs i < j of directions (m, d, t), averaged over the t columns."""
+def covariance_root(X: np.ndarray) -> np.ndarray:
+    """Symmetric square root of the covariance of X (n, d), shape (d, d)."""
+    Xc = X - X.mean(0)
+    lam, V = np.linalg.eigh(Xc.T @ Xc / len(X))
+    return (V * np.sqrt(np.clip(lam, 0.0, None))) @ V.T
+
+
+def mean_pairwise_cosine(directions: np.ndarray, root: np.ndarray | None = None) -> float:
+    """Mean cosine over pairs i < j of directions (m, d, t), averaged over the t columns.
+
+    With ``root = covariance_root(X)`` the inner product is ``u^T Cov v``: the cosine is the
+    correlation of the two readouts' outputs over the data, blind to weight placed in
+    directions the data never visit (where ridge weights are arbitrary).
+    """
+    if root is not None:
+        directions = np.einsum("ed,mdt->met", root, directions)
     U = unit_columns(np.moveaxis(directions, 0, -1).reshape(directions.shape[1], -1)).reshape(
         directions.shape[1], directions.shape[2], directions.shape[0])
     cos = np.einsum("dti,dtj->tij", U, U)
@@ -373,12 +392,12 @@ class Fracture(Probe):
             add("bootstrap_cosine", res["bootstrap_cosine"], None, True)
             add("bootstrap_cosine", res_s["bootstrap_cosine"], None, None, "shuffled")
             if contexts is not None:
-                # Refitting on resamples adds estimation noise, which lowers cosines: the basic
-                # interval corrects that shift (the percentile one can exclude the estimate).
+                # Refitting on resamples adds estimation noise, which lowers cosines, so the
+                # percentile interval can exclude the estimate: keep its width, centred.
                 add("context_cosine", res["context_cosine"], res["context_cosine_boot"], True,
-                    basic=True)
+                    centred=True)
                 add("context_cosine", res_s["context_cosine"], res_s["context_cosine_boot"],
-                    None, "shuffled", basic=True)
+                    None, "shuffled", centred=True)
                 within, transfer = self._transfer(X, Y, contexts, groups, ctx.rng)
                 w_s, _ = self._transfer(X, Ys, contexts, groups, ctx.rng,
                                         transfer=False)
@@ -444,6 +463,7 @@ class Fracture(Probe):
 
     def _consistency(self, X, Y, contexts, groups, rng) -> dict:
         n = X.shape[0]
+        root = covariance_root(X)
         global_dirs, ctx_cos = [], []
         context_rows = ([np.flatnonzero(contexts == c) for c in range(contexts.max() + 1)]
                         if contexts is not None else [])
@@ -454,11 +474,11 @@ class Fracture(Probe):
                 dirs = [ridge_map(X[r], Y[r], bootstrap_indices(
                     None if groups is None else groups[r], len(r), rng))[0]
                     for r in context_rows]
-                ctx_cos.append(mean_pairwise_cosine(np.array(dirs)))
-        out = {"bootstrap_cosine": mean_pairwise_cosine(np.array(global_dirs))}
+                ctx_cos.append(mean_pairwise_cosine(np.array(dirs), root))
+        out = {"bootstrap_cosine": mean_pairwise_cosine(np.array(global_dirs), root)}
         if context_rows:
             dirs = np.array([ridge_map(X[r], Y[r])[0] for r in context_rows])
-            out["context_cosine"] = mean_pairwise_cosine(dirs)
+            out["context_cosine"] = mean_pairwise_cosine(dirs, root)
             out["context_cosine_boot"] = np.array(ctx_cos)
         return out
 
@@ -508,11 +528,19 @@ class Fracture(Probe):
 
     def _amnesic(self, X, Y, y, kind, contexts, groups, folds, others, boot_rows, rng,
                  before):
-        mu, E = leace(X, Y)
-        Xe = X - (X - mu) @ E.T
-        pred_e = ridge_cv_predict(Xe, Y, folds).predictions
+        # Held-out check that erasure worked: erase with LEACE fitted on the training folds.
+        # (An eraser fitted on all rows leaves training folds covarying *against* the target,
+        # by exactly the held-out fold's covariance, and the held-out score turns negative.)
+        pred_e = np.zeros_like(Y)
+        for f in range(folds.max() + 1):
+            train, test = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+            mu_f, E_f = leace(X, Y, train)
+            W, b = ridge_map(X - (X - mu_f) @ E_f.T, Y, train)
+            pred_e[test] = (X[test] - (X[test] - mu_f) @ E_f.T) @ W + b
         yield ("erased_score", score(y, pred_e, kind),
                np.array([score(y[r], pred_e[r], kind) for r in boot_rows]), False)
+        mu, E = leace(X, Y)
+        Xe = X - (X - mu) @ E.T
         if contexts is not None:
             after, _ = self._transfer(Xe, Y, contexts, groups, rng, transfer=False)
             b_val, b_boot = self._boot_scores(before, y, kind, contexts, boot_rows)
@@ -626,13 +654,15 @@ _PANELS = [
 
 
 def _adder(metrics, labels, n_units, unit, level):
-    """``add(name, value, boot, higher_is_better, baseline=None, basic=False)`` appending a
-    Metric with a percentile (or basic) interval from bootstrap replicates ``boot`` (or none)."""
-    def add(name, value, boot, hib, baseline=None, basic=False):
+    """``add(name, value, boot, higher_is_better, baseline=None, centred=False)`` appending a
+    Metric with a percentile (or estimate-centred) interval from replicates ``boot``."""
+    def add(name, value, boot, hib, baseline=None, centred=False):
         lo, hi = np.nan, np.nan
         if boot is not None and len(boot):
-            lo, hi = (basic_interval(value, boot, level) if basic
-                      else percentile_interval(boot, level))
+            lo, hi = percentile_interval(boot, level)
+            if centred:  # the replicates' spread around the estimate, within [-1, 1]
+                shift = value - float(np.nanmean(boot))
+                lo, hi = max(lo + shift, -1.0), min(hi + shift, 1.0)
         lab = dict(labels, **({"baseline": baseline} if baseline else {}))
         if ":" in name:
             name, other = name.split(":", 1)

@@ -8,8 +8,8 @@ from geoprobe import EmbeddingSet, ProbeInputError
 from geoprobe.datasets.fracture import planted_fracture, planted_fracture_model
 from geoprobe.probes.decodability import ridge_cv_predict
 from geoprobe.probes.fracture import (
-    Fracture, distinct_features, fracture_table, leace, mean_pairwise_cosine, ridge_map,
-    weight_sweep,
+    Fracture, covariance_root, distinct_features, fracture_table, leace, mean_pairwise_cosine,
+    ridge_map, weight_sweep,
 )
 
 
@@ -51,6 +51,11 @@ def test_distinct_features_counts_planted_duplicates():
 def test_mean_pairwise_cosine():
     d = np.array([[[1.0], [0.0]], [[0.0], [1.0]], [[1.0], [1.0]]])
     assert mean_pairwise_cosine(d) == pytest.approx((0 + 2 ** -0.5 + 2 ** -0.5) / 3)
+    # Under the data-covariance inner product, weight on a direction the data never visit
+    # does not count: [1, 0] and [1, 1] are the same readout when the 2nd coordinate is constant.
+    X = np.c_[np.random.default_rng(0).standard_normal(100), np.full(100, 3.0)]
+    same = np.array([[[1.0], [0.0]], [[1.0], [1.0]]])
+    assert mean_pairwise_cosine(same, covariance_root(X)) == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
