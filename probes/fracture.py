@@ -41,9 +41,9 @@ F2 redundancy (all probed layers together)
 Amnesic effect (per layer)
     The target is erased with LEACE (Belrose et al. 2023):
     ``x' = x - (x - mu) E^T``, ``E = S^{1/2} P S^{-1/2}``, ``S`` the covariance and ``P``
-    the projector onto the span of ``S^{-1/2} Cov(x, z)``. ``erased_score``: held-out score of
-    the global probe with the eraser fitted on the training folds (~0 when erasure works);
-    with an eraser fitted on all rows: ``residual_within``: the within-context score after
+    the projector onto the span of ``S^{-1/2} Cov(x, z)``, fitted on all rows (afterwards no
+    linear readout covaries with the target, so a global probe's score is 0 by construction
+    and not reported). ``residual_within``: the within-context score after
     erasure over the one before (global linear erasure removes a unified code; fragments
     encoded differently per context survive it), and ``collateral``: the mean relative drop
     of the ``others`` targets' global scores (what erasing the target destroys besides it).
@@ -528,17 +528,6 @@ class Fracture(Probe):
 
     def _amnesic(self, X, Y, y, kind, contexts, groups, folds, others, boot_rows, rng,
                  before):
-        # Held-out check that erasure worked: erase with LEACE fitted on the training folds.
-        # (An eraser fitted on all rows leaves training folds covarying *against* the target,
-        # by exactly the held-out fold's covariance, and the held-out score turns negative.)
-        pred_e = np.zeros_like(Y)
-        for f in range(folds.max() + 1):
-            train, test = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
-            mu_f, E_f = leace(X, Y, train)
-            W, b = ridge_map(X - (X - mu_f) @ E_f.T, Y, train)
-            pred_e[test] = (X[test] - (X[test] - mu_f) @ E_f.T) @ W + b
-        yield ("erased_score", score(y, pred_e, kind),
-               np.array([score(y[r], pred_e[r], kind) for r in boot_rows]), False)
         mu, E = leace(X, Y)
         Xe = X - (X - mu) @ E.T
         if contexts is not None:
@@ -674,8 +663,8 @@ def _adder(metrics, labels, n_units, unit, level):
 def fracture_table(result: ProbeResult) -> str:
     """The "decodable but fractured" table as Markdown: one row per layer, every number beside
     its baselines (shuffled, random-init) where they exist."""
-    names = ["within_score", "transfer_ratio", "context_cosine", "bootstrap_cosine",
-             "noise_auc", "residual_within", "erased_score"]
+    names = ["within_score", "global_score", "transfer_ratio", "context_cosine",
+             "bootstrap_cosine", "noise_auc", "residual_within"]
     layers = result.info["layers"]
     head = "| layer | " + " | ".join(names) + " |"
     rows = [head, "|" + " --- |" * (len(names) + 1)]

@@ -92,8 +92,7 @@ def test_amnesic_residual_separates_them(planted_results):
     u = planted_results["unified"].metric("residual_within", layer="unified")
     f = planted_results["fractured"].metric("residual_within", layer="fractured")
     assert u.value < 0.15 and f.value > 0.8
-    for k in ("unified", "fractured"):  # the global code itself is gone in both
-        assert planted_results[k].metric("erased_score", layer=k).value < 0.15
+    for k in ("unified", "fractured"):  # erasing f costs the other factor nothing
         assert abs(planted_results[k].metric("collateral", layer=k).value) < 0.05
 
 
