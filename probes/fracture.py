@@ -588,7 +588,7 @@ class Fracture(Probe):
             vals = np.array([m.value for m in ms])
             lo = np.array([m.ci_low if np.isfinite(m.ci_low) else m.value for m in ms])
             hi = np.array([m.ci_high if np.isfinite(m.ci_high) else m.value for m in ms])
-            ax.plot(x, vals, marker="o" if not baseline else ".", ls=ls, color=color,
+            ax.plot(x, vals, marker="o" if not baseline else "x", ls=ls, color=color,
                     label=label)
             ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
 

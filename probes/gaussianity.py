@@ -599,8 +599,18 @@ class Gaussianity(Probe):
             ms = [result.metric("sigreg", layer=L, space=m) for L in layers]
             base = [result.metric("sigreg", layer=L, space=m, baseline="gaussian")
                     for L in layers]
-            baseline_band(ax, x, [b.ci_low for b in base], [b.ci_high for b in base],
-                          label="Gaussian null (95%)" if i == 0 else None)
+            lo, hi = np.array([b.ci_low for b in base]), np.array([b.ci_high for b in base])
+            baseline_band(ax, x, lo, hi, label=None)
+            try:
+                twin = [result.metric("sigreg", layer=L, space=m, baseline="random-init")
+                        for L in layers]
+                ax.plot(x, [v.value for v in twin], ls="--", marker="x", color=PALETTE[i],
+                        alpha=0.7, label=f"{m} (random-init)")
+            except KeyError:
+                pass
+            # markers too, so a single layer (where a band has no width) still shows its null
+            ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", color=BASELINE_COLOR,
+                        lw=3, label="Gaussian null (95%)" if i == 0 else None)
             err = np.nan_to_num(np.clip([[v.value - v.ci_low, v.ci_high - v.value]
                                          for v in ms], 0, None).T)
             ax.errorbar(x, [v.value for v in ms], yerr=err, marker="o", capsize=2,
@@ -644,8 +654,8 @@ class Gaussianity(Probe):
                         b = [result.metric(name, layer=L, baseline=baseline) for L in layers]
                     except KeyError:
                         continue
-                    ax.plot(x, [v.value for v in b], ls=ls, color=color, alpha=0.7,
-                            label=f"{name} ({baseline})")
+                    ax.plot(x, [v.value for v in b], ls=ls, marker="x", color=color,
+                            alpha=0.7, label=f"{name} ({baseline})")
             ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
             ax.set_xlabel("layer")
             ax.set_title(title)
