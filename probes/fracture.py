@@ -308,7 +308,11 @@ class Fracture(Probe):
         Embedding noise in units of the data's RMS.
     merge_threshold : float, default 0.99
     sweep_directions : int, default 200
-        Per sweep mode, when ``annotations["inputs"]`` and a torch ``model`` are given.
+        Per sweep mode, when ``annotations["inputs"]`` and a torch ``model`` are given (the
+        model in eval mode, mapping the inputs to the representation, one row per item).
+    min_score : float, default 0.1
+        Ratios (transfer, noise, residual) are NaN when their reference score is below this:
+        fracture is undefined for a factor that is not decodable.
     n_boot, level : int, float
     """
 
@@ -318,7 +322,7 @@ class Fracture(Probe):
 
     def __init__(self, target=None, context=None, others=(), kind="auto", group=None,
                  n_splits=5, n_resamples=20, noise_levels=NOISE_LEVELS, merge_threshold=0.99,
-                 sweep_directions=200, n_boot=200, level=0.95):
+                 sweep_directions=200, min_score=0.1, n_boot=200, level=0.95):
         self.target = target
         self.context = context
         self.others = others
@@ -329,6 +333,7 @@ class Fracture(Probe):
         self.noise_levels = noise_levels
         self.merge_threshold = merge_threshold
         self.sweep_directions = sweep_directions
+        self.min_score = min_score
         self.n_boot = n_boot
         self.level = level
 
@@ -407,17 +412,14 @@ class Fracture(Probe):
                 add("within_score", self._boot_scores(w_s, ys, kind, contexts, [])[0], None,
                     None, "shuffled")
                 add("transfer_score", t_val, t_boot, True)
-                add("transfer_ratio", t_val / w_val if w_val > 0 else np.nan,
-                    np.where(w_boot > 0, t_boot / np.where(w_boot > 0, w_boot, 1), np.nan),
+                add("transfer_ratio", *_ratio(t_val, w_val, t_boot, w_boot, self.min_score),
                     True)
             # perturbation: embedding noise, with the probe fitted on clean training folds
             curve, curve_boot = self._noise(X, Y, y, kind, folds, boot_rows, ctx.rng)
             arrays["noise_curve"].append(curve)
             add("global_score", curve[0], curve_boot[:, 0], True)
-            auc = curve[1:].mean() / curve[0] if curve[0] > 0 else np.nan
-            auc_boot = curve_boot[:, 1:].mean(1) / np.where(curve_boot[:, 0] > 0,
-                                                            curve_boot[:, 0], np.nan)
-            add("noise_auc", auc, auc_boot, True)
+            add("noise_auc", *_ratio(curve[1:].mean(), curve[0], curve_boot[:, 1:].mean(1),
+                                     curve_boot[:, 0], self.min_score), True)
             # amnesic effect of LEACE-erasing the target
             for name, value, boot, hib in self._amnesic(
                     X, Y, y, kind, contexts, groups, folds, others, boot_rows, ctx.rng,
@@ -534,8 +536,8 @@ class Fracture(Probe):
             after, _ = self._transfer(Xe, Y, contexts, groups, rng, transfer=False)
             b_val, b_boot = self._boot_scores(before, y, kind, contexts, boot_rows)
             a_val, a_boot = self._boot_scores(after, y, kind, contexts, boot_rows)
-            yield ("residual_within", a_val / b_val if b_val > 0 else np.nan,
-                   np.where(b_boot > 0, a_boot / np.where(b_boot > 0, b_boot, 1), np.nan), None)
+            yield ("residual_within", *_ratio(a_val, b_val, a_boot, b_boot, self.min_score),
+                   None)
         for name, okind, OY, oy in others:
             p0 = ridge_cv_predict(X, OY, folds).predictions
             p1 = ridge_cv_predict(Xe, OY, folds).predictions
@@ -640,6 +642,15 @@ _PANELS = [
         ("noise_auc", PALETTE[5], "noise robustness (1: robust)", None, "-"),
         ("transfer_ratio", PALETTE[3], "transfer (random-init)", "random-init", ":")]),
 ]
+
+
+def _ratio(num, den, num_boot, den_boot, min_score):
+    """``num / den`` and its replicates, NaN where ``den < min_score``: a ratio of scores is
+    undefined when the factor is not decodable in the first place."""
+    den_boot = np.asarray(den_boot, dtype=float)
+    ok = den_boot >= min_score
+    boot = np.where(ok, np.asarray(num_boot) / np.where(ok, den_boot, 1.0), np.nan)
+    return (num / den if den >= min_score else np.nan), boot
 
 
 def _adder(metrics, labels, n_units, unit, level):
