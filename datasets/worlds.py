@@ -388,7 +388,7 @@ def open_dataset(path) -> dict:
 
 def world_from_meta(meta: dict) -> World:
     """Rebuild the :class:`World` recorded in a dataset's ``meta`` (or a checkpoint config)."""
-    cfg = dict(meta["world"] if "world" in meta else meta)
+    cfg = dict(meta["world"] if isinstance(meta.get("world"), dict) else meta)
     name = cfg.pop("world")
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
     return make_world(name, **cfg)

@@ -18,12 +18,13 @@ from . import __version__
 from .errors import GeoprobeError
 
 #: the suite ``geoprobe run`` runs with no arguments
-DEFAULT_SUITE = "planted"
+DEFAULT_SUITE = "jepa-tworoom"
 DEFAULT_OUT = Path("geoprobe-results")
 
 EPILOG = textwrap.dedent("""\
     examples:
-      geoprobe run                                  run the default suite (planted data)
+      geoprobe run                                  the main job: train a SIGReg JEPA, probe its latent
+      geoprobe run planted                          a 10-second demo on planted ranks
       geoprobe list                                 probes, with what each needs
       geoprobe probe covariance-spectrum emb.npy --items labels.csv -o out/
       geoprobe run my_suite.toml -o out/ --embeddings ckpt_42.npy
@@ -125,7 +126,10 @@ def cmd_list(args) -> int:
     if show_all or args.generators:
         print("generators (geoprobe.generators, for `generate = ...` in suites):")
         for name, ep in available(GENERATOR_GROUP).items():
-            print(f"  {name:28s} {ep.value}")
+            try:
+                print(f"  {name:28s} {_first_sentence(ep.load().__doc__) or ep.value}")
+            except Exception as exc:  # show a broken plug-in instead of hiding it
+                print(f"  {name:28s} [broken plug-in] {type(exc).__name__}: {exc}")
     if show_all or args.suites:
         print("shipped suites (geoprobe run NAME):")
         for name, path in sorted(shipped_suites().items()):
@@ -133,6 +137,12 @@ def cmd_list(args) -> int:
     if show_all and available(COMMAND_GROUP):
         print("plug-in commands: " + ", ".join(available(COMMAND_GROUP)))
     return 0
+
+
+def _first_sentence(doc: str | None) -> str:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return paragraph.split(". ")[0].rstrip(".")
 
 
 def _suite_description(path: Path) -> str:

@@ -10,6 +10,8 @@ The numerical engine is a set of plain functions on arrays, reusable by other pr
         regression_scores, classification_scores, control_task_labels, online_codelength,
         decode,
     )
+    scores = decode(X, Y, kind="continuous", groups=episode_ids, rng=0).scores
+    r2, r2_low, r2_high = scores["r2"].T          # one entry per target column
 
 and :class:`LinearDecodability` (registered as ``linear-decodability``) runs it over every
 layer of an embedding set.
@@ -84,6 +86,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
+from threadpoolctl import threadpool_limits
 
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
@@ -282,7 +285,7 @@ def _standardizer(X):
     return mu, np.where(sd > 1e-12, sd, 1.0)
 
 
-def _softmax_fit(X, y, n_classes, lam, w0=None, max_iter=300):
+def _softmax_fit(X, y, n_classes, lam, w0=None, max_iter=100):
     """Minimise mean cross-entropy + lam/2 |W|^2 (bias unpenalized); returns flat (d+1)*C."""
     n, d = X.shape
     onehot = np.zeros((n, n_classes))
@@ -298,8 +301,11 @@ def _softmax_fit(X, y, n_classes, lam, w0=None, max_iter=300):
         return loss, np.concatenate([gW.ravel(), R.sum(0)])
 
     w0 = np.zeros((d + 1) * n_classes) if w0 is None else w0
-    res = minimize(loss_grad, w0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "gtol": 1e-6})
+    # L-BFGS-B's own vector updates are tiny BLAS calls; threaded BLAS on a shared machine
+    # makes them ~20x slower than one thread, so the whole fit runs single-threaded.
+    with threadpool_limits(limits=1):
+        res = minimize(loss_grad, w0, jac=True, method="L-BFGS-B",
+                       options={"maxiter": max_iter, "gtol": 1e-5})
     return res.x
 
 
@@ -310,12 +316,13 @@ def _softmax_logp(w, X, n_classes):
 
 
 def logistic_cv_predict(X, y, folds, *, n_classes=None, lambdas=None, groups=None, rng,
-                        max_iter: int = 300):
+                        max_iter: int = 100):
     """Out-of-fold class log-probabilities of L2 multinomial logistic regression.
 
     In each training fold the features are standardized, the strength is chosen among
-    ``lambdas`` (strongest first, warm-started) by log-loss on a held-out 20 % of the training
-    groups, and the model is refitted on all training rows.
+    ``lambdas`` (strongest first, warm-started; the path stops once the held-out log-loss
+    rises 1 % above its best) by log-loss on a held-out 20 % of the training groups, and the
+    model is refitted on all training rows.
 
     Parameters
     ----------
@@ -354,6 +361,8 @@ def logistic_cv_predict(X, y, folds, *, n_classes=None, lambdas=None, groups=Non
             loss = -np.mean(_softmax_logp(w, Z[val], n_classes)[np.arange(len(val)), y[val]])
             if loss < best_loss:
                 best, best_loss = lam, loss
+            elif loss > best_loss * 1.01:
+                break  # validation loss is unimodal in lambda in practice: weaker fits only cost
         w = _softmax_fit(Z[train], y[train], n_classes, best, warm[best], max_iter)
         chosen[f] = best
         logp[test] = _softmax_logp(w, Z[test], n_classes)
@@ -396,48 +405,61 @@ def mlp_cv_predict(X, T, folds, *, kind: str, n_classes=None, groups=None, rng,
         T = T[:, None] if T.ndim == 1 else T
         out_dim = T.shape[1]
     codes = None if groups is None else group_codes(groups, len(X))[0]
-    n_splits = int(folds.max()) + 1
     out = np.empty((len(X), out_dim))
-    with torch.random.fork_rng(devices=[]):
-        for f in range(n_splits):
-            torch.manual_seed(child_seed(rng))
-            train, test = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
-            mu, sd = _standardizer(X[train])
-            Z = torch.as_tensor((X - mu) / sd, dtype=torch.float32)
-            if categorical:
-                target = torch.as_tensor(np.asarray(T), dtype=torch.long)
-                loss_fn = torch.nn.functional.cross_entropy
-            else:
-                tmu, tsd = _standardizer(T[train])
-                target = torch.as_tensor((T - tmu) / tsd, dtype=torch.float32)
-                loss_fn = torch.nn.functional.mse_loss
-            fit, val = _holdout_split(train, codes, rng)
-            net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.ReLU(),
-                                      torch.nn.Linear(hidden, out_dim))
-            opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-            best_loss, best_state, bad = np.inf, None, 0
-            fit_t = torch.as_tensor(fit)
-            for _ in range(max_epochs):
-                net.train()
-                for idx in fit_t[torch.randperm(len(fit_t))].split(batch_size):
-                    opt.zero_grad()
-                    loss_fn(net(Z[idx]), target[idx]).backward()
-                    opt.step()
-                net.eval()
-                with torch.no_grad():
-                    val_loss = float(loss_fn(net(Z[val]), target[val])) if len(val) else 0.0
-                if val_loss < best_loss - 1e-6:
-                    best_loss, bad = val_loss, 0
-                    best_state = {k: v.clone() for k, v in net.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad >= patience:
-                        break
-            net.load_state_dict(best_state)
-            with torch.no_grad():
-                o = net(Z[test]).double().numpy()
-            out[test] = log_softmax(o, axis=1) if categorical else o * tsd + tmu
+    threads = torch.get_num_threads()
+    # A probe-sized MLP gains nothing from intra-op threads and loses much to contention.
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            _mlp_folds(torch, X, T, folds, out, categorical, out_dim, codes, rng, hidden,
+                       weight_decay, lr, batch_size, max_epochs, patience)
+    finally:
+        torch.set_num_threads(threads)
     return out
+
+
+def _mlp_folds(torch, X, T, folds, out, categorical, out_dim, codes, rng, hidden, weight_decay,
+               lr, batch_size, max_epochs, patience):
+    """Fill ``out`` fold by fold (see :func:`mlp_cv_predict`)."""
+    n_splits = int(folds.max()) + 1
+    for f in range(n_splits):
+        torch.manual_seed(child_seed(rng))
+        train, test = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+        mu, sd = _standardizer(X[train])
+        Z = torch.as_tensor((X - mu) / sd, dtype=torch.float32)
+        if categorical:
+            target = torch.as_tensor(np.asarray(T), dtype=torch.long)
+            loss_fn = torch.nn.functional.cross_entropy
+        else:
+            tmu, tsd = _standardizer(T[train])
+            target = torch.as_tensor((T - tmu) / tsd, dtype=torch.float32)
+            loss_fn = torch.nn.functional.mse_loss
+        fit, val = _holdout_split(train, codes, rng)
+        net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.ReLU(),
+                                  torch.nn.Linear(hidden, out_dim))
+        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+        best_loss, best_state, bad = np.inf, None, 0
+        fit_t = torch.as_tensor(fit)
+        for _ in range(max_epochs):
+            net.train()
+            for idx in fit_t[torch.randperm(len(fit_t))].split(batch_size):
+                opt.zero_grad()
+                loss_fn(net(Z[idx]), target[idx]).backward()
+                opt.step()
+            net.eval()
+            with torch.no_grad():
+                val_loss = float(loss_fn(net(Z[val]), target[val])) if len(val) else 0.0
+            if val_loss < best_loss - 1e-6:
+                best_loss, bad = val_loss, 0
+                best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+        net.load_state_dict(best_state)
+        with torch.no_grad():
+            o = net(Z[test]).double().numpy()
+        out[test] = log_softmax(o, axis=1) if categorical else o * tsd + tmu
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,7 +575,7 @@ def control_task_labels(types, y, *, rng) -> np.ndarray:
 
 
 def online_codelength(X, y, *, n_classes=None, groups=None, lam=1e-3, rng,
-                      fractions=MDL_FRACTIONS, max_iter: int = 300) -> tuple[float, float]:
+                      fractions=MDL_FRACTIONS, max_iter: int = 100) -> tuple[float, float]:
     """Online (prequential) code length of labels given X, in bits (Voita & Titov 2020).
 
     Rows are ordered by a random permutation of ``groups`` (rows if None); the first block
@@ -588,6 +610,85 @@ def online_codelength(X, y, *, n_classes=None, groups=None, lam=1e-3, rng,
         logp = _softmax_logp(w, (X[start:stop] - mu) / sd, K)
         bits += -np.sum(logp[np.arange(stop - start), y[start:stop]]) / math.log(2)
     return float(bits), float(n * math.log2(K) / bits)
+
+
+# ---------------------------------------------------------------------------------------------
+# one call for other probes
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Decoded:
+    """What :func:`decode` returns.
+
+    scores : dict metric name -> array of shape (n_targets, 3) holding value, CI low, CI high
+        (one row for a categorical target).
+    predictions : (n_rows, n_targets) out-of-fold predictions, or (n_rows,) class codes
+    folds : (n_rows,) fold of each row
+    """
+
+    scores: dict
+    predictions: np.ndarray
+    folds: np.ndarray
+
+
+def decode(X, Y, *, kind: str = "continuous", groups=None, n_splits: int = 5, folds=None,
+           model: str = "linear", alphas=None, select: str = "gcv", lambdas=None,
+           n_boot: int = 500, level: float = 0.95, rng=0) -> Decoded:
+    """Held-out decodability of ``Y`` from ``X`` with group-aware CV and cluster-bootstrap CIs.
+
+    Parameters
+    ----------
+    X : array of shape (n_rows, dim)
+    Y : continuous targets of shape (n_rows, n_targets) or (n_rows,); or labels of shape
+        (n_rows,) (any dtype) when ``kind="categorical"``. Must be finite / non-empty.
+    kind : "continuous" (ridge, r2 / pearson_r / mse) or "categorical" (multinomial logistic,
+        accuracy / balanced_accuracy / macro_f1)
+    groups : array of shape (n_rows,), optional; rows of a group share a fold and are
+        resampled together
+    n_splits : int; folds : int array of shape (n_rows,), optional (overrides n_splits)
+    model : "linear" or "mlp"
+    rng : numpy Generator or int seed
+
+    Returns
+    -------
+    Decoded
+    """
+    rng = as_generator(rng)
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if model not in ("linear", "mlp"):
+        raise ProbeInputError(f"model must be 'linear' or 'mlp', got {model!r}")
+    if folds is None:
+        folds = group_folds(n, n_splits, groups=groups, rng=rng)
+    boot = PairedBootstrap(groups, n, n_boot, rng)
+    if kind == "continuous":
+        Y = np.asarray(Y, dtype=np.float64)
+        Y = Y[:, None] if Y.ndim == 1 else Y
+        if not np.isfinite(Y).all():
+            row, col = np.argwhere(~np.isfinite(Y))[0]
+            raise ProbeInputError(f"Y row {row} column {col} is not finite; drop such rows first")
+        if model == "linear":
+            P = ridge_cv_predict(X, Y, folds, alphas=alphas, select=select).predictions
+        else:
+            P = mlp_cv_predict(X, Y, folds, kind="continuous", groups=groups, rng=rng)
+        full, bs = boot.sums(_regression_rows(Y, P))
+        f, b = _regression_from_sums(full), _regression_from_sums(bs)
+        scores = {k: np.array([_interval(f[k][j], b[k][:, j], level) for j in range(Y.shape[1])])
+                  for k in f}
+        return Decoded(scores, P, folds)
+    if kind != "categorical":
+        raise ProbeInputError(f"kind must be 'continuous' or 'categorical', got {kind!r}")
+    _, y = np.unique(np.asarray(Y), return_inverse=True)
+    K = int(y.max()) + 1
+    if model == "linear":
+        logp, _ = logistic_cv_predict(X, y, folds, n_classes=K, lambdas=lambdas, groups=groups,
+                                      rng=rng)
+    else:
+        logp = mlp_cv_predict(X, y, folds, kind="categorical", n_classes=K, groups=groups,
+                              rng=rng)
+    pred = logp.argmax(1)
+    full, bs = boot.sums(_classification_rows(y, pred, K))
+    f, b = _classification_from_sums(full), _classification_from_sums(bs)
+    return Decoded({k: np.array([_interval(f[k], b[k], level)]) for k in f}, pred, folds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -730,9 +831,10 @@ class LinearDecodability(Probe):
             if bad.any():
                 if self.missing == "error":
                     row = int(np.flatnonzero(bad)[0])
+                    item = str(ids[row])
                     raise ProbeInputError(
                         f"{ctx.embeddings.source}: target column {name!r} is missing (NaN or "
-                        f"empty) at row {row} (item {ids[row]!r}) and {int(bad.sum()) - 1} "
+                        f"empty) at row {row} (item {item!r}) and {int(bad.sum()) - 1} "
                         "other row(s); clean the column or pass missing='drop'")
                 keep &= ~bad
         dropped = {"missing": int((~keep).sum())}
@@ -812,17 +914,18 @@ class LinearDecodability(Probe):
 
     def _continuous(self, layer, X, Y, names, angles, folds, groups, perm, boot, unit, rng,
                     info):
-        models = {"linear": ridge_cv_predict(X, Y, folds, alphas=self.alphas, select=self.select)}
-        info["alphas"][layer] = np.exp(np.log(models["linear"].alphas).mean(0)).tolist()
-        preds = {"linear": (Y, models["linear"].predictions)}
+        t = Y.shape[1]
+        # Shuffled targets ride along as extra columns: the same decomposition serves them.
+        Yall = np.hstack([Y, Y[perm]]) if self.shuffled else Y
+        ridge = ridge_cv_predict(X, Yall, folds, alphas=self.alphas, select=self.select)
+        info["alphas"][layer] = np.exp(np.log(ridge.alphas[:, :t]).mean(0)).tolist()
+        preds = {"linear": (Y, ridge.predictions[:, :t])}
         if self.mlp:
             preds["mlp"] = (Y, mlp_cv_predict(X, Y, folds, kind="continuous", groups=groups,
                                               rng=rng, hidden=self.mlp_hidden,
                                               max_epochs=self.mlp_max_epochs))
         if self.shuffled:
-            Ys = Y[perm]
-            preds["shuffled"] = (Ys, ridge_cv_predict(X, Ys, folds, alphas=self.alphas,
-                                                      select=self.select).predictions)
+            preds["shuffled"] = (Yall[:, t:], ridge.predictions[:, t:])
         if self.trivial:
             means = np.stack([Y[folds != f].mean(0) for f in range(self.n_splits)])
             preds["mean"] = (Y, means[folds])

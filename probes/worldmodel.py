@@ -37,6 +37,8 @@ provenance (``geoprobe jepa export`` records it), so the probes run from a suite
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from scipy import stats as sps
@@ -91,7 +93,7 @@ class TemporalStraightness(Probe):
 
     name = "temporal-straightness"
     summary = "Mean cosine between successive latent velocities (LeWM), vs shuffled time."
-    requires = Requirements(columns=("episode", "t"), min_items=3)
+    requires = Requirements(min_items=3)  # the columns are parameters: see check_input
 
     def __init__(self, episode="episode", time="t", reference=(), min_speed=0.05, n_boot=1000,
                  level=0.95):
@@ -142,8 +144,8 @@ class TemporalStraightness(Probe):
             metrics.append(m)
             shuffled_hists.append(np.histogram(cos, bins)[0] / cos.size)
             if ref_hist is not None:
-                metrics.append(Metric(**{**ref_metric.__dict__,
-                                         "labels": {"layer": layer, "baseline": "true-state"}}))
+                metrics.append(replace(ref_metric, labels={"layer": layer,
+                                                           "baseline": "true-state"}))
         arrays = {"bins": bins, "hist": np.array(hists), "hist_shuffled": np.array(shuffled_hists)}
         if ref_hist is not None:
             arrays["hist_state"] = ref_hist
@@ -181,7 +183,8 @@ class TemporalStraightness(Probe):
             ax_m.errorbar(x + 0.1 * off, v, yerr=np.nan_to_num(err), fmt="o", color=color,
                           capsize=2, label=label)
         ax_m.axhline(0, color="k", lw=0.5)
-        ax_m.set_xticks(x, layers)
+        ax_m.set_xlim(-0.5, len(layers) - 0.2)
+        ax_m.set_xticks(x + 0.15, layers)
         ax_m.set_xlabel("layer")
         ax_m.set_ylabel("straightness S (95% CI)")
         ax_m.set_title("temporal straightness")
@@ -244,7 +247,8 @@ class VoESurprise(_ModelProbe):
     """
 
     name = "voe-surprise"
-    summary = "Prediction error when physics is violated (teleport) vs a colour change."
+    summary = ("Prediction error when physics is violated (teleport) vs a colour change "
+               "(needs a world model, or an export naming its checkpoint).")
 
     def __init__(self, n_episodes=64, steps=16, event_t=8, window=1, alpha=0.01, n_boot=1000,
                  level=0.95):
@@ -341,7 +345,8 @@ class LatentPlanning(_ModelProbe):
     """
 
     name = "latent-planning"
-    summary = "CEM planning in latent space to a goal image: success rate vs random actions."
+    summary = ("CEM planning in latent space to a goal image: success rate vs random actions "
+               "(needs a world model, or an export naming its checkpoint).")
 
     def __init__(self, n_pairs=40, goal_steps=8, budget=16, horizon=5, n_samples=100,
                  n_elites=10, n_iters=3, tolerance=0.06, n_boot=1000, level=0.95):
@@ -422,7 +427,7 @@ class LatentPlanning(_ModelProbe):
             dist[:, step] = np.linalg.norm(s[:, :2] - goal[:, :2], axis=1)
             z = torch.as_tensor(model.encode(world.render(s, size)))
             z_hist = torch.cat([z_hist[:, 1:], z[:, None]], 1)
-            a_hist = torch.cat([a_hist, action[:, None]], 1)[:, 1:] if h > 1 else a_hist
+            a_hist = torch.cat([a_hist, action[:, None]], 1)[:, 1:]
             mu = torch.cat([mu[:, 1:], torch.zeros(n, 1, 2)], 1)  # warm start, shifted
         return dist
 

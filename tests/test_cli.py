@@ -18,7 +18,7 @@ def run_cli(args, capsys):
 
 
 def test_run_default_suite_writes_results_and_figures(tmp_path, capsys):
-    code, out, _ = run_cli(["run", "-o", tmp_path / "r", *SMALL], capsys)
+    code, out, _ = run_cli(["run", "planted", "-o", tmp_path / "r", *SMALL], capsys)
     assert code == 0 and "results.json" in out
     doc = json.loads((tmp_path / "r" / "results.json").read_text())
     assert doc["suite"]["name"] == "planted" and doc["seed"] == 0
@@ -36,7 +36,7 @@ def test_run_default_suite_writes_results_and_figures(tmp_path, capsys):
 
 def test_same_seed_same_numbers_other_seed_differs(tmp_path, capsys):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        assert run_cli(["run", "-o", tmp_path / name, "--seed", seed, *SMALL], capsys)[0] == 0
+        assert run_cli(["run", "planted", "-o", tmp_path / name, "--seed", seed, *SMALL], capsys)[0] == 0
     load = lambda n: json.loads((tmp_path / n / "results.json").read_text())["probes"]
     assert load("a")["spectrum"]["metrics"] == load("b")["spectrum"]["metrics"]
     assert load("a")["spectrum"]["metrics"] != load("c")["spectrum"]["metrics"]
@@ -88,7 +88,7 @@ ci_overlap = true
 
 
 def test_report_redraws_from_results_alone(tmp_path, capsys):
-    assert run_cli(["run", "-o", tmp_path / "r", *SMALL], capsys)[0] == 0
+    assert run_cli(["run", "planted", "-o", tmp_path / "r", *SMALL], capsys)[0] == 0
     for f in (tmp_path / "r" / "figures").iterdir():
         f.unlink()
     code, out, _ = run_cli(["report", tmp_path / "r", "--formats", "svg,png"], capsys)
@@ -153,8 +153,21 @@ def test_bad_input_one_line_exit_2_no_results(tmp_path, capsys, setup, args, mes
 
 
 def test_failed_run_keeps_previous_results(tmp_path, capsys):
-    assert run_cli(["run", "-o", tmp_path / "r", *SMALL], capsys)[0] == 0
+    assert run_cli(["run", "planted", "-o", tmp_path / "r", *SMALL], capsys)[0] == 0
     before = (tmp_path / "r" / "results.json").read_text()
-    code, _, _ = run_cli(["run", "-o", tmp_path / "r", *SMALL, "--set",
+    code, _, _ = run_cli(["run", "planted", "-o", tmp_path / "r", *SMALL, "--set",
                           "probes.spectrum.params.group=nope"], capsys)
     assert code == 2 and (tmp_path / "r" / "results.json").read_text() == before
+
+
+def test_no_argument_run_is_the_jepa_main_job(tmp_path, capsys):
+    """`geoprobe run` alone runs the README's main job; here with a tiny world and training."""
+    tiny = [f"--set=sources.tworoom.params.{k}" for k in
+            ("n_episodes=40", "steps=16", "train_steps=20", "size=32")]
+    code, out, _ = run_cli(["run", "-o", tmp_path / "r", "--no-progress", *tiny], capsys)
+    assert code == 0 and out.startswith("jepa-tworoom:")
+    doc = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert set(doc["probes"]) == {"decodability", "spectrum", "straightness", "voe", "planning"}
+    assert doc["sources"]["tworoom"]["provenance"]["checkpoint"]
+    for pid in doc["probes"]:
+        assert (tmp_path / "r" / "figures" / f"{pid}.png").exists()

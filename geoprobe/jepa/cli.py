@@ -117,7 +117,7 @@ def _export(args) -> int:
 def _run(args) -> int:
     from .pipeline import run_pipeline
 
-    kwargs = {} if args.steps is None else {"steps": args.steps}
+    kwargs = {} if args.steps is None else {"train_steps": args.steps}
     report = run_pipeline(args.workdir, lam=args.lam, seed=args.seed, world=args.world,
                           **kwargs)
     print(f"wrote {report}")

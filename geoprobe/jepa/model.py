@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoprobe.errors import GeoprobeError
+
 from .sigreg import sigreg
 
 
@@ -67,7 +69,6 @@ class JEPAConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            from geoprobe.errors import GeoprobeError
             raise GeoprobeError(f"unknown JEPA config key(s) {unknown}; known: {sorted(known)}")
         d = dict(d)
         if "channels" in d:

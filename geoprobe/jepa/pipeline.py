@@ -45,14 +45,16 @@ def _dataset(workdir: Path, world: str, n_episodes: int, steps: int, size: int, 
 def world_model_latents(world: str = DEFAULTS["world"], n_episodes: int = DEFAULTS["n_episodes"],
                         steps: int = DEFAULTS["steps"], size: int = DEFAULTS["size"],
                         lam: float = 0.1, train_steps: int = DEFAULTS["train_steps"],
-                        dim: int = 32, seed: int = 0, workdir=None,
+                        dim: int = 32, seed: int = 0, workdir=None, model: dict | None = None,
                         show_progress: bool = True) -> EmbeddingSet:
     """Generate a world dataset, train a JEPA on it (resuming if interrupted) and export its
     latents; returns the exported :class:`EmbeddingSet` (layer ``z``, true-state columns,
     ``episode``, ``t``, ``split``; random-init twin beside it; checkpoint in provenance).
 
-    Everything is cached in ``workdir`` (a temporary directory if None): a second call with
-    the same arguments reuses the dataset and the finished checkpoint.
+    ``model`` holds further :class:`~geoprobe.jepa.JEPAConfig` keys (``channels``,
+    ``hidden``, ``batch``, ...). Everything is cached in ``workdir`` (a temporary directory if
+    None): a second call with the same arguments reuses the dataset and the finished
+    checkpoint.
     """
     import tempfile
 
@@ -64,7 +66,8 @@ def world_model_latents(world: str = DEFAULTS["world"], n_episodes: int = DEFAUL
     workdir.mkdir(parents=True, exist_ok=True)
     data = _dataset(workdir, world, n_episodes, steps, size, seed)
     run = workdir / f"run-lam{lam:g}-d{dim}-s{seed}"
-    cfg = JEPAConfig(lam=lam, dim=dim, steps=train_steps, seed=seed, data=str(data))
+    cfg = JEPAConfig.from_dict({**(model or {}), "lam": lam, "dim": dim, "steps": train_steps,
+                                "seed": seed, "data": str(data)})
     ckpt = run / CHECKPOINT
     if not ckpt.exists() or read_checkpoint(ckpt)[1] < train_steps:
         train(cfg, run, show_progress=show_progress)
@@ -87,8 +90,13 @@ def gaussianity(emb: EmbeddingSet, split: str = "val", n_directions: int = 1024,
 
 
 def probe_latents(emb: EmbeddingSet, *, seed: int = 0, mlp: bool = True,
-                  show_progress: bool = False) -> dict:
-    """Run the world-model analyses on an export; returns {probe id: ProbeResult}."""
+                  probe_params: dict | None = None, show_progress: bool = False) -> dict:
+    """Run the world-model analyses on an export; returns {probe id: ProbeResult}.
+
+    probe_params : {probe id: {param: value}} overriding the defaults (ids: decodability,
+        spectrum, straightness, voe, planning).
+    """
+    extra = probe_params or {}
     from geoprobe.registry import make_probe
 
     state = [c for c in emb.provenance.get("world", {}).get("state_names", [])
@@ -102,8 +110,8 @@ def probe_latents(emb: EmbeddingSet, *, seed: int = 0, mlp: bool = True,
             ("spectrum", "covariance-spectrum", {"group": "episode"}),
             ("straightness", "temporal-straightness", {"reference": state[:2]}),
             ("voe", "voe-surprise", {}), *plan]
-    return {pid: make_probe(name, **params).run(emb, seed=seed, progress=show_progress)
-            for pid, name, params in jobs}
+    return {pid: make_probe(name, **{**params, **extra.get(pid, {})}).run(
+                emb, seed=seed, progress=show_progress) for pid, name, params in jobs}
 
 
 def summary_row(emb: EmbeddingSet, results: dict) -> dict:
@@ -144,8 +152,10 @@ def _metric_line(m) -> str:
     return f"| {m.name} | {labels} | {_fmt(m.value)}{ci} | {m.n} {m.unit} |"
 
 
-def write_report(out: Path, emb: EmbeddingSet, results: dict, timings: dict) -> Path:
-    """results.json, one figure per probe (PDF + PNG) and report.md in ``out``."""
+def write_report(out: Path, emb: EmbeddingSet, results: dict, timings: dict,
+                 formats=("pdf", "png")) -> Path:
+    """results.json, one figure per probe (in ``formats``; none if empty) and report.md in
+    ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     row = summary_row(emb, results)
     write_json_atomic(out / "results.json", {
@@ -154,8 +164,9 @@ def write_report(out: Path, emb: EmbeddingSet, results: dict, timings: dict) -> 
         "results": {pid: r.to_dict() for pid, r in results.items()}})
     figs = []
     for pid, r in results.items():
-        save_figure(r.plot(), out / pid)
-        figs.append(pid)
+        if formats:
+            save_figure(r.plot(), out / pid, formats)
+            figs.append(pid)
     cfg = emb.provenance.get("config", {})
     lines = [f"# What does this latent encode? (JEPA on {cfg.get('world', {}).get('world')}, "
              f"lambda = {cfg.get('lam')})", "",
@@ -177,18 +188,24 @@ def write_report(out: Path, emb: EmbeddingSet, results: dict, timings: dict) -> 
 
 
 def run_pipeline(workdir, *, lam: float = 0.1, seed: int = 0, world: str = DEFAULTS["world"],
-                 steps: int = DEFAULTS["train_steps"], mlp: bool = True,
-                 show_progress: bool = True) -> Path:
-    """Generate, train, export, probe and report; returns the path of ``report.md``."""
+                 train_steps: int = DEFAULTS["train_steps"], mlp: bool = True,
+                 probe_params: dict | None = None, show_progress: bool = True,
+                 formats=("pdf", "png"), **params) -> Path:
+    """Generate, train, export, probe and report; returns the path of ``report.md``.
+
+    ``params`` go to :func:`world_model_latents` (``n_episodes``, ``steps``, ``size``,
+    ``dim``, ``model``).
+    """
     workdir = Path(workdir)
     t0 = time.perf_counter()
-    emb = world_model_latents(world=world, lam=lam, train_steps=steps, seed=seed,
-                              workdir=workdir, show_progress=show_progress)
+    emb = world_model_latents(world=world, lam=lam, train_steps=train_steps, seed=seed,
+                              workdir=workdir, show_progress=show_progress, **params)
     t1 = time.perf_counter()
-    results = probe_latents(emb, seed=seed, mlp=mlp, show_progress=show_progress)
+    results = probe_latents(emb, seed=seed, mlp=mlp, probe_params=probe_params,
+                            show_progress=show_progress)
     t2 = time.perf_counter()
     report = write_report(workdir / f"report-lam{lam:g}-s{seed}", emb, results,
-                          {"generate+train+export": t1 - t0, "probes": t2 - t1})
+                          {"generate+train+export": t1 - t0, "probes": t2 - t1}, formats)
     return report
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -145,8 +146,10 @@ def train(cfg: JEPAConfig, out_dir, *, resume: bool = True, checkpoint_every: in
     out.mkdir(parents=True, exist_ok=True)
     data = open_dataset(cfg.data)
     meta = data["meta"]
-    cfg.world, cfg.image_size = meta["world"], meta["size"]
-    cfg.action_dim = data["actions"].shape[-1]
+    # The dataset decides the world, image size and action width (the caller's cfg is
+    # left untouched).
+    cfg = replace(cfg, world=meta["world"], image_size=meta["size"],
+                  action_dim=data["actions"].shape[-1])
     n_eps, n_steps = data["frames"].shape[:2]
     n_train = n_eps - cfg.val_episodes
     window = cfg.history + cfg.n_pred

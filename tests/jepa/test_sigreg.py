@@ -1,28 +1,7 @@
-import math
-
 import numpy as np
 import torch
 
-from geoprobe.jepa.sigreg import random_directions, sigreg
-
-
-def naive_sigreg(z, A):
-    """Direct transcription of the published formula, one direction and one t at a time."""
-    z, A = np.asarray(z, np.float64), np.asarray(A, np.float64)
-    n = z.shape[0]
-    t = np.linspace(0, 3, 17)
-    dt = 3 / 16
-    values = []
-    for m in range(A.shape[1]):
-        x = z @ A[:, m]
-        total = 0.0
-        for k, tk in enumerate(t):
-            w = (dt if k in (0, 16) else 2 * dt) * math.exp(-tk ** 2 / 2)
-            err = (np.mean(np.cos(tk * x)) - math.exp(-tk ** 2 / 2)) ** 2 \
-                + np.mean(np.sin(tk * x)) ** 2
-            total += w * err
-        values.append(total * n)
-    return float(np.mean(values))
+from geoprobe.jepa.sigreg import random_directions, sigreg, sigreg_reference as naive_sigreg
 
 
 def test_matches_naive_transcription():

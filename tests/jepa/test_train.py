@@ -94,3 +94,23 @@ def test_cli_generate_train_export(tmp_path, capsys):
     assert main(["jepa", "train", "--out", str(tmp_path / "x")]) == 2
     assert main(["jepa", "export", str(tmp_path / "nothing"), str(tmp_path / "e2")]) == 2
     assert "no such checkpoint" in capsys.readouterr().out
+
+
+def test_pipeline_end_to_end(tmp_path):
+    from geoprobe.jepa.pipeline import load_summary, run_pipeline
+
+    model = {k: (list(v) if isinstance(v, tuple) else v) for k, v in TINY.items()}
+    small = {"decodability": {"n_boot": 50}, "spectrum": {"n_boot": 20},
+             "straightness": {"n_boot": 50}, "voe": {"n_episodes": 8, "steps": 6, "event_t": 3,
+                                                     "n_boot": 50},
+             "planning": {"n_pairs": 4, "goal_steps": 3, "budget": 3, "n_samples": 8,
+                          "n_elites": 2, "n_iters": 1, "n_boot": 50}}
+    report = run_pipeline(tmp_path, lam=0.1, train_steps=4, mlp=False, show_progress=False,
+                          n_episodes=8, steps=16, size=16, dim=8, model=model,
+                          probe_params=small, formats=("png",))
+    text = report.read_text()
+    assert "What does this latent encode?" in text and "pearson_r" in text
+    row = load_summary(report.parent)
+    assert {"rankme", "collapsed", "planning_success", "random_success",
+            "voe_ratio[teleport]"} <= set(row)
+    assert (report.parent / "voe.png").exists()

@@ -106,3 +106,11 @@ def test_straightness_recovers_planted_values():
     assert sh.value < 0
     assert straight.metric("straightness", layer="0", baseline="true-state").value > 0.99
     straight.plot()
+
+
+def test_bad_input_is_named():
+    emb = EmbeddingSet(np.zeros((4, 2), np.float32), {"ep": np.zeros(4, int)})
+    with pytest.raises(ProbeInputError, match="episode"):
+        TemporalStraightness().run(emb, seed=0)
+    with pytest.raises(ProbeInputError, match="event_t"):
+        VoESurprise(steps=6, event_t=1).run(_dummy_set(), model=OracleModel(), seed=0)

