@@ -1,0 +1,86 @@
+"""Planted unified and fractured representations of the same decodable factor.
+
+Both kinds encode a factor ``f`` with the same within-context signal-to-noise ratio, so a
+plain decodability probe scores them alike; they differ only in organisation:
+
+- ``unified``: ``x = f a + g b + m_c + noise``, one direction ``a`` for every context;
+- ``fractured``: ``x = f a_c + g b + m_c + noise``, a separate random direction ``a_c`` per
+  context ``c`` (the FER picture: the same factor, rebuilt piecewise).
+
+``g`` is a second factor (for collateral damage and spill), ``m_c`` a context offset.
+:func:`planted_fracture_model` gives torch models with the same contrast in their weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geoprobe.embeddings import EmbeddingSet
+
+
+def planted_fracture(kind: str = "unified", n_items: int = 2000, dim: int = 32,
+                     n_contexts: int = 4, signal: float = 1.0, noise: float = 0.5,
+                     group_size: int = 10, seed: int = 0) -> EmbeddingSet:
+    """One-layer embedding set (n_items, dim) with columns ``factor``, ``other`` (floats),
+    ``context`` (int), ``group`` (rows in groups of ``group_size``, one context per group)
+    and ``factor_sign`` ("pos"/"neg", a categorical version of the factor)."""
+    if kind not in ("unified", "fractured"):
+        raise ValueError(f"kind must be 'unified' or 'fractured', got {kind!r}")
+    if dim < n_contexts + 2:
+        raise ValueError(f"dim={dim} must be at least n_contexts + 2 = {n_contexts + 2} "
+                         "(orthogonal directions per context and for the other factor)")
+    rng = np.random.default_rng(seed)
+    group = np.arange(n_items) // group_size
+    context = rng.integers(0, n_contexts, group.max() + 1)[group]
+    f, g = rng.standard_normal(n_items), rng.standard_normal(n_items)
+    basis = np.linalg.qr(rng.standard_normal((dim, n_contexts + 2)))[0].T
+    b = basis[n_contexts + 1]
+    a = basis[:n_contexts] if kind == "fractured" else np.repeat(basis[:1], n_contexts, 0)
+    offsets = rng.standard_normal((n_contexts, dim)) * 0.5
+    X = (signal * f[:, None] * a[context] + g[:, None] * b + offsets[context]
+         + noise * rng.standard_normal((n_items, dim)))
+    items = {"item_id": np.char.add("r", np.arange(n_items).astype(str)), "factor": f,
+             "other": g, "context": context, "group": group,
+             "factor_sign": np.where(f > 0, "pos", "neg")}
+    provenance = {"model": f"generated:planted-fracture-{kind}",
+                  "generator": {"name": "planted-fracture", "kind": kind, "n_items": n_items,
+                                "dim": dim, "n_contexts": n_contexts, "signal": signal,
+                                "noise": noise, "group_size": group_size, "seed": seed}}
+    return EmbeddingSet(X.astype(np.float32)[None], items, provenance=provenance,
+                        layer_names=[kind], source=f"generated:planted-fracture-{kind}")
+
+
+def planted_fracture_model(kind: str = "unified", dim: int = 16, hidden: int = 32,
+                           seed: int = 0):
+    """A torch model mapping inputs ``(f, g)`` (n, 2) to a representation (n, dim).
+
+    ``unified``: two separate linear maps, ``f -> dim/2`` and ``g -> dim/2``, concatenated
+    (every weight belongs to one factor's pathway, as in a sparse evolved network).
+    ``fractured``: a dense MLP ``Linear(2, hidden) -> tanh -> Linear(hidden, dim)`` with
+    random weights: every weight is shared by both factors.
+    Returns the model (float64, ``requires_grad`` weights, no training needed).
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    half = dim // 2
+
+    class Unified(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f_path = torch.nn.Linear(1, half, bias=False)
+            self.g_path = torch.nn.Linear(1, dim - half, bias=False)
+
+        def forward(self, x):
+            return torch.cat([self.f_path(x[:, :1]), self.g_path(x[:, 1:2])], dim=1)
+
+    if kind == "unified":
+        model = Unified()
+    elif kind == "fractured":
+        model = torch.nn.Sequential(torch.nn.Linear(2, hidden, bias=False), torch.nn.Tanh(),
+                                    torch.nn.Linear(hidden, dim, bias=False))
+        with torch.no_grad():
+            model[0].weight.mul_(0.5)
+    else:
+        raise ValueError(f"kind must be 'unified' or 'fractured', got {kind!r}")
+    return model.double()
