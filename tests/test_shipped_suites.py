@@ -18,3 +18,14 @@ def test_shipped_suite_is_runnable_by_name(name):
         if source.generate:
             accepted = inspect.signature(get_generator(source.generate)).parameters
             assert set(source.params) <= set(accepted), (name, source.name)
+
+
+@pytest.mark.parametrize("name", ["planted", "collapse", "decodability", "regularization"])
+def test_quick_shipped_suites_pass_their_own_checks(name, tmp_path):
+    """The suites that take seconds run in full; their checks encode the planted answers."""
+    from geoprobe.runner import run_suite
+
+    doc = run_suite(load_suite(name), tmp_path / name, checks=True, show_progress=False)
+    failed = [c["name"] + ": " + c["message"] for c in doc["checks"] if not c["passed"]]
+    assert doc["checks"] and not failed
+    assert (tmp_path / name / "junit.xml").exists()
