@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet
+from geoprobe.stats import preserves_torch_rng
 
 
 def planted_fracture(kind: str = "unified", n_items: int = 2000, dim: int = 32,
@@ -50,6 +51,7 @@ def planted_fracture(kind: str = "unified", n_items: int = 2000, dim: int = 32,
                         layer_names=[kind], source=f"generated:planted-fracture-{kind}")
 
 
+@preserves_torch_rng
 def planted_fracture_model(kind: str = "unified", dim: int = 16, hidden: int = 32,
                            seed: int = 0):
     """A torch model mapping inputs ``(f, g)`` (n, 2) to a representation (n, dim).

@@ -21,7 +21,7 @@ import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import FormatError, GeoprobeError
-from geoprobe.stats import child_seed
+from geoprobe.stats import child_seed, preserves_torch_rng
 
 TREEBANK_DIR = Path("/work/shared/data/ud_english_ewt")
 CONDITIONS = ("in-distribution", "word-shuffled")
@@ -60,6 +60,7 @@ def treebank_sentences(path=None, *, min_words: int = 5, max_words: int = 30) ->
     return out
 
 
+@preserves_torch_rng
 def token_states(sentences: list[list[str]], model_dir=None, *, random_init: bool = False,
                  seed: int = 0, batch_size: int = 32):
     """Hidden states of every non-special word piece, all layers.

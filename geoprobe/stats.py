@@ -11,6 +11,7 @@ from a seed with :func:`as_generator` once, at the boundary, and pass it down.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,6 +33,21 @@ def as_generator(seed) -> np.random.Generator:
 def child_seed(rng: np.random.Generator) -> int:
     """Draw an int seed for a library that wants one (torch, scikit-learn)."""
     return int(rng.integers(0, 2**31 - 1))
+
+
+def preserves_torch_rng(fn):
+    """Decorator for functions that seed torch's global generator (model initialisation does
+    not take a generator): the caller's torch random state is restored when they return, so
+    library code never changes a user's global seeding."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def group_codes(groups, n_rows: int) -> tuple[np.ndarray, int]:

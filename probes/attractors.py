@@ -49,7 +49,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
-from geoprobe.stats import bootstrap_mean, child_seed, percentile_interval
+from geoprobe.stats import bootstrap_mean, child_seed, percentile_interval, preserves_torch_rng
 
 SENSITIVITY = (0.1, 0.3, 1.0, 3.0, 10.0)
 COSINE_RULE = 0.99
@@ -118,6 +118,7 @@ def _maps(model):
                           f"{type(model).__name__}")
 
 
+@preserves_torch_rng
 def _reinitialised(model, seed: int):
     """A copy of model with every submodule's ``reset_parameters`` applied, or None."""
     import torch

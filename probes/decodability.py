@@ -91,7 +91,8 @@ from threadpoolctl import threadpool_limits
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult
-from geoprobe.stats import as_generator, child_seed, group_codes, percentile_interval
+from geoprobe.stats import (as_generator, child_seed, group_codes, percentile_interval,
+                            preserves_torch_rng)
 
 #: relative ridge grid (multiples of the mean eigenvalue of the training fold's centred Gram)
 RELATIVE_ALPHAS = np.logspace(-6, 2, 17)
@@ -418,6 +419,7 @@ def mlp_cv_predict(X, T, folds, *, kind: str, n_classes=None, groups=None, rng,
     return out
 
 
+@preserves_torch_rng
 def _mlp_folds(torch, X, T, folds, out, categorical, out_dim, codes, rng, hidden, weight_decay,
                lr, batch_size, max_epochs, patience):
     """Fill ``out`` fold by fold (see :func:`mlp_cv_predict`)."""

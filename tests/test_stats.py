@@ -83,3 +83,19 @@ def test_seeded_generators_reproduce():
 
 def test_permutation_p_value_never_zero():
     assert stats.permutation_p_value(10.0, np.zeros(99)) == 0.01
+
+
+def test_library_seeding_leaves_the_callers_torch_state_alone():
+    import torch
+
+    @stats.preserves_torch_rng
+    def build():
+        torch.manual_seed(123)
+        return torch.rand(3)
+
+    torch.manual_seed(7)
+    expected = torch.rand(2)
+    torch.manual_seed(7)
+    first = build()
+    assert torch.equal(torch.rand(2), expected)      # the caller's stream is untouched
+    assert torch.equal(build(), first)               # and the function is still seeded

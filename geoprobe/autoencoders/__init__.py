@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoprobe.stats import preserves_torch_rng
+
 
 class ConvAutoencoder(nn.Module):
     """Conv encoder 16x16 -> 8x8 -> 4x4 -> latent_dim, and its transposed decoder.
@@ -48,6 +50,7 @@ class ConvAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
+@preserves_torch_rng
 def train_autoencoder(images: np.ndarray, latent_dim: int = 8, weight_decay: float = 0.0,
                       steps: int = 1500, batch_size: int = 64, lr: float = 2e-3,
                       seed: int = 0) -> ConvAutoencoder:

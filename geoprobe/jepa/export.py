@@ -12,6 +12,7 @@ from geoprobe.datasets.worlds import open_dataset
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.progress import progress
 from geoprobe.provenance import file_sha256
+from geoprobe.stats import preserves_torch_rng
 
 from .model import JEPA, WorldModel
 from .train import CHECKPOINT, load_model
@@ -20,6 +21,7 @@ LAYER = "z"
 TWIN_SUFFIX = "-random-init"
 
 
+@preserves_torch_rng
 def export(checkpoint, out, *, data=None, twin: bool = True, batch_episodes: int = 16,
            show_progress: bool = True) -> EmbeddingSet:
     """Encode every frame of the dataset and write an embedding set to ``out``.

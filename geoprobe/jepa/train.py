@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from geoprobe.datasets.worlds import open_dataset
 from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.progress import progress
+from geoprobe.stats import preserves_torch_rng
 
 from .model import JEPA, JEPAConfig, WorldModel
 
@@ -129,6 +130,7 @@ def load_world_model(path) -> WorldModel:
 
 # -- training --------------------------------------------------------------------------------
 
+@preserves_torch_rng
 def train(cfg: JEPAConfig, out_dir, *, resume: bool = True, checkpoint_every: int = 250,
           stop_after: int | None = None, show_progress: bool = True,
           threads: int | None = 1) -> Path:
