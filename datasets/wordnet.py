@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe.errors import GeoprobeError
+from geoprobe.provenance import atomic_path, cache_root
 
 #: the WordNet lexicographer files (identical in WordNet 3.0 and 3.1); see lexnames(5WN)
 LEXNAMES = (
@@ -70,14 +71,6 @@ REMEDY = ("install WordNet with one of: `apt-get install wordnet-base wordnet-se
 
 class WordNetNotFound(GeoprobeError):
     """No usable WordNet anywhere geoprobe looks."""
-
-
-def cache_root() -> Path:
-    """Where geoprobe keeps its assembled NLTK data and derived WordNet arrays."""
-    if os.environ.get("GEOPROBE_CACHE"):
-        return Path(os.environ["GEOPROBE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "geoprobe"
 
 
 def _is_dict_dir(path: Path) -> bool:
@@ -321,12 +314,5 @@ def noun_data(path=None) -> dict[str, np.ndarray]:
 
 
 def _save_npz_atomic(cache: Path, data: dict) -> None:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{cache.name}.", suffix=".npz", dir=cache.parent)
-    os.close(fd)
-    try:
+    with atomic_path(cache, suffix=".npz") as tmp:
         np.savez(tmp, **data)
-        os.replace(tmp, cache)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

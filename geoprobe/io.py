@@ -32,6 +32,7 @@ import numpy as np
 from .embeddings import MANIFEST, EmbeddingSet
 from .errors import EmbeddingError, FormatError
 from .items import ItemTable
+from .provenance import atomic_path
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".hdf5", ".h5")
 
@@ -211,13 +212,8 @@ def export_embeddings(emb: EmbeddingSet, path) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".npz", ".safetensors"):
         return emb.save(path)
-    import os
-    import tempfile
-
     arrays = {name: np.ascontiguousarray(X) for name, X in emb.iter_layers()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent or ".", suffix=suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         if suffix == ".npz":
             arrays.update({k: v for k, v in emb.items.items() if k not in arrays})
             np.savez(tmp, **arrays)
@@ -229,9 +225,5 @@ def export_embeddings(emb: EmbeddingSet, path) -> Path:
             meta = {k: json.dumps(v, default=str) for k, v in emb.provenance.items()
                     if not k.startswith("_")}
             meta["item_ids"] = json.dumps(emb.ids.tolist())
-            save_file({**arrays, **numeric}, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            save_file({**arrays, **numeric}, str(tmp), metadata=meta)
     return path

@@ -8,8 +8,6 @@ so they look the same in every figure. Figures are saved, never shown.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
+
+from .provenance import atomic_path  # noqa: E402
 
 #: Okabe & Ito (2008) colour-blind-safe palette
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -75,14 +75,8 @@ def save_figure(fig, stem, formats=("pdf", "png")) -> list[Path]:
     try:
         for fmt in formats:
             path = stem.with_name(f"{stem.name}.{fmt}")
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-            os.close(fd)
-            try:
+            with atomic_path(path) as tmp:
                 fig.savefig(tmp, format=fmt)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
             paths.append(path)
     finally:
         plt.close(fig)

@@ -1,7 +1,8 @@
-"""What a results file records about how it was made, and atomic writes."""
+"""What a results file records about how it was made; atomic writes; the cache directory."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -63,6 +64,15 @@ def environment() -> dict:
     }
 
 
+def cache_root() -> Path:
+    """geoprobe's cache directory: ``$GEOPROBE_CACHE``, else ``$XDG_CACHE_HOME/geoprobe``,
+    else ``~/.cache/geoprobe``. Everything in it can be rebuilt from its inputs."""
+    if os.environ.get("GEOPROBE_CACHE"):
+        return Path(os.environ["GEOPROBE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "geoprobe"
+
+
 def read_json(path, *, missing: str, error=None):
     """Parse a JSON file; a missing or malformed file raises ``error`` (a GeoprobeError
     subclass) naming the file, with ``missing`` as the reason for an absent one."""
@@ -77,19 +87,32 @@ def read_json(path, *, missing: str, error=None):
         raise error(f"{path}: invalid JSON ({exc})") from None
 
 
-def write_text_atomic(path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ""):
+    """Yield a temporary path beside ``path``; on a clean exit it is renamed to ``path``.
+
+    Write the file to the yielded path with any library (``np.savez``, ``fig.savefig``,
+    safetensors). On an exception the temporary file is removed and ``path`` is untouched, so a
+    crash never leaves a half-written result. ``suffix`` keeps writers that append one (as
+    ``np.savez`` does for ``.npz``) writing to the yielded name.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return path
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def write_json_atomic(path, obj) -> Path:

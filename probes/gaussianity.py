@@ -67,9 +67,6 @@ sample of the same n and d for the others) and, added by the core, the random-in
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +75,7 @@ from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
 from geoprobe.probes.spectrum import participation_ratio, rankme
+from geoprobe.provenance import atomic_path, cache_root
 from geoprobe.stats import basic_interval, group_codes, percentile_interval
 from geoprobe.streaming import MomentAccumulator, blocked_moments
 
@@ -214,9 +212,8 @@ def epps_pulley(X: np.ndarray, directions: np.ndarray, *, standardize: str = "no
 
 
 def default_cache_dir() -> Path:
-    """``$GEOPROBE_CACHE`` or ``~/.cache/geoprobe``, subfolder ``epps-pulley-null``."""
-    root = os.environ.get("GEOPROBE_CACHE") or Path.home() / ".cache" / "geoprobe"
-    return Path(root) / "epps-pulley-null"
+    """Subfolder ``epps-pulley-null`` of geoprobe's cache (:func:`geoprobe.provenance.cache_root`)."""
+    return cache_root() / "epps-pulley-null"
 
 
 def epps_pulley_null(n: int, dim: int, n_directions: int, *, standardize: str = "scale",
@@ -248,15 +245,8 @@ def epps_pulley_null(n: int, dim: int, n_directions: int, *, standardize: str = 
         null[r] = epps_pulley(G, A, standardize=standardize, t_max=t_max,
                               n_points=n_points).statistic()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, null)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, null)
     return null
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from safetensors.torch import save_file
 from geoprobe.datasets.worlds import open_dataset
 from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.progress import progress
+from geoprobe.provenance import atomic_path
 from geoprobe.stats import preserves_torch_rng
 
 from .model import JEPA, JEPAConfig, WorldModel
@@ -83,9 +83,8 @@ def save_checkpoint(path, net: JEPA, opt: torch.optim.Optimizer | None, step: in
         groups = sd["param_groups"]
     meta = {"config": json.dumps(net.cfg.to_dict()), "step": str(step),
             "param_groups": json.dumps(groups), "format": "geoprobe-jepa/1"}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
