@@ -521,6 +521,19 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
 
 
 # -- suite generator ------------------------------------------------------------------------
+def reuse_built(out: Path, field: str, key: str) -> EmbeddingSet | None:
+    """The set at ``out`` if an earlier call built it with the same arguments, else None.
+
+    Generators record their arguments as ``key`` (a JSON string) in provenance ``field``; a
+    missing, unreadable or differently-built set is rebuilt.
+    """
+    try:
+        emb = EmbeddingSet.open(out, validate=False)
+    except GeoprobeError:
+        return None
+    return emb if emb.provenance.get(field) == key else None
+
+
 def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | None = None,
                 max_sentences: int | None = None, batch_size: int = 32, dtype: str = "float32",
                 twin: bool = True, long_sentences: str = "skip", seed: int = 0,
@@ -536,12 +549,9 @@ def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | No
                       "max_sentences": max_sentences, "dtype": dtype, "twin": twin,
                       "long_sentences": long_sentences, "seed": seed}, sort_keys=True)
     out = workdir / f"{split}.gpemb"
-    try:
-        emb = EmbeddingSet.open(out, validate=False)
-        if emb.provenance.get("extraction_key") == key:
-            return emb
-    except GeoprobeError:
-        pass
+    built = reuse_built(out, "extraction_key", key)
+    if built is not None:
+        return built
     path = extract_treebank(out, treebank=treebank, split=split, model=model,
                             max_sentences=max_sentences, batch_size=batch_size, dtype=dtype,
                             twin=twin, seed=seed, long_sentences=long_sentences,

@@ -20,7 +20,7 @@ import numpy as np
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import EmbeddingError, GeoprobeError
 
-from .extraction import TWIN_SUFFIX, treebank_lm
+from .extraction import TWIN_SUFFIX, reuse_built, treebank_lm
 
 _CHUNK_ROWS = 8192
 
@@ -84,12 +84,9 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
                       "dtype": dtype, "twin": twin, "long_sentences": long_sentences,
                       "seed": seed}, sort_keys=True)
     out = workdir / ("+".join(splits) + ".gpemb")
-    try:
-        emb = EmbeddingSet.open(out, validate=False)
-        if emb.provenance.get("splits_key") == key:
-            return emb
-    except GeoprobeError:
-        pass
+    built = reuse_built(out, "splits_key", key)
+    if built is not None:
+        return built
     parts = [treebank_lm(split=s, model=model, max_sentences=limits[s], batch_size=batch_size,
                          dtype=dtype, twin=twin, long_sentences=long_sentences, seed=seed,
                          workdir=workdir) for s in splits]
