@@ -16,11 +16,10 @@ import argparse
 import os
 import platform
 import tempfile
-import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from bench_spectrum import measure as measure_bytes  # this script's folder is on sys.path
 
 from geoprobe.probes.gaussianity import epps_pulley, epps_pulley_grid, random_directions
 from geoprobe.provenance import write_text_atomic
@@ -34,13 +33,9 @@ def direct(X, A):
 
 
 def measure(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    seconds = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
-    tracemalloc.stop()
-    return out, seconds, peak
+    """(result, seconds, peak MiB) of ``fn()``, with the spectrum benchmark's timer."""
+    out, seconds, peak = measure_bytes(fn)
+    return out, seconds, peak / 2 ** 20
 
 
 def main():
