@@ -73,6 +73,30 @@ def bootstrap_counts(groups, n_rows: int, n_boot: int, rng: np.random.Generator)
     return unit_counts[:, codes]
 
 
+def block_bootstrap(groups, n_rows: int, *, max_blocks: int, n_boot: int,
+                    rng: np.random.Generator):
+    """Cluster bootstrap over at most ``max_blocks`` blocks of units, as weights.
+
+    Units are dealt at random into ``min(n_units, max_blocks)`` blocks and whole blocks are
+    resampled: random blocks of independent units are independent, so this keeps the
+    bootstrap's variance while a statistic needs only per-block sufficient statistics (Gram
+    matrices, sums). With no more units than ``max_blocks`` a block is a unit and this is the
+    exact cluster bootstrap.
+
+    Returns
+    -------
+    block_of_row : int array of shape (n_rows,)
+    weights : int array of shape (n_boot, n_blocks), draws of each block per replicate
+    n_units : int
+    """
+    codes, n_units = group_codes(groups, n_rows)
+    n_blocks = min(n_units, max_blocks)
+    unit_block = (np.arange(n_units) if n_blocks == n_units
+                  else rng.permutation(np.arange(n_units) % n_blocks))
+    weights = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=n_boot)
+    return unit_block[codes], weights, n_units
+
+
 def bootstrap_indices(groups, n_rows: int, rng: np.random.Generator) -> np.ndarray:
     """Row indices of one cluster-bootstrap replicate (units drawn with replacement)."""
     codes, n_units = group_codes(groups, n_rows)

@@ -76,7 +76,7 @@ from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
 from geoprobe.probes.spectrum import participation_ratio, rankme
 from geoprobe.provenance import atomic_path, cache_root
-from geoprobe.stats import basic_interval, group_codes, percentile_interval
+from geoprobe.stats import basic_interval, block_bootstrap, group_codes, percentile_interval
 from geoprobe.streaming import MomentAccumulator, blocked_moments
 
 STANDARDIZE = ("none", "scale", "whiten")
@@ -417,14 +417,11 @@ class Gaussianity(Probe):
         modes = self._modes()
         n, d = ctx.embeddings.n_items, ctx.embeddings.dim
         unit_col = self.group or self.views
-        codes, n_units = group_codes(ctx.column(unit_col) if unit_col else None, n)
-        n_blocks = min(n_units, self.max_blocks)
-        unit_block = ctx.rng.permutation(np.arange(n_units) % n_blocks)
-        blocks = unit_block[codes]
-        # Random blocks of independent units are themselves independent, so blocks are
-        # resampled as the units of the bootstrap (each replicate has n_blocks draws).
-        boot_w = ctx.rng.multinomial(n_blocks, np.full(n_blocks, 1 / n_blocks),
-                                     self.n_boot).astype(np.float64)
+        blocks, boot_w, n_units = block_bootstrap(
+            ctx.column(unit_col) if unit_col else None, n, max_blocks=self.max_blocks,
+            n_boot=self.n_boot, rng=ctx.rng)
+        boot_w = boot_w.astype(np.float64)
+        n_blocks = boot_w.shape[1]
         view_codes, n_views = (group_codes(ctx.column(self.views), n) if self.views
                                else (None, 0))
         directions = random_directions(d, self.n_directions, ctx.rng)

@@ -43,7 +43,7 @@ import numpy as np
 
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult
-from geoprobe.stats import centred_interval, group_codes
+from geoprobe.stats import block_bootstrap, centred_interval
 from geoprobe.streaming import blocked_moments
 
 
@@ -128,18 +128,11 @@ class CovarianceSpectrum(Probe):
     def evaluate(self, ctx) -> ProbeResult:
         n = ctx.embeddings.n_items
         groups = ctx.column(self.group) if self.group else None
-        codes, n_units = group_codes(groups, n)
-        n_blocks = min(n_units, self.max_blocks)
-        # Random assignment of units to blocks; identity when every unit is its own block.
-        unit_block = (np.arange(n_units) if n_blocks == n_units
-                      else ctx.rng.permutation(np.arange(n_units) % n_blocks))
-        block_of_row = unit_block[codes]
+        block_of_row, block_weights, n_units = block_bootstrap(
+            groups, n, max_blocks=self.max_blocks, n_boot=self.n_boot, rng=ctx.rng)
+        n_blocks = block_weights.shape[1]
         unit = self.group or "rows"
         metrics, spectra, shuffled_spectra = [], [], []
-        # Resample whole blocks (each block: units drawn at random); with no more units than
-        # max_blocks a block is a unit and this is the exact cluster bootstrap.
-        block_weights = ctx.rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks),
-                                            size=self.n_boot)
         for layer, X in ctx.iter_layers(dtype=None):
             counts, sums, grams = blocked_moments(X, block_of_row, n_blocks)
             sing, cov_eig = _spectra(counts.sum(), sums.sum(0), grams.sum(0), self.center)
