@@ -15,6 +15,13 @@ import numpy as np
 CHUNK_ROWS = 32768
 
 
+def covariance(count, total: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood covariance (divides by ``count``) from a row count, column sums
+    (dim,) and the uncentred Gram matrix (dim, dim)."""
+    mean = total / count
+    return gram / count - np.outer(mean, mean)
+
+
 class MomentAccumulator:
     """Running count, column sum and Gram matrix of rows of width ``dim`` (float64)."""
 
@@ -41,8 +48,7 @@ class MomentAccumulator:
 
     def covariance(self) -> np.ndarray:
         """Maximum-likelihood covariance (divides by n), shape (dim, dim)."""
-        mean = self.sum / self.n
-        return self.gram / self.n - np.outer(mean, mean)
+        return covariance(self.n, self.sum, self.gram)
 
 
 def blocked_moments(X: np.ndarray, codes: np.ndarray, n_blocks: int,

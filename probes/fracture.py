@@ -67,6 +67,7 @@ from geoprobe.probes.spectrum import rankme
 from geoprobe.stats import (
     bootstrap_indices, group_codes, percentile_interval, shuffle_labels,
 )
+from geoprobe.streaming import MomentAccumulator
 
 NOISE_LEVELS = (0.25, 0.5, 1.0, 2.0)
 
@@ -170,17 +171,11 @@ def distinct_features(layers, threshold: float = 0.99, chunk_rows: int = 32768):
     most ``threshold``. Constant features are dropped. Returns ``(n_distinct, n_features,
     stacked_rankme)``, RankMe of the centred stacked activations (n, sum d_l).
     """
-    widths = [L.shape[1] for L in layers]
     n = layers[0].shape[0]
-    total = sum(widths)
-    s, G = np.zeros(total), np.zeros((total, total))
+    acc = MomentAccumulator(sum(L.shape[1] for L in layers))
     for start in range(0, n, chunk_rows):
-        chunk = np.hstack([np.asarray(L[start:start + chunk_rows], dtype=np.float64)
-                           for L in layers])
-        s += chunk.sum(0)
-        G += chunk.T @ chunk
-    mean = s / n
-    cov = G / n - np.outer(mean, mean)
+        acc.update(np.hstack([L[start:start + chunk_rows] for L in layers]))
+    cov = acc.covariance()
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     live = sd > 1e-8 * max(sd.max(), 1e-300)
     corr = np.abs(cov[np.ix_(live, live)] / np.outer(sd[live], sd[live]))

@@ -74,7 +74,7 @@ import numpy as np
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
-from geoprobe.probes.spectrum import participation_ratio, rankme
+from geoprobe.probes.spectrum import participation_ratio, rankme, spectra_from_moments
 from geoprobe.provenance import atomic_path, cache_root
 from geoprobe.stats import basic_interval, block_bootstrap, group_codes, percentile_interval
 from geoprobe.streaming import MomentAccumulator, blocked_moments
@@ -529,11 +529,7 @@ class Gaussianity(Probe):
         pair_count = np.bincount(pair_cells, minlength=n_blocks ** 2).reshape(n_blocks, n_blocks)
 
         def spectrum_stats(w):
-            c, s, g = w @ counts, w @ sums, np.tensordot(w, grams, 1)
-            mean = s / c
-            cov_eig = np.clip(np.linalg.eigvalsh(g / c - np.outer(mean, mean)), 0.0, None)
-            sing = np.sqrt(np.clip(np.linalg.eigvalsh(g), 0.0, None))
-            return sing, cov_eig
+            return spectra_from_moments(w @ counts, w @ sums, np.tensordot(w, grams, 1))
 
         cache = {}
 

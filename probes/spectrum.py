@@ -44,7 +44,7 @@ import numpy as np
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult
 from geoprobe.stats import block_bootstrap, centred_interval
-from geoprobe.streaming import blocked_moments
+from geoprobe.streaming import blocked_moments, covariance
 
 
 def rankme(singular_values: np.ndarray, eps: float = 1e-7) -> float:
@@ -68,11 +68,10 @@ def _eig_desc(M: np.ndarray) -> np.ndarray:
     return np.clip(np.linalg.eigvalsh(M)[::-1], 0.0, None)
 
 
-def _spectra(count, total, gram, center: bool):
-    """Singular values for RankMe and covariance eigenvalues, from moments."""
-    mean = total / count
-    cov = gram / count - np.outer(mean, mean)
-    cov_eig = _eig_desc(cov)
+def spectra_from_moments(count, total, gram, center: bool = False):
+    """Singular values for RankMe and covariance eigenvalues (both descending) from a row
+    count, column sums (dim,) and the uncentred Gram matrix (dim, dim)."""
+    cov_eig = _eig_desc(covariance(count, total, gram))
     if center:
         sing = np.sqrt(cov_eig * count)
     else:
@@ -85,8 +84,7 @@ def _bootstrap_pair(count, total, gram, center: bool, eps: float) -> tuple[float
 
     PR needs no eigenvalues: (sum lambda)^2 / sum lambda^2 = tr(C)^2 / ||C||_F^2.
     """
-    mean = total / count
-    cov = gram / count - np.outer(mean, mean)
+    cov = covariance(count, total, gram)
     frob = np.sum(cov * cov)
     pr = float(np.trace(cov) ** 2 / frob) if frob > 0 else 1.0
     sing = np.sqrt(_eig_desc(cov * count if center else gram))
@@ -135,7 +133,8 @@ class CovarianceSpectrum(Probe):
         metrics, spectra, shuffled_spectra = [], [], []
         for layer, X in ctx.iter_layers(dtype=None):
             counts, sums, grams = blocked_moments(X, block_of_row, n_blocks)
-            sing, cov_eig = _spectra(counts.sum(), sums.sum(0), grams.sum(0), self.center)
+            sing, cov_eig = spectra_from_moments(counts.sum(), sums.sum(0), grams.sum(0),
+                                                 self.center)
             spectra.append(cov_eig / max(cov_eig.sum(), 1e-300))
             boot_rm, boot_pr = np.empty(self.n_boot), np.empty(self.n_boot)
             for b, w in enumerate(block_weights):
@@ -168,12 +167,12 @@ class CovarianceSpectrum(Probe):
         Xs = np.asarray(X[rows], dtype=np.float64)
         Xs = np.take_along_axis(Xs, rng.random(Xs.shape).argsort(axis=0), axis=0)
         m = Xs.shape[0]
-        return _spectra(m, Xs.sum(0), Xs.T @ Xs, self.center)
+        return spectra_from_moments(m, Xs.sum(0), Xs.T @ Xs, self.center)
 
     def _gaussian(self, n, d, rng):
         m = min(n, self.max_baseline_rows)
         G = rng.standard_normal((m, d))
-        return _spectra(m, G.sum(0), G.T @ G, self.center)
+        return spectra_from_moments(m, G.sum(0), G.T @ G, self.center)
 
     @classmethod
     def plot(cls, result: ProbeResult):
