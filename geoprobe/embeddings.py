@@ -233,6 +233,8 @@ class EmbeddingSet:
         Raises :class:`EmbeddingError` unless both sets hold exactly the same IDs, and says how
         many are missing on each side with an example.
         """
+        if np.array_equal(self.ids, other.ids):  # the usual case (a twin from the same run)
+            return self
         a, b = set(self.ids.tolist()), set(other.ids.tolist())
         if a != b:
             only_self, only_other = sorted(a - b), sorted(b - a)
@@ -244,8 +246,6 @@ class EmbeddingSet:
                 parts.append(f"{len(only_self)} item(s) of {self.source} missing from "
                              f"{other.source} (first {only_self[0]!r})")
             raise EmbeddingError("cannot align embedding sets: " + "; ".join(parts))
-        if np.array_equal(self.ids, other.ids):
-            return self
         return self.subset(self.items.index_of(other.ids))
 
     @property
