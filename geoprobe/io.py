@@ -88,7 +88,7 @@ def load_embeddings(path, *, items=None, layer_names=None, validate: bool = True
     if path.is_dir():
         if not (path / MANIFEST).exists():
             raise FormatError(f"{path}: directory without {MANIFEST}; not a geoprobe embedding set")
-        emb = EmbeddingSet.open(path, validate=validate and items is None and layer_names is None)
+        emb = EmbeddingSet.open(path, validate=validate)
         if items is None and layer_names is None:
             return emb
         if layer_names is not None:

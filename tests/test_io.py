@@ -103,3 +103,14 @@ def test_npz_pickle_refused(tmp_path):
     np.savez(tmp_path / "o.npz", a=np.array([{"x": 1}], dtype=object))
     with pytest.raises(FormatError):
         load_embeddings(tmp_path / "o.npz")
+
+
+def test_directory_with_items_csv_is_still_validated(tmp_path):
+    from geoprobe import EmbeddingError, EmbeddingSet
+
+    X = np.zeros((4, 2), np.float32)
+    X[2, 1] = np.inf
+    EmbeddingSet(X, validate=False).save(tmp_path / "e")
+    (tmp_path / "items.csv").write_text("label\n1\n2\n3\n4\n")
+    with pytest.raises(EmbeddingError, match="row 2 .*Inf in column 1"):
+        load_embeddings(tmp_path / "e", items=tmp_path / "items.csv")
