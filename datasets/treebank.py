@@ -29,7 +29,8 @@ import numpy as np
 from geoprobe.errors import FormatError, GeoprobeError
 
 ENV_VAR = "GEOPROBE_UD_EWT"
-EWT_DIRNAME = Path("shared") / "data" / "ud_english_ewt"
+#: UD English-EWT train and dev, shipped inside the package (see its README and LICENSE.txt)
+SHIPPED_EWT = Path(__file__).resolve().parent / "data" / "ud_english_ewt"
 SPLITS = ("train", "dev", "test")
 PUNCT_UPOS = "PUNCT"
 
@@ -352,44 +353,32 @@ def batch_tree_distances(heads_list, *, pad: int = -1):
 
 
 # -- locating UD English-EWT ----------------------------------------------------------------
-def _candidate_roots() -> list[Path]:
-    roots: list[Path] = []
-    for base in (Path.cwd(), Path(__file__).resolve().parent):
-        for p in (base, *base.parents):
-            if p not in roots:
-                roots.append(p)
-    return roots
-
-
 def default_treebank_path(split: str = "train") -> Path:
     """Path of UD English-EWT's ``split`` file (``train``, ``dev``; ``test`` if present).
 
-    Looks in the directory named by the environment variable ``GEOPROBE_UD_EWT``, else for
-    ``shared/data/ud_english_ewt`` in the current directory, the repository holding this file,
-    or any directory above either (so ``../shared/data/ud_english_ewt`` from a checkout is
-    found). Accepts ``en_ewt-ud-<split>.conllu`` and ``.conllu.gz``.
+    geoprobe ships EWT train and dev (CC BY-SA 4.0, see ``data/ud_english_ewt/LICENSE.txt``
+    beside this module) as package data, so an installed geoprobe finds them with no set-up.
+    The environment variable ``GEOPROBE_UD_EWT`` names another directory instead (a newer EWT
+    release, or one holding the test split); other treebanks are passed as explicit paths.
+    Accepts ``en_ewt-ud-<split>.conllu`` and ``.conllu.gz``.
 
     Raises
     ------
     GeoprobeError
-        Unknown split, or no such file anywhere searched (the message lists where it looked).
+        Unknown split, or no such file in the directory searched (the message names it).
     """
     if split not in SPLITS:
         raise GeoprobeError(f"unknown treebank split {split!r}; choose one of {SPLITS}")
     names = [f"en_ewt-ud-{split}.conllu", f"en_ewt-ud-{split}.conllu.gz"]
     env = os.environ.get(ENV_VAR)
-    if env:
-        dirs = [Path(env)]
-    else:
-        dirs = [root / EWT_DIRNAME for root in _candidate_roots()]
-    for d in dirs:
-        for name in names:
-            if (d / name).is_file():
-                return d / name
+    directory = Path(env) if env else SHIPPED_EWT
+    for name in names:
+        if (directory / name).is_file():
+            return directory / name
     if env:
         raise GeoprobeError(f"{ENV_VAR}={env}: no {names[0]}[.gz] in that directory")
     raise GeoprobeError(
-        f"UD English-EWT {split} split not found: looked for {names[0]}[.gz] in "
-        f"{EWT_DIRNAME} under {Path.cwd()}, the geoprobe checkout and their parents; set "
-        f"{ENV_VAR} to the directory holding it, or pass the file path explicitly"
+        f"UD English-EWT {split} split is not shipped with geoprobe ({SHIPPED_EWT} holds "
+        f"train and dev); set {ENV_VAR} to a directory holding {names[0]}[.gz], or pass the "
+        f"file path explicitly"
     )

@@ -11,7 +11,7 @@ from ``AutoModel.from_config`` with a fixed torch seed), then runs ``linear-deco
 with folds and bootstrap by sentence. Writes ``results.json``, ``summary.md`` and the figure
 into ``--out``.
 
-    HF_HUB_OFFLINE=1 python examples/decodability_minilm.py --sentences 300 --out /tmp/decod-ewt
+    HF_HUB_OFFLINE=1 python examples/decodability_minilm.py --sentences 300 --out decod-ewt
 
 (Another part of geoprobe builds the official extraction pipeline; this script keeps its own
 small extractor so that it runs on its own.)
@@ -31,14 +31,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def default_dev() -> Path:
-    """EWT dev: $GEOPROBE_EWT_DEV, else ``shared/data/ud_english_ewt`` above this checkout."""
-    if os.environ.get("GEOPROBE_EWT_DEV"):
-        return Path(os.environ["GEOPROBE_EWT_DEV"])
-    for parent in Path(__file__).resolve().parents:
-        path = parent / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-dev.conllu.gz"
-        if path.exists():
-            return path
-    raise SystemExit("EWT dev not found: pass --conllu or set GEOPROBE_EWT_DEV")
+    """EWT dev: the copy shipped with geoprobe (or the directory in $GEOPROBE_UD_EWT)."""
+    from geoprobe.datasets.treebank import default_treebank_path
+
+    return default_treebank_path("dev")
 
 
 def minilm_dir() -> Path:

@@ -1,11 +1,12 @@
 """Gaussianity and fracture diagnostics on MiniLM (treebank words) or on JEPA exports.
 
     # MiniLM's word vectors on UD English-EWT dev, with its random-init twin
-    python examples/diagnostics_study.py minilm --sentences 400 --out /tmp/diag-minilm
+    python examples/diagnostics_study.py minilm --sentences 400 --out diag-minilm
 
-    # JEPA exports (geoprobe jepa / world_model_latents) with and without SIGReg
-    python examples/diagnostics_study.py jepa /work/scratch_jepa/pipe/latents-lam0-d32-s0 \\
-        /work/scratch_jepa/pipe/latents-lam0.1-d32-s0 --out /tmp/diag-jepa
+    # JEPA exports with and without SIGReg (made by `geoprobe jepa run pipe --lam 0` and
+    # `geoprobe jepa run pipe --lam 0.1`)
+    python examples/diagnostics_study.py jepa pipe/latents-lam0-d32-s0 \\
+        pipe/latents-lam0.1-d32-s0 --out diag-jepa
 
 Each run writes ``<name>-gaussianity.json`` / ``<name>-fracture.json`` with their figures and
 prints the fracture table. MiniLM: target ``noun`` (UPOS NOUN vs other), contexts = the half

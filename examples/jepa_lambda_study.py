@@ -5,7 +5,7 @@ same TwoRoom dataset and seed are used to train, export and probe a model; the f
 linear decodability of the agent's position, effective rank (RankMe), Gaussianity (SIGReg of
 held-out latents) and CEM planning success against lambda, each with its baseline.
 
-    python examples/jepa_lambda_study.py --workdir /tmp/jepa-lambda \
+    python examples/jepa_lambda_study.py --workdir jepa-lambda \
         --out examples/results/jepa_lambda
 
 Results are written after every lambda (``summary.json``), so an interrupted study keeps

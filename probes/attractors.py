@@ -1,7 +1,7 @@
 """Latent attractors: fixed points of z <- E(D(z)), their basins, contraction and memorization.
 
-Definitions (Fumero, Moschella, Rodola & Locatello 2025; anchor
-``fer-attractors-cosine-ease.md`` section 2)
+Definitions (Fumero, Moschella, Rodola & Locatello 2025, "Navigating the latent space dynamics of
+neural models")
 ------------------------------------------------------------------------------------------
 ``f(z) = E(D(z))`` for an encoder E and decoder D. Starting points are iterated with
 ``z_{t+1} = f(z_t)`` until ``||z_{t+1} - z_t||^2 < tol * s^2`` or ``max_steps``, where ``s^2``

@@ -1,6 +1,6 @@
 """Cosine non-uniqueness: how much item-item cosines are set by the regularizer, not the data.
 
-Definitions (Steck, Ekanadham & Kallus 2024; anchor ``fer-attractors-cosine-ease.md`` sec. 3)
+Definitions (Steck, Ekanadham & Kallus 2024, "Is cosine-similarity of embeddings really about similarity?")
 -------------------------------------------------------------------------------------------
 The layer is a data matrix X of shape (n, p): rows are users (or samples), columns are items
 (or features). A linear factorization ``X ~ X A B^T`` with A, B of shape (p, k) gives item

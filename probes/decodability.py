@@ -16,8 +16,8 @@ The numerical engine is a set of plain functions on arrays, reusable by other pr
 and :class:`LinearDecodability` (registered as ``linear-decodability``) runs it over every
 layer of an embedding set.
 
-Definitions (anchors ``lewm-sigreg.md``, ``polar-structural.md``)
-----------------------------------------------------------------
+Definitions (LeWorldModel Table 1; Hewitt & Liang 2019 control tasks)
+-----------------------------------------------------------------------
 Every metric is computed on **out-of-fold** predictions: rows are split into ``n_splits``
 folds with every row of one group (sentence, episode, word type: the ``group`` column) in the
 same fold; each fold is predicted by a model fitted on the others, with its regularization

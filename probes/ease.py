@@ -1,6 +1,6 @@
 """EASE^R: the zero-diagonal linear autoencoder, its negative weights and its item geometry.
 
-Definitions (Steck 2019; anchor ``fer-attractors-cosine-ease.md`` section 4)
+Definitions (Steck 2019, "Embarrassingly shallow autoencoders for sparse data")
 -------------------------------------------------------------------------
 ``min_B ||X - XB||_F^2 + lam ||B||_F^2`` subject to ``diag(B) = 0`` has the closed form
 ``P = (X^T X + lam I)^-1``, ``B = I - P diagMat(1/diag P)``, i.e. ``B_ij = -P_ij / P_jj``.

@@ -1,7 +1,7 @@
 """Fracture tests: is a decodable factor organised as one piece or as fractured fragments?
 
-The FER hypothesis (Kumar, Clune, Lehman & Stanley 2025; anchor
-``fer-attractors-cosine-ease.md``) says a factor can be decodable yet encoded in fractured,
+The FER hypothesis (Kumar, Clune, Lehman & Stanley 2025, "Questioning representational
+optimism in deep learning: the fractured entangled representation hypothesis") says a factor can be decodable yet encoded in fractured,
 redundant, context-dependent pieces that are fragile under perturbation. The paper shows it
 with pictures; these are the numbers we define for it (rationale in ``docs/fracture.md``).
 Every linear readout is a ridge fit of ``geoprobe.probes.decodability.ridge_cv_predict`` (the

@@ -1,7 +1,7 @@
 """Gaussianity and collapse diagnostics: sliced Epps-Pulley (SIGReg), RankMe, alpha-ReQ,
 participation ratio, LiDAR, uniformity, alignment and anisotropy. Label-free and streaming.
 
-Definitions (anchor ``lewm-sigreg.md``)
+Definitions (LeWorldModel, Maes et al. 2026, arXiv 2603.19312; LeJEPA, Balestriero & LeCun 2025, arXiv 2511.08544)
 ---------------------------------------
 Sliced Epps-Pulley, the SIGReg statistic of LeJEPA / LeWorldModel. For a unit direction ``a``
 and projections ``x_n = a^T z_n``::

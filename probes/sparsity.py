@@ -1,7 +1,6 @@
 """Activation density: is a representation sparser on shifted inputs than on familiar ones?
 
-Definitions (Jin et al. 2026, code MingyuJ666/sparsityLLM; anchor
-``fer-attractors-cosine-ease.md`` section 5), for one vector h of dimension d:
+Definitions (Jin et al. 2026, code MingyuJ666/sparsityLLM), for one vector h of dimension d:
 
 * ``top{q}_energy``: ``sum of h_i^2`` over the ``ceil(q d / 100)`` largest ``|h_i|``, divided
   by ``||h||^2`` (higher = sparser);

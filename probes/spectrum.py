@@ -2,7 +2,7 @@
 
 Definitions
 -----------
-RankMe (Garrido et al. 2023; anchor ``lewm-sigreg.md``)::
+RankMe (Garrido et al. 2023, as used by LeJEPA and LeWorldModel)::
 
     p_k = sigma_k / ||sigma||_1 + eps,   RankMe = exp(-sum_k p_k log p_k)
 

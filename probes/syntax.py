@@ -1,7 +1,7 @@
 """Syntactic probes: the structural probe (Hewitt & Manning 2019) and the polar probe
 (Diego-Simón et al. 2024), trained on padded batches of whole sentences.
 
-Anchor: ``shared/docs/anchors/polar-structural.md``. Both probes learn a linear map
+Anchors: Hewitt & Manning 2019 (structural probe); Diego-Simón et al. 2024 (polar probe). Both probes learn a linear map
 ``B : R^d -> R^k`` so that squared distances ``||B(h_i - h_j)||^2`` between the words of a
 sentence match their distances in the gold dependency tree.
 

@@ -6,7 +6,7 @@ Both probes read a taxonomy (WordNet's noun tree by default, or a parent-child C
 :class:`~geoprobe.datasets.taxonomy.Taxonomy`, a file path or ``"wordnet"``), overrides the
 ``taxonomy`` parameter.
 
-Gram-eigenvector probe (Nava & Wyart 2026; anchor ``taxonomy-wordnet.md``)
+Gram-eigenvector probe (Nava & Wyart 2026)
 --------------------------------------------------------------------------
 Theory: on a tree, the Gram matrix of ideal word vectors is ``M*_ij = f(d_tree(i, j))`` with
 ``f(d) = exp(-beta d)`` (``kernel="exponential"``, the anchor's default) or ``(1 + d)^-beta``

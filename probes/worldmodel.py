@@ -1,6 +1,6 @@
 """World-model probes: temporal straightness, violation-of-expectation surprise, latent planning.
 
-Definitions (anchor ``lewm-sigreg.md``, LeWorldModel arXiv 2603.19312 section on latent
+Definitions (LeWorldModel, Maes et al. 2026, arXiv 2603.19312, section on latent
 analysis; the authors never released these scripts, le-wm issue #28, so the protocol details
 below are ours and stated where they matter):
 

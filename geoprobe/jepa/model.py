@@ -1,7 +1,7 @@
 """The world model: conv encoder -> projector ending in BatchNorm -> latent z; an
 action-conditioned predictor maps the last ``history`` latents and actions to the next latent.
 
-Training objective (LeWorldModel, anchor ``lewm-sigreg.md``)::
+Training objective (LeWorldModel, Maes et al. 2026, arXiv 2603.19312)::
 
     loss = mean ||pred(z_{t-h+1..t}, a_{t-h+1..t}) - z_{t+1}||^2 / D + lambda * SIGReg(z)
 

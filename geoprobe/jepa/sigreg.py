@@ -1,6 +1,6 @@
 """SIGReg: the sketched isotropic-Gaussian regulariser of LeJEPA / LeWorldModel, vectorised.
 
-Definition (anchor ``lewm-sigreg.md``; Balestriero & LeCun, LeJEPA, arXiv 2511.08544)::
+Definition (Balestriero & LeCun, LeJEPA, arXiv 2511.08544)::
 
     SIGReg(Z) = mean over M random unit directions a of T({a^T z_n}_{n=1..N})
     T(x) = N * sum_k w_k * [ (mean_n cos(t_k x_n) - exp(-t_k^2/2))^2 + (mean_n sin(t_k x_n))^2 ]

@@ -2,6 +2,7 @@
 
 import gzip
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,8 +157,16 @@ def test_tree_distances_reject_non_trees():
 
 
 def test_finds_ewt_and_reads_real_dev(monkeypatch, tmp_path):
+    monkeypatch.delenv("GEOPROBE_UD_EWT", raising=False)
     path = default_treebank_path("dev")
     assert path.name.startswith("en_ewt-ud-dev.conllu")
+    # the copy shipped inside the package, with its license beside it
+    import geoprobe.datasets
+
+    assert path.parent.parent.parent == Path(geoprobe.datasets.__file__).resolve().parent
+    assert (path.parent / "LICENSE.txt").is_file()
+    with pytest.raises(GeoprobeError, match="not shipped"):
+        default_treebank_path("test")
     sents = read_conllu(path, max_sentences=200)
     assert len(sents) == 200 and all(isinstance(s, Sentence) for s in sents)
     assert all((s.heads == 0).sum() == 1 for s in sents)
