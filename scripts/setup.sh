@@ -12,7 +12,9 @@
 #      (installing python3-venv through apt-get when the system Python lacks it). The system
 #      pip itself is never used: PEP 668 refuses it on current Debian and Ubuntu.
 #   3. Installs the CPU build of torch (pinned: an unpinned torch pulls gigabytes of CUDA) and
-#      geoprobe in editable mode with every extra and the test tools.
+#      geoprobe in editable mode with every extra and the test tools. On a machine where the
+#      default index serves torch's CUDA build, set GEOPROBE_TORCH_INDEX to PyTorch's CPU
+#      wheel index and the CPU build is taken from there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -76,7 +78,9 @@ python_ok "$PY" || die "$PY is missing or older than Python $MIN_PY"
 
 # 3. torch (CPU wheel) and geoprobe with all extras and the test tools.
 say "pip install $TORCH_PIN -e .[all,test] into $("$PY" -c 'import sys; print(sys.prefix)')"
-"$PY" -m pip install --quiet "$TORCH_PIN" -e ".[all,test]"
+index=()
+if [ -n "${GEOPROBE_TORCH_INDEX:-}" ]; then index=(--extra-index-url "$GEOPROBE_TORCH_INDEX"); fi
+"$PY" -m pip install --quiet "${index[@]}" "$TORCH_PIN" -e ".[all,test]"
 
 say "done in $((SECONDS - started)) s. Python: $PY"
 if [ "$PY" = ".venv/bin/python" ]; then
