@@ -50,6 +50,7 @@ from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import GeoprobeError
 from geoprobe.progress import progress
 from geoprobe.provenance import file_sha256
+from geoprobe.safepath import check_name, inside
 
 from .treebank import Sentence, default_treebank_path, read_conllu
 
@@ -544,11 +545,13 @@ def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | No
     in the same run with the same arguments reuses it instead of running the model again. The
     returned set is opened from disk, so its twin is found through its provenance.
     """
+    # the split names the output, so it is checked before anything is read, loaded or written
+    check_name(split, what="treebank-lm: split")
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-extract-"))
     key = json.dumps({"split": split, "treebank": str(treebank), "model": str(model),
                       "max_sentences": max_sentences, "dtype": dtype, "twin": twin,
                       "long_sentences": long_sentences, "seed": seed}, sort_keys=True)
-    out = workdir / f"{split}.gpemb"
+    out = inside(workdir, f"{split}.gpemb", what="treebank-lm: split")
     built = reuse_built(out, "extraction_key", key)
     if built is not None:
         return built

@@ -19,6 +19,7 @@ import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import EmbeddingError, GeoprobeError
+from geoprobe.safepath import check_name, inside
 
 from .extraction import TWIN_SUFFIX, reuse_built, treebank_lm
 
@@ -77,13 +78,15 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
     EmbeddingSet opened from ``workdir/<splits joined by +>.gpemb``, its twin named in its
     provenance.
     """
+    for split in splits:  # each split names an output, checked before any model is loaded
+        check_name(split, what="treebank-lm-splits: splits entry")
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-extract-"))
     limits = {s: (max_sentences.get(s) if isinstance(max_sentences, Mapping) else max_sentences)
               for s in splits}
     key = json.dumps({"splits": list(splits), "model": str(model), "max_sentences": limits,
                       "dtype": dtype, "twin": twin, "long_sentences": long_sentences,
                       "seed": seed}, sort_keys=True)
-    out = workdir / ("+".join(splits) + ".gpemb")
+    out = inside(workdir, "+".join(splits) + ".gpemb", what="treebank-lm-splits: splits")
     built = reuse_built(out, "splits_key", key)
     if built is not None:
         return built

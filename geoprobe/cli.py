@@ -15,7 +15,8 @@ import textwrap
 from pathlib import Path
 
 from . import __version__
-from .errors import GeoprobeError
+from .errors import GeoprobeError, SuiteError
+from .safepath import inside
 
 #: the suite ``geoprobe run`` runs with no arguments
 DEFAULT_SUITE = "jepa-tworoom"
@@ -68,7 +69,7 @@ def _run(args, checks: bool) -> int:
     from .runner import load_results, run_suite
 
     suite = _load(args)
-    out = args.out or DEFAULT_OUT / suite.name
+    out = args.out or inside(DEFAULT_OUT, suite.name, what="[suite] name", error=SuiteError)
     against = load_results(args.against) if getattr(args, "against", None) else None
     doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
                     show_progress=not args.no_progress,
@@ -156,9 +157,11 @@ def _suite_description(path: Path) -> str:
 
 def cmd_probe(args) -> int:
     """One probe on one embedding file, through the same runner as suites."""
+    from .registry import get_probe
     from .runner import run_suite
     from .suite import build_suite, parse_override
 
+    get_probe(args.name)  # an unknown name fails as such, before it becomes the suite's name
     params = {}
     for text in args.param:
         keys, value = parse_override(text)
@@ -172,7 +175,7 @@ def cmd_probe(args) -> int:
     if args.twin:
         raw["sources"]["embeddings"]["twin"] = str(Path(args.twin).resolve())
     suite = build_suite(raw)
-    out = args.out or DEFAULT_OUT / args.name
+    out = args.out or inside(DEFAULT_OUT, suite.name, what="probe name", error=SuiteError)
     doc = run_suite(suite, out, show_progress=not args.no_progress)
     from .report import metrics_table
 

@@ -31,6 +31,7 @@ import numpy as np
 from .errors import EmbeddingError, FormatError
 from .items import ID_COLUMN, ItemTable
 from .provenance import read_json
+from .safepath import inside
 
 FORMAT_NAME = "geoprobe-embeddings"
 FORMAT_VERSION = 1
@@ -294,11 +295,18 @@ class EmbeddingSet:
         if manifest.get("version", 0) > FORMAT_VERSION:
             raise FormatError(f"{manifest_path}: format version {manifest['version']} is newer "
                               f"than this geoprobe reads ({FORMAT_VERSION}); upgrade geoprobe")
+        # The files a manifest lists must lie inside the set: a copied set must not make
+        # geoprobe read whatever its manifest points at.
         try:
             n_items, dim = int(manifest["n_items"]), int(manifest["dim"])
-            layer_files = [path / f for f in manifest["layer_files"]]
-            columns = {name: np.load(path / spec["file"], allow_pickle=False)
+            layer_files = [inside(path, f, what=f"{manifest_path}: layer_files entry",
+                                  error=FormatError) for f in manifest["layer_files"]]
+            columns = {name: np.load(inside(path, spec["file"], error=FormatError,
+                                            what=f"{manifest_path}: columns.{name}.file"),
+                                     allow_pickle=False)
                        for name, spec in manifest["columns"].items()}
+        except FormatError:
+            raise  # a listed file outside the set; the message names its key
         except (KeyError, TypeError) as exc:
             raise FormatError(f"{manifest_path}: missing or malformed field {exc}") from None
         except (FileNotFoundError, ValueError) as exc:

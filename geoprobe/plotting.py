@@ -17,6 +17,7 @@ matplotlib.use("Agg")  # files only; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .provenance import atomic_path  # noqa: E402
+from .safepath import check_name  # noqa: E402
 
 #: Okabe & Ito (2008) colour-blind-safe palette
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -68,11 +69,17 @@ def baseline_band(ax, x, low, high, *, label="baseline", color=BASELINE_COLOR, *
 
 
 def save_figure(fig, stem, formats=("pdf", "png")) -> list[Path]:
-    """Save ``fig`` as ``stem.<fmt>`` for each format, each written atomically, then close it."""
+    """Save ``fig`` as ``stem.<fmt>`` for each format, each written atomically, then close it.
+
+    Formats come from the command line (``--formats``) and end the file name, so each must be
+    a plain name: ``pdf``, ``png``, ``svg``.
+    """
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     try:
+        for fmt in formats:
+            check_name(fmt, what="figure format")
+        stem.parent.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
             path = stem.with_name(f"{stem.name}.{fmt}")
             with atomic_path(path) as tmp:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import GeoprobeError
+from .errors import FormatError, GeoprobeError
 from .plotting import save_figure, style
 from .probe import ProbeResult
 from .provenance import write_text_atomic
 from .registry import get_probe
+from .safepath import check_name, inside
 
 
 def render_figures(doc: dict, out_dir, formats=("pdf", "png")) -> dict[str, list[str]]:
-    """Draw every probe's figure into ``out_dir/figures``; records the files in ``doc``."""
+    """Draw every probe's figure into ``out_dir/figures``; records the files in ``doc``.
+
+    Probe ids name the figure files, and ``doc`` may be a results.json from anywhere
+    (``geoprobe report``), so each id is checked and its files kept inside ``figures/``.
+    """
     out_dir = Path(out_dir)
+    stems = {}  # every id is checked before any figure is drawn
+    for pid in doc["probes"]:
+        check_name(pid, what="probes: probe id", error=FormatError)
+        stems[pid] = inside(out_dir, "figures", pid, what="figure", error=FormatError)
     made = {}
     for pid, entry in doc["probes"].items():
         result = ProbeResult.from_dict(entry)
@@ -27,7 +36,7 @@ def render_figures(doc: dict, out_dir, formats=("pdf", "png")) -> dict[str, list
                 fig = cls.plot(result)
             except NotImplementedError:
                 continue
-        paths = save_figure(fig, out_dir / "figures" / pid, formats)
+        paths = save_figure(fig, stems[pid], formats)
         entry["figures"] = [str(p.relative_to(out_dir)) for p in paths]
         made[pid] = entry["figures"]
     return made

@@ -31,6 +31,7 @@ from .progress import progress
 from .provenance import environment, read_json, write_json_atomic
 from .registry import get_generator, make_probe
 from .report import render_figures, write_report
+from .safepath import inside
 from .suite import Suite
 
 RESULTS_FILE = "results.json"
@@ -45,7 +46,8 @@ def _load_source(suite: Suite, spec, workdir: Path) -> tuple[EmbeddingSet, Embed
         if "seed" in accepted:
             kwargs.setdefault("seed", suite.seed)
         if "workdir" in accepted:
-            kwargs["workdir"] = workdir / spec.name
+            kwargs["workdir"] = inside(workdir, spec.name, error=SuiteError,
+                                       what="source name")
             kwargs["workdir"].mkdir(parents=True, exist_ok=True)
         unknown = set(kwargs) - set(accepted)
         if unknown and not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):

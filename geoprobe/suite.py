@@ -34,6 +34,8 @@ Format::
     # max_drop = 0.05               #   fail when the metric drops by more than 5 % ...
     # ci_overlap = true             #   ... or when the two CIs no longer overlap
 
+The suite's name, source names and probe ids become folder and file names, so each must be
+1-128 letters, digits, '.', '_' or '-' starting with a letter or digit (docs/safety.md).
 Relative paths are relative to the suite file. Any value can be overridden with
 ``--set dotted.key=value`` (probes addressed by id: ``probes.spectrum.params.n_boot=50``), and
 ``--embeddings PATH`` replaces the one source's data, so one suite checks every checkpoint.
@@ -49,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SuiteError
+from .safepath import check_name
 
 _SUITE_KEYS = {"name", "description", "seed"}
 _SOURCE_KEYS = {"generate", "params", "path", "items", "twin", "layers", "validate"}
@@ -226,9 +229,17 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
     seed = head.get("seed", 0)
     if not isinstance(seed, int):
         raise SuiteError(f"{where} [suite]: seed must be an integer, got {seed!r}")
+    # the name is the default results folder, geoprobe-results/<name>
+    if head.get("name") is not None:
+        suite_name = check_name(head["name"], what=f"{where} [suite]: name", error=SuiteError)
+    else:
+        suite_name = check_name(path.stem if path else "suite", error=SuiteError,
+                          what=f"{where}: suite name (from the file name; set [suite] name)")
 
     sources = {}
     for name, spec in raw.get("sources", {}).items():
+        # a source's name becomes its generator's scratch folder
+        check_name(name, what=f"{where} [sources]: source name", error=SuiteError)
         if not isinstance(spec, dict):
             raise SuiteError(f"{where} [sources.{name}]: must be a table")
         _check_keys(spec, _SOURCE_KEYS, f"{where} [sources.{name}]")
@@ -245,6 +256,9 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
         if "probe" not in spec:
             raise SuiteError(f"{label}: missing 'probe' (the registered probe name)")
         pid = spec.get("id", spec["probe"])
+        # the id names the probe's figure files
+        check_name(pid, what=f"{label}: {'id' if 'id' in spec else 'probe (the default id)'}",
+                   error=SuiteError)
         if pid in ids:
             raise SuiteError(f"{label}: duplicate probe id {pid!r}; give each an 'id'")
         ids.add(pid)
@@ -297,8 +311,7 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
         check.name = spec.get("name") or check.describe()
         checks.append(check)
 
-    name = head.get("name") or (path.stem if path else "suite")
-    return Suite(name=name, description=head.get("description", ""), seed=seed,
+    return Suite(name=suite_name, description=head.get("description", ""), seed=seed,
                  sources=sources, probes=probes, checks=checks, path=path, raw=raw)
 
 

@@ -26,6 +26,7 @@ import torch
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.plotting import save_figure
 from geoprobe.provenance import write_json_atomic, write_text_atomic
+from geoprobe.safepath import check_name, inside
 
 #: the embedded default: small enough for ~10 minutes on 2 shared cores, end to end
 DEFAULTS = {"world": "tworoom", "n_episodes": 300, "steps": 32, "size": 64, "train_steps": 600}
@@ -33,13 +34,11 @@ DEFAULTS = {"world": "tworoom", "n_episodes": 300, "steps": 32, "size": 64, "tra
 COLLAPSE_FRACTION = 0.25
 
 
-def _dataset(workdir: Path, world: str, n_episodes: int, steps: int, size: int, seed: int):
+def _dataset(path: Path, world: str, n_episodes: int, steps: int, size: int, seed: int):
     from geoprobe.datasets.worlds import write_dataset
 
-    path = workdir / f"data-{world}-{n_episodes}x{steps}-{size}px-s{seed}"
     if not (path / "meta.json").exists():
         write_dataset(path, world, n_episodes, steps, size, seed)
-    return path
 
 
 def world_model_latents(world: str = DEFAULTS["world"], n_episodes: int = DEFAULTS["n_episodes"],
@@ -63,15 +62,19 @@ def world_model_latents(world: str = DEFAULTS["world"], n_episodes: int = DEFAUL
     from .train import CHECKPOINT, read_checkpoint, train
 
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-jepa-"))
+    # The cache folders are named from the arguments (which a suite sets): all are checked
+    # to stay inside workdir before anything is written.
+    check_name(world, what="jepa-world-model: world")
+    data, run, out = (inside(workdir, name, what="jepa-world-model: cache folder") for name in (
+        f"data-{world}-{n_episodes}x{steps}-{size}px-s{seed}",
+        f"run-lam{lam:g}-d{dim}-s{seed}", f"latents-lam{lam:g}-d{dim}-s{seed}"))
     workdir.mkdir(parents=True, exist_ok=True)
-    data = _dataset(workdir, world, n_episodes, steps, size, seed)
-    run = workdir / f"run-lam{lam:g}-d{dim}-s{seed}"
+    _dataset(data, world, n_episodes, steps, size, seed)
     cfg = JEPAConfig.from_dict({**(model or {}), "lam": lam, "dim": dim, "steps": train_steps,
                                 "seed": seed, "data": str(data)})
     ckpt = run / CHECKPOINT
     if not ckpt.exists() or read_checkpoint(ckpt)[1] < train_steps:
         train(cfg, run, show_progress=show_progress)
-    out = workdir / f"latents-lam{lam:g}-d{dim}-s{seed}"
     if not (out / "manifest.json").exists():
         export(ckpt, out, show_progress=show_progress)
     return EmbeddingSet.open(out)
