@@ -3,6 +3,11 @@
 Probes draw with plain matplotlib inside :func:`style`; colours come from :data:`PALETTE`
 (Okabe–Ito, safe for colour-blind readers) and baselines are drawn with :func:`baseline_band`
 so they look the same in every figure. Figures are saved, never shown.
+
+Figures are :class:`matplotlib.figure.Figure` objects made without pyplot: they need no
+backend, open no window, are not kept alive by pyplot's registry, and importing geoprobe
+leaves the user's backend (a notebook's inline one, say) as it was. A notebook still shows a
+returned figure, through the figure's own rich display.
 """
 
 from __future__ import annotations
@@ -11,13 +16,10 @@ import contextlib
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; never open a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .provenance import atomic_path  # noqa: E402
-from .safepath import check_name  # noqa: E402
+from .provenance import atomic_path
+from .safepath import check_name
 
 #: Okabe & Ito (2008) colour-blind-safe palette
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
@@ -58,8 +60,8 @@ def new_figure(ncols: int = 1, nrows: int = 1, *, width: str | float = "single",
     """A figure and axes sized for a paper column; ``aspect`` is height/width per panel."""
     w = WIDTH.get(width, width) if isinstance(width, str) else width
     h = w / ncols * aspect * nrows
-    return plt.subplots(nrows, ncols, figsize=(w, h), squeeze=False, layout="constrained",
-                        **kwargs)
+    fig = Figure(figsize=(w, h), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
 def baseline_band(ax, x, low, high, *, label="baseline", color=BASELINE_COLOR, **kwargs):
@@ -69,22 +71,19 @@ def baseline_band(ax, x, low, high, *, label="baseline", color=BASELINE_COLOR, *
 
 
 def save_figure(fig, stem, formats=("pdf", "png")) -> list[Path]:
-    """Save ``fig`` as ``stem.<fmt>`` for each format, each written atomically, then close it.
+    """Save ``fig`` as ``stem.<fmt>`` for each format, each written atomically.
 
     Formats come from the command line (``--formats``) and end the file name, so each must be
     a plain name: ``pdf``, ``png``, ``svg``.
     """
     stem = Path(stem)
     paths = []
-    try:
-        for fmt in formats:
-            check_name(fmt, what="figure format")
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        for fmt in formats:
-            path = stem.with_name(f"{stem.name}.{fmt}")
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format=fmt)
-            paths.append(path)
-    finally:
-        plt.close(fig)
+    for fmt in formats:
+        check_name(fmt, what="figure format")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt)
+        paths.append(path)
     return paths

@@ -46,8 +46,8 @@ power-law popularity) is replaced by our generator ``implicit-feedback`` at a sm
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, WIDTH
@@ -230,7 +230,7 @@ class CosineNonuniqueness(Probe):
     @classmethod
     def plot(cls, result: ProbeResult):
         a = result.arrays
-        fig = plt.figure(figsize=(WIDTH["double"], 4.2), layout="constrained")
+        fig = Figure(figsize=(WIDTH["double"], 4.2), layout="constrained")
         top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.4])
         axd = top.subplot_mosaic([["h0", "h1", "h2", "h3", "h4", "h5", "cb"]],
                                  width_ratios=[1] * 6 + [0.08])
