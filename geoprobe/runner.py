@@ -30,7 +30,7 @@ from .probe import ProbeResult
 from .progress import progress
 from .provenance import environment, read_json, write_json_atomic
 from .registry import get_generator, make_probe
-from .report import render_figures, write_report
+from .report import check_results, render_figures, write_report
 from .suite import Suite
 
 RESULTS_FILE = "results.json"
@@ -185,8 +185,7 @@ def load_results(path) -> dict:
     if path.is_dir():
         path = path / RESULTS_FILE
     doc = read_json(path, missing="no results file")
-    if "probes" not in doc or "geoprobe_results" not in doc:
-        raise GeoprobeError(f"{path}: not a geoprobe results file")
+    check_results(doc, path)
     return doc
 
 
