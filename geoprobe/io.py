@@ -163,20 +163,28 @@ def _read_safetensors(path: Path):
     return layers, names, columns, provenance
 
 
-def _read_torch(path: Path):
+def torch_load(path: Path):
+    """``torch.load(weights_only=True)`` on CPU: tensors and plain containers only. An unsafe
+    pickle or a truncated or corrupt archive is a one-line FormatError naming the file."""
     import torch
 
     try:
         # torch warns about unusual pickle protocols before refusing them; the error says it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # an unsafe pickle, or anything from a truncated or corrupt archive
         lines = [line.strip() for line in str(exc).splitlines()]
         detail = next((line for line in lines if line.startswith("WeightsUnpickler error:")),
                       first_line(exc))
         raise FormatError(f"{path}: not a plain tensor file loadable with weights_only=True; "
                           f"geoprobe never unpickles ({type(exc).__name__}: {detail})") from None
+
+
+def _read_torch(path: Path):
+    import torch
+
+    obj = torch_load(path)
 
     def to_np(t, key):
         if not isinstance(t, torch.Tensor):
