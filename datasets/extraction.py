@@ -50,7 +50,7 @@ import numpy as np
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import FormatError, GeoprobeError, first_line
 from geoprobe.progress import progress
-from geoprobe.provenance import file_sha256
+from geoprobe.provenance import file_sha256, writing
 
 from .treebank import Sentence, default_treebank_path, read_conllu
 
@@ -653,11 +653,12 @@ def register(subparsers) -> None:
 
 
 def run_extract(args) -> int:
-    path = extract_treebank(args.out, treebank=args.treebank,
-                            split=args.split or (None if args.treebank else "dev"),
-                            model=args.model, max_sentences=args.max_sentences,
-                            batch_size=args.batch_size, dtype=args.dtype, twin=args.twin,
-                            seed=args.seed, long_sentences=args.long_sentences)
+    with writing(args.out):
+        path = extract_treebank(args.out, treebank=args.treebank,
+                                split=args.split or (None if args.treebank else "dev"),
+                                model=args.model, max_sentences=args.max_sentences,
+                                batch_size=args.batch_size, dtype=args.dtype, twin=args.twin,
+                                seed=args.seed, long_sentences=args.long_sentences)
     emb = EmbeddingSet.open(path, validate=False)
     print(f"wrote {path}: {emb.n_items} words x {emb.n_layers} layers x {emb.dim} "
           f"({emb.provenance['dtype']}) from {emb.provenance['n_sentences']} sentences")

@@ -118,6 +118,19 @@ def atomic_path(path, suffix: str = ""):
             os.remove(tmp)
 
 
+@contextlib.contextmanager
+def writing(path):
+    """Turn an OSError raised in the block (disk full, read-only file system, no permission)
+    into a one-line GeoprobeError naming ``path`` and the system's reason: the user can fix
+    it, and the atomic writes have kept whatever ``path`` held before."""
+    from .errors import GeoprobeError, first_line
+
+    try:
+        yield
+    except OSError as exc:
+        raise GeoprobeError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None
+
+
 def write_text_atomic(path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     with atomic_path(path) as tmp:

@@ -28,7 +28,7 @@ from .errors import EmbeddingError, GeoprobeError, SuiteError
 from .io import load_embeddings
 from .probe import ProbeResult
 from .progress import progress
-from .provenance import environment, read_json, write_json_atomic
+from .provenance import environment, read_json, write_json_atomic, writing
 from .registry import get_generator, make_probe
 from .report import check_results, render_figures, write_report
 from .suite import Suite
@@ -149,19 +149,20 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                              "seconds": timings[pid], **result.to_dict()}
                        for pid, (spec, result) in results.items()},
         }
-        if checks:
-            from .checks import evaluate_checks, write_junit, write_summary
+        with writing(out_dir):
+            if checks:
+                from .checks import evaluate_checks, write_junit, write_summary
 
-            outcomes = evaluate_checks(suite.checks, doc, against)
-            doc["checks"] = [asdict(o) for o in outcomes]
-            write_junit(outcomes, tmp / "junit.xml", suite.name)
-            write_summary(outcomes, tmp / "summary.md", suite.name)
-        render_figures(doc, tmp, formats=formats)
-        doc["timings"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
-                          "probes": timings}
-        write_json_atomic(tmp / RESULTS_FILE, doc)
-        write_report(doc, tmp / "report.md")
-        replace_dir(tmp, out_dir)
+                outcomes = evaluate_checks(suite.checks, doc, against)
+                doc["checks"] = [asdict(o) for o in outcomes]
+                write_junit(outcomes, tmp / "junit.xml", suite.name)
+                write_summary(outcomes, tmp / "summary.md", suite.name)
+            render_figures(doc, tmp, formats=formats)
+            doc["timings"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
+                              "probes": timings}
+            write_json_atomic(tmp / RESULTS_FILE, doc)
+            write_report(doc, tmp / "report.md")
+            replace_dir(tmp, out_dir)
         return doc
     finally:
         if tmp.exists():
