@@ -174,9 +174,10 @@ def torch_load(path: Path):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # an unsafe pickle, or anything from a truncated or corrupt archive
-        lines = [line.strip() for line in str(exc).splitlines()]
-        detail = next((line for line in lines if line.startswith("WeightsUnpickler error:")),
-                      first_line(exc))
+        # torch's refusal is paragraphs of advice (some of it to load unsafely); its one
+        # informative sentence follows "WeightsUnpickler error:"
+        refusal = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
+        detail = refusal.group(1).split(". ")[0] if refusal else first_line(exc)
         raise FormatError(f"{path}: not a plain tensor file loadable with weights_only=True; "
                           f"geoprobe never unpickles ({type(exc).__name__}: {detail})") from None
 
