@@ -193,6 +193,9 @@ def cmd_info(args) -> int:
         if not k.startswith("_"):
             print(f"  {k}: {v}")
     print("valid: no NaN/Inf, unique item IDs")
+    collapsed = emb.collapse_warning()
+    if collapsed:
+        print(f"geoprobe: warning: {collapsed}", file=sys.stderr)
     return 0
 
 

@@ -37,6 +37,9 @@ FORMAT_NAME = "geoprobe-embeddings"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _CHUNK_ROWS = 65536
+#: A layer whose rows all lie within this fraction of its largest entry of the first row is
+#: collapsed (float32 round-off is ~1e-7 of the magnitude).
+COLLAPSE_RTOL = 1e-6
 
 #: What np.load raises on a corrupt or hostile .npy besides OSError and ValueError: a header
 #: cut short (EOFError) or not a Python literal (SyntaxError, tokenize.TokenError), and a
@@ -57,6 +60,24 @@ def load_npy(path, *, mmap: bool = False) -> np.ndarray:
     except NPY_ERRORS as exc:
         raise FormatError(f"{path}: cannot read as .npy "
                           f"({type(exc).__name__}: {first_line(exc)})") from None
+
+
+def is_collapsed(X: np.ndarray, *, rtol: float = COLLAPSE_RTOL) -> bool:
+    """Whether every row of ``X`` (n_items, dim) equals the first up to ``rtol``: a collapsed
+    space (zero variance, RankMe 1) on which every geometric probe measures nothing.
+
+    Cheap on any real layer: the chunked scan stops at the first chunk holding a differing
+    row, so usually after the first one.
+    """
+    if X.shape[0] < 2:
+        return False
+    first = np.asarray(X[0], dtype=np.float64)
+    tol = rtol * float(np.abs(first).max(initial=0.0))
+    for start in range(0, X.shape[0], _CHUNK_ROWS):
+        chunk = np.asarray(X[start:start + _CHUNK_ROWS], dtype=np.float64)
+        if np.abs(chunk - first).max() > tol:
+            return False
+    return True
 
 
 def check_finite(X: np.ndarray, *, source: str, layer: str, ids: np.ndarray | None = None) -> None:
@@ -204,6 +225,20 @@ class EmbeddingSet:
 
     def column(self, name: str) -> np.ndarray:
         return self.items[name]
+
+    def collapsed_layers(self) -> list[str]:
+        """Names of the layers whose rows are all (nearly) identical (see :func:`is_collapsed`)."""
+        return [name for name, X in self.iter_layers() if is_collapsed(X)]
+
+    def collapse_warning(self) -> str | None:
+        """One line naming the file and its collapsed layers, or None when none is: a valid but
+        degenerate set runs every probe without error, and this says why the numbers are empty."""
+        names = self.collapsed_layers()
+        if not names:
+            return None
+        which = ", ".join(repr(n) for n in names)
+        return (f"{self.source}: layer{'s' if len(names) > 1 else ''} {which} collapsed: all "
+                f"{self.n_items} rows are (nearly) identical, zero variance")
 
     def validate(self) -> None:
         """Check every layer for NaN/Inf, naming the file, layer, row, item and column."""

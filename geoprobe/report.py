@@ -64,6 +64,8 @@ def write_report(doc: dict, path) -> Path:
     lines += [f"- seed: {doc.get('seed')}",
               f"- geoprobe {versions.get('geoprobe', '?')}, git {env.get('git_hash') or 'n/a'}, "
               f"python {versions.get('python', '?')}, run at {env.get('time', '?')}", ""]
+    if doc.get("warnings"):
+        lines += ["## Warnings", ""] + [f"- {w}" for w in doc["warnings"]] + [""]
     if doc.get("checks"):
         lines += ["## Checks", ""] + checks_table(doc["checks"]) + [""]
     for pid, entry in doc["probes"].items():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -113,13 +114,17 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
     scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-work-"))
     try:
         t_start = time.perf_counter()
-        sources, twins, source_info = {}, {}, {}
+        sources, twins, source_info, warnings = {}, {}, {}, []
         needed = {spec.source for spec in suite.probes}
         for name in progress(sorted(needed), desc="sources", enable=show_progress):
             t0 = time.perf_counter()
             sources[name], twins[name] = _load_source(suite, suite.sources[name], scratch)
             source_info[name] = _describe_source(sources[name], twins[name],
                                                  time.perf_counter() - t0)
+            collapsed = sources[name].collapse_warning()
+            if collapsed:  # said now, before the probes run, and kept in the results
+                print(f"geoprobe: warning: {collapsed}", file=sys.stderr)
+                warnings.append(collapsed)
         for spec in suite.probes:  # refuse missing columns/annotations before running any
             probes[spec.id].check_input(sources[spec.source], spec.annotations, None)
 
@@ -145,6 +150,7 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
             "seed": suite.seed,
             "environment": environment(),
             "sources": source_info,
+            "warnings": warnings,
             "probes": {pid: {"source": spec.source, "probe_seed": result.seed,
                              "seconds": timings[pid], **result.to_dict()}
                        for pid, (spec, result) in results.items()},
