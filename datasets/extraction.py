@@ -37,6 +37,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -47,9 +48,9 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
-from geoprobe.errors import GeoprobeError
+from geoprobe.errors import FormatError, GeoprobeError, first_line
 from geoprobe.progress import progress
-from geoprobe.provenance import file_sha256
+from geoprobe.provenance import file_sha256, writing
 from geoprobe.safepath import check_name, inside
 
 from .treebank import Sentence, default_treebank_path, read_conllu
@@ -91,6 +92,28 @@ def _checkpoint_file(model_dir: Path) -> Path | None:
         if (model_dir / name).is_file():
             return model_dir / name
     return None
+
+
+def _check_checkpoint(model_dir: Path) -> None:
+    """Refuse, naming the file, a checkpoint that geoprobe cannot load safely: a truncated
+    safetensors file or one whose header lies about its data (the header alone is read), or a
+    pickled ``pytorch_model.bin`` that holds more than tensors (read with
+    ``weights_only=True``). Transformers would raise its own exception deep in loading."""
+    from safetensors import SafetensorError, safe_open
+
+    from geoprobe.io import torch_load
+
+    ckpt = _checkpoint_file(model_dir)
+    if ckpt is None:
+        return  # a sharded or missing checkpoint: from_pretrained says what it lacks
+    if ckpt.suffix == ".safetensors":
+        try:
+            with safe_open(str(ckpt), framework="pt"):
+                pass
+        except SafetensorError as exc:
+            raise FormatError(f"{ckpt}: not a valid safetensors file ({first_line(exc)})") from None
+    else:
+        torch_load(ckpt)
 
 
 @dataclass
@@ -138,6 +161,8 @@ class WordEncoder:
             raise GeoprobeError(f"{self.model_dir}: not a Hugging Face model directory "
                                 "(no config.json)")
         self.random_init, self.seed = bool(random_init), int(seed)
+        if not self.random_init:
+            _check_checkpoint(self.model_dir)
         try:
             self.tokenizer = tf.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
             if self.tokenizer.init_kwargs.get("add_prefix_space") is False:
@@ -508,6 +533,9 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
     source = {"source": str(treebank.resolve()), "max_sentences": max_sentences,
               **(provenance or {})}
     extra = dict(source)
+    # The real model loads first, so that unloadable weights stop the run before anything is
+    # written; a twin whose real set then fails is removed, never left behind alone.
+    encoder = WordEncoder(model)
     if twin:
         tpath = twin_path_for(out)
         extract_sentences(sentences, tpath, encoder=WordEncoder(model, random_init=True, seed=seed),
@@ -516,9 +544,15 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
                           show_progress=show_progress)
         extra["twin"] = tpath.name  # relative: resolved beside the real set
         extra["twin_seed"] = seed
-    return extract_sentences(sentences, out, encoder=WordEncoder(model), split=split,
-                             batch_size=batch_size, dtype=dtype, long_sentences=long_sentences,
-                             provenance=extra, show_progress=show_progress)
+    try:
+        return extract_sentences(sentences, out, encoder=encoder, split=split,
+                                 batch_size=batch_size, dtype=dtype,
+                                 long_sentences=long_sentences, provenance=extra,
+                                 show_progress=show_progress)
+    except BaseException:
+        if twin:
+            shutil.rmtree(tpath, ignore_errors=True)
+        raise
 
 
 # -- suite generator ------------------------------------------------------------------------
@@ -622,11 +656,12 @@ def register(subparsers) -> None:
 
 
 def run_extract(args) -> int:
-    path = extract_treebank(args.out, treebank=args.treebank,
-                            split=args.split or (None if args.treebank else "dev"),
-                            model=args.model, max_sentences=args.max_sentences,
-                            batch_size=args.batch_size, dtype=args.dtype, twin=args.twin,
-                            seed=args.seed, long_sentences=args.long_sentences)
+    with writing(args.out):
+        path = extract_treebank(args.out, treebank=args.treebank,
+                                split=args.split or (None if args.treebank else "dev"),
+                                model=args.model, max_sentences=args.max_sentences,
+                                batch_size=args.batch_size, dtype=args.dtype, twin=args.twin,
+                                seed=args.seed, long_sentences=args.long_sentences)
     emb = EmbeddingSet.open(path, validate=False)
     print(f"wrote {path}: {emb.n_items} words x {emb.n_layers} layers x {emb.dim} "
           f"({emb.provenance['dtype']}) from {emb.provenance['n_sentences']} sentences")

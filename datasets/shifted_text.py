@@ -13,7 +13,6 @@ architecture and tokenizer, weights from ``AutoModel.from_config``).
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.stats import child_seed, preserves_torch_rng
 
-from .treebank import default_treebank_path
+from .treebank import default_treebank_path, read_conllu
 
 CONDITIONS = ("in-distribution", "word-shuffled")
 
@@ -42,21 +41,12 @@ def treebank_sentences(path=None, *, min_words: int = 5, max_words: int = 30) ->
     """Word lists of the sentences of a CoNLL-U file (.conllu or .conllu.gz); by default
     the UD English-EWT dev split shipped with geoprobe.
 
-    Multi-word token lines (ids like ``3-4``) and empty nodes (``5.1``) are skipped, so the
-    words are the syntactic words. Only sentences with ``min_words..max_words`` words are kept.
+    Read with :func:`~geoprobe.datasets.treebank.read_conllu`, so a malformed file is a
+    one-line FormatError and the words are the syntactic words (multi-word token lines and
+    empty nodes skipped). Only sentences with ``min_words..max_words`` words are kept.
     """
-    import conllu
-
     path = Path(path) if path else default_treebank_path("dev")
-    if not path.exists():
-        raise FormatError(f"{path}: treebank file not found")
-    opener = gzip.open if path.suffix == ".gz" else open
-    out = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for sentence in conllu.parse_incr(f):
-            words = [t["form"] for t in sentence if isinstance(t["id"], int)]
-            if min_words <= len(words) <= max_words:
-                out.append(words)
+    out = [s.words for s in read_conllu(path) if min_words <= s.n <= max_words]
     if not out:
         raise FormatError(f"{path}: no sentence with {min_words}..{max_words} words")
     return out

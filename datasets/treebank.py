@@ -21,18 +21,20 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from geoprobe.errors import FormatError, GeoprobeError
+from geoprobe.errors import FormatError, GeoprobeError, first_line
 
 ENV_VAR = "GEOPROBE_UD_EWT"
 #: UD English-EWT train and dev, shipped inside the package (see its README and LICENSE.txt)
 SHIPPED_EWT = Path(__file__).resolve().parent / "data" / "ud_english_ewt"
 SPLITS = ("train", "dev", "test")
 PUNCT_UPOS = "PUNCT"
+N_COLUMNS = 10  # ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC
 
 
 @dataclass
@@ -149,9 +151,10 @@ def read_conllu(path, *, max_sentences: int | None = None) -> list[Sentence]:
     Raises
     ------
     FormatError
-        Unreadable file, malformed line, word IDs not running 1..n, a missing or non-integer
-        head, a head out of range, no root, several roots, a cycle, or a duplicate sentence ID;
-        the message names the file, the sentence ID and the line.
+        Unreadable file, no sentence in it, malformed line or one with fewer than the ten
+        CoNLL-U columns, word IDs not running 1..n, a missing or non-integer head, a head out of
+        range, no root, several roots, a cycle, or a duplicate sentence ID; the message names
+        the file, the sentence ID and the line.
     """
     import conllu
     from conllu.exceptions import ParseException
@@ -172,7 +175,7 @@ def read_conllu(path, *, max_sentences: int | None = None) -> list[Sentence]:
                     tokens = conllu.parse_token_and_metadata("\n".join(lines) + "\n")
                 except ParseException as exc:
                     raise FormatError(f"{path} sentence starting at line {start}: "
-                                      f"malformed CoNLL-U ({exc})") from None
+                                      f"malformed CoNLL-U ({first_line(exc)})") from None
                 sent = _to_sentence(tokens, token_lines, start, len(sentences) + 1, path)
                 if sent.sent_id in seen:
                     raise FormatError(f"{path} line {start}: sentence ID {sent.sent_id!r} "
@@ -181,8 +184,12 @@ def read_conllu(path, *, max_sentences: int | None = None) -> list[Sentence]:
                 sentences.append(sent)
     except FileNotFoundError:
         raise FormatError(f"{path}: file not found") from None
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
-        raise FormatError(f"{path}: cannot read as CoNLL-U text ({exc})") from None
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise FormatError(f"{path}: cannot read as CoNLL-U text ({first_line(exc)})") from None
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read ({exc.strerror or first_line(exc)})") from None
+    if not sentences and max_sentences != 0:
+        raise FormatError(f"{path}: no sentences (the file is empty or holds only comments)")
     return sentences
 
 
@@ -191,6 +198,9 @@ def _to_sentence(tokens, token_lines: list[int], start: int, ordinal: int, path:
     where = f"{path} sentence {sent_id!r}"
     words, heads, deprels, upos, xpos, lines = [], [], [], [], [], []
     for tok, lineno in zip(tokens, token_lines):
+        if len(tok) < N_COLUMNS:  # the conllu package accepts short lines; a tree needs them all
+            raise FormatError(f"{where} line {lineno}: {len(tok)} columns where CoNLL-U has "
+                              f"{N_COLUMNS} (tab-separated)")
         if not isinstance(tok["id"], int):  # multiword token (1, '-', 2) or empty node (8, '.', 1)
             continue
         if tok["id"] != len(words) + 1:

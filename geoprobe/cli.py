@@ -98,13 +98,14 @@ def cmd_check(args) -> int:
 def cmd_report(args) -> int:
     from .report import render_figures, write_report
     from .runner import RESULTS_FILE, load_results
-    from .provenance import write_json_atomic
+    from .provenance import write_json_atomic, writing
 
     doc = load_results(args.results)
     out = args.results if args.results.is_dir() else args.results.parent
-    made = render_figures(doc, out, formats=tuple(args.formats.split(",")))
-    write_json_atomic(out / RESULTS_FILE, doc)
-    write_report(doc, out / "report.md")
+    with writing(out):
+        made = render_figures(doc, out, formats=tuple(args.formats.split(",")))
+        write_json_atomic(out / RESULTS_FILE, doc)
+        write_report(doc, out / "report.md")
     print(f"redrew {sum(len(v) for v in made.values())} figure file(s) in {out}/figures; "
           f"report: {out}/report.md")
     return 0
@@ -195,17 +196,22 @@ def cmd_info(args) -> int:
         if not k.startswith("_"):
             print(f"  {k}: {v}")
     print("valid: no NaN/Inf, unique item IDs")
+    collapsed = emb.collapse_warning()
+    if collapsed:
+        print(f"geoprobe: warning: {collapsed}", file=sys.stderr)
     return 0
 
 
 def cmd_convert(args) -> int:
     from .io import export_embeddings, load_embeddings
+    from .provenance import writing
 
     emb = load_embeddings(args.src, items=args.items)
-    if args.dtype:
-        emb.save(args.dst, dtype=args.dtype)
-    else:
-        export_embeddings(emb, args.dst)
+    with writing(args.dst):
+        if args.dtype:
+            emb.save(args.dst, dtype=args.dtype)
+        else:
+            export_embeddings(emb, args.dst)
     print(f"wrote {args.dst} ({emb.n_layers} layer(s) x {emb.n_items} items x {emb.dim})")
     return 0
 

@@ -23,12 +23,13 @@ import json
 import os
 import shutil
 import tempfile
+import tokenize
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .errors import EmbeddingError, FormatError
+from .errors import EmbeddingError, FormatError, first_line
 from .items import ID_COLUMN, ItemTable
 from .provenance import read_json
 from .safepath import inside
@@ -37,12 +38,47 @@ FORMAT_NAME = "geoprobe-embeddings"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _CHUNK_ROWS = 65536
+#: A layer whose rows all lie within this fraction of its largest entry of the first row is
+#: collapsed (float32 round-off is ~1e-7 of the magnitude).
+COLLAPSE_RTOL = 1e-6
+
+#: What np.load raises on a corrupt or hostile .npy besides OSError and ValueError: a header
+#: cut short (EOFError) or not a Python literal (SyntaxError, tokenize.TokenError), and a
+#: declared shape larger than memory (MemoryError).
+NPY_ERRORS = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError, MemoryError)
 
 
 def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def load_npy(path, *, mmap: bool = False) -> np.ndarray:
+    """``np.load`` that never unpickles; a file it cannot read is a FormatError naming it."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except NPY_ERRORS as exc:
+        raise FormatError(f"{path}: cannot read as .npy "
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
+
+
+def is_collapsed(X: np.ndarray, *, rtol: float = COLLAPSE_RTOL) -> bool:
+    """Whether every row of ``X`` (n_items, dim) equals the first up to ``rtol``: a collapsed
+    space (zero variance, RankMe 1) on which every geometric probe measures nothing.
+
+    Cheap on any real layer: the chunked scan stops at the first chunk holding a differing
+    row, so usually after the first one.
+    """
+    if X.shape[0] < 2:
+        return False
+    first = np.asarray(X[0], dtype=np.float64)
+    tol = rtol * float(np.abs(first).max(initial=0.0))
+    for start in range(0, X.shape[0], _CHUNK_ROWS):
+        chunk = np.asarray(X[start:start + _CHUNK_ROWS], dtype=np.float64)
+        if np.abs(chunk - first).max() > tol:
+            return False
+    return True
 
 
 def check_finite(X: np.ndarray, *, source: str, layer: str, ids: np.ndarray | None = None) -> None:
@@ -191,6 +227,20 @@ class EmbeddingSet:
     def column(self, name: str) -> np.ndarray:
         return self.items[name]
 
+    def collapsed_layers(self) -> list[str]:
+        """Names of the layers whose rows are all (nearly) identical (see :func:`is_collapsed`)."""
+        return [name for name, X in self.iter_layers() if is_collapsed(X)]
+
+    def collapse_warning(self) -> str | None:
+        """One line naming the file and its collapsed layers, or None when none is: a valid but
+        degenerate set runs every probe without error, and this says why the numbers are empty."""
+        names = self.collapsed_layers()
+        if not names:
+            return None
+        which = ", ".join(repr(n) for n in names)
+        return (f"{self.source}: layer{'s' if len(names) > 1 else ''} {which} collapsed: all "
+                f"{self.n_items} rows are (nearly) identical, zero variance")
+
     def validate(self) -> None:
         """Check every layer for NaN/Inf, naming the file, layer, row, item and column."""
         for name, X in self.iter_layers():
@@ -289,41 +339,69 @@ class EmbeddingSet:
         manifest_path = path / MANIFEST
         manifest = read_json(manifest_path, error=FormatError,
                              missing="not a geoprobe embedding set (no manifest)")
-        if manifest.get("format") != FORMAT_NAME:
-            raise FormatError(f"{manifest_path}: format is {manifest.get('format')!r}, "
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            found = manifest.get("format") if isinstance(manifest, dict) else manifest
+            raise FormatError(f"{manifest_path}: format is {found!r:.60}, "
                               f"expected {FORMAT_NAME!r}")
-        if manifest.get("version", 0) > FORMAT_VERSION:
-            raise FormatError(f"{manifest_path}: format version {manifest['version']} is newer "
+        version = _field(manifest, "version", int, manifest_path, default=0)
+        if version > FORMAT_VERSION:
+            raise FormatError(f"{manifest_path}: format version {version} is newer "
                               f"than this geoprobe reads ({FORMAT_VERSION}); upgrade geoprobe")
-        # The files a manifest lists must lie inside the set: a copied set must not make
-        # geoprobe read whatever its manifest points at.
-        try:
-            n_items, dim = int(manifest["n_items"]), int(manifest["dim"])
-            layer_files = [inside(path, f, what=f"{manifest_path}: layer_files entry",
-                                  error=FormatError) for f in manifest["layer_files"]]
-            columns = {name: np.load(inside(path, spec["file"], error=FormatError,
-                                            what=f"{manifest_path}: columns.{name}.file"),
-                                     allow_pickle=False)
-                       for name, spec in manifest["columns"].items()}
-        except FormatError:
-            raise  # a listed file outside the set; the message names its key
-        except (KeyError, TypeError) as exc:
-            raise FormatError(f"{manifest_path}: missing or malformed field {exc}") from None
-        except (FileNotFoundError, ValueError) as exc:
-            raise FormatError(f"{path}: {exc}") from None
-        for f in layer_files:
-            if not f.exists():
-                raise FormatError(f"{path}: layer file {f.name} is missing")
-        provenance = dict(manifest.get("provenance", {}))
+        n_items = _field(manifest, "n_items", int, manifest_path)
+        dim = _field(manifest, "dim", int, manifest_path)
+        if n_items < 1 or dim < 1:
+            raise FormatError(f"{manifest_path}: empty set (n_items {n_items}, dim {dim})")
+        names = _field(manifest, "layer_files", list, manifest_path)
+        if not names:
+            raise FormatError(f"{manifest_path}: no layer files")
+        layer_files = [_member(path, f, "layer_files entry") for f in names]
+        columns = {}
+        for name, spec in _field(manifest, "columns", dict, manifest_path).items():
+            if not isinstance(spec, dict):
+                raise FormatError(f"{manifest_path}: column {name!r} has no file entry")
+            columns[name] = load_npy(_member(path, spec.get("file"), f"columns.{name}.file"))
+        layer_names = _field(manifest, "layer_names", (list, type(None)), manifest_path,
+                             default=None)
+        provenance = dict(_field(manifest, "provenance", dict, manifest_path, default={}))
         provenance["_dir"] = str(path.resolve().parent)
         return cls(_LayerFiles(layer_files, (n_items, dim)),
                    ItemTable(columns, n_items=n_items, source=str(path)),
-                   provenance=provenance, layer_names=manifest.get("layer_names"),
+                   provenance=provenance, layer_names=layer_names,
                    source=str(path), validate=validate)
 
     def __repr__(self) -> str:
         return (f"EmbeddingSet(source={self.source!r}, n_layers={self.n_layers}, "
                 f"n_items={self.n_items}, dim={self.dim}, columns={self.items.names})")
+
+
+_REQUIRED = object()
+
+
+def _field(manifest: dict, key: str, kind, where: Path, default=_REQUIRED):
+    """``manifest[key]``, checked to be of type ``kind`` (a bool is not an int)."""
+    if key not in manifest and default is _REQUIRED:
+        raise FormatError(f"{where}: missing field {key!r}")
+    value = manifest.get(key, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise FormatError(f"{where}: field {key!r} is {value!r:.60}, expected {expected}")
+    return value
+
+
+def _member(root: Path, name, key: str) -> Path:
+    """The file ``name`` that the manifest's ``key`` lists, inside the set at ``root``.
+
+    A name that leaves the set (absolute, through ``..``, or through a symbolic link) or a
+    missing file is a FormatError naming the key: a copied set must not make geoprobe read
+    whatever its manifest points at.
+    """
+    where = f"{root / MANIFEST}: {key}"
+    if not isinstance(name, str) or not name:
+        raise FormatError(f"{where} must be a relative file name, got {name!r:.60}")
+    path = inside(root, name, what=where, error=FormatError)  # also refuses absolute names
+    if not path.is_file():
+        raise FormatError(f"{root}: {key} {name!r} is missing")
+    return path
 
 
 class _LayerFiles:
@@ -336,9 +414,11 @@ class _LayerFiles:
         return [lambda f=f: self._load(f) for f in self.files]
 
     def _load(self, path: Path) -> np.ndarray:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = load_npy(path, mmap=True)
         if arr.shape != self.shape:
             raise FormatError(f"{path}: shape {arr.shape}, manifest says {self.shape}")
+        if arr.dtype.kind != "f":
+            raise FormatError(f"{path}: dtype {arr.dtype}, expected floating point")
         return arr
 
 

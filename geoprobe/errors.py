@@ -5,6 +5,10 @@ CLI prints these as one line and exits with status 2; anything else is a bug in 
 keeps its traceback.
 """
 
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
 
 class GeoprobeError(Exception):
     """Base class for errors caused by input the user can correct."""
@@ -31,3 +35,12 @@ class UnknownProbeError(GeoprobeError, KeyError):
 
 class SuiteError(GeoprobeError, ValueError):
     """A suite file is malformed or names something that does not exist."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of a foreign exception's message, without terminal colours:
+    parsers' messages can span paragraphs, and geoprobe's errors are one line."""
+    for line in _ANSI.sub("", str(exc)).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__

@@ -17,24 +17,35 @@ file                   what is read
 =====================  ==================================================================
 
 Nothing is ever unpickled: NumPy files load with ``allow_pickle=False`` and torch files with
-``weights_only=True``.
+``weights_only=True``. A file that its parser cannot read (truncated, corrupt, lying about its
+sizes) is a :class:`~geoprobe.errors.FormatError` naming it, never the parser's own exception.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import warnings
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from .embeddings import MANIFEST, EmbeddingSet
-from .errors import EmbeddingError, FormatError
+from .embeddings import MANIFEST, NPY_ERRORS, EmbeddingSet, load_npy
+from .errors import EmbeddingError, FormatError, first_line
 from .items import ItemTable
 from .provenance import atomic_path
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", ".hdf5", ".h5")
+
+#: What the zip and HDF5 parsers raise on corrupt or hostile bytes beyond what np.load does
+#: (NPY_ERRORS, MemoryError for a declared size larger than memory among them): a broken
+#: archive (BadZipFile, zlib.error), an unsupported or encrypted member (NotImplementedError,
+#: RuntimeError), an HDF5 object that cannot be opened (KeyError, RuntimeError).
+_PARSE_ERRORS = (*NPY_ERRORS, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+                 KeyError)
 
 
 def _natural_key(name: str):
@@ -97,8 +108,7 @@ def load_embeddings(path, *, items=None, layer_names=None, validate: bool = True
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-            layers = arr
+            layers = load_npy(path, mmap=True)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 layers, names, columns = _split_named({k: z[k] for k in z.files}, source)
@@ -112,10 +122,11 @@ def load_embeddings(path, *, items=None, layer_names=None, validate: bool = True
         else:
             raise FormatError(f"{path}: unknown file type {suffix!r}; supported: "
                               f"{', '.join(SUFFIXES)} or a geoprobe embedding directory")
-    except (OSError, ValueError) as exc:
+    except _PARSE_ERRORS as exc:
         if isinstance(exc, (FormatError, EmbeddingError)):
             raise
-        raise FormatError(f"{path}: cannot read as {suffix} ({exc})") from None
+        raise FormatError(f"{path}: cannot read as {suffix} "
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
     table = None
     if items is not None:
         n = (layers.shape[-2] if isinstance(layers, np.ndarray) else layers[0].shape[0])
@@ -131,11 +142,14 @@ def load_embeddings(path, *, items=None, layer_names=None, validate: bool = True
 
 
 def _read_safetensors(path: Path):
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="np") as f:
-        meta = dict(f.metadata() or {})
-        arrays = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="np") as f:
+            meta = dict(f.metadata() or {})
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as exc:  # truncated, a header that lies about sizes or offsets
+        raise FormatError(f"{path}: not a valid safetensors file ({first_line(exc)})") from None
     provenance = {}
     for key, value in meta.items():
         try:
@@ -149,14 +163,29 @@ def _read_safetensors(path: Path):
     return layers, names, columns, provenance
 
 
-def _read_torch(path: Path):
+def torch_load(path: Path):
+    """``torch.load(weights_only=True)`` on CPU: tensors and plain containers only. An unsafe
+    pickle or a truncated or corrupt archive is a one-line FormatError naming the file."""
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError and friends for unsafe files
-        raise FormatError(f"{path}: not a plain tensor file loadable with weights_only=True "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        # torch warns about unusual pickle protocols before refusing them; the error says it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # an unsafe pickle, or anything from a truncated or corrupt archive
+        # torch's refusal is paragraphs of advice (some of it to load unsafely); its one
+        # informative sentence follows "WeightsUnpickler error:"
+        refusal = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(exc))
+        detail = refusal.group(1).split(". ")[0] if refusal else first_line(exc)
+        raise FormatError(f"{path}: not a plain tensor file loadable with weights_only=True; "
+                          f"geoprobe never unpickles ({type(exc).__name__}: {detail})") from None
+
+
+def _read_torch(path: Path):
+    import torch
+
+    obj = torch_load(path)
 
     def to_np(t, key):
         if not isinstance(t, torch.Tensor):

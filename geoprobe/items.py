@@ -155,6 +155,10 @@ class ItemTable:
             raise FormatError(f"{path}: file not found") from None
         except UnicodeDecodeError as exc:
             raise FormatError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except csv.Error as exc:  # a NUL byte, a field over the csv module's size limit
+            raise FormatError(f"{path}: malformed CSV ({exc})") from None
+        except OSError as exc:
+            raise FormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
         for lineno, row in enumerate(rows, start=2):
             if len(row) != len(header):
                 raise FormatError(

@@ -74,17 +74,27 @@ def cache_root() -> Path:
 
 
 def read_json(path, *, missing: str, error=None):
-    """Parse a JSON file; a missing or malformed file raises ``error`` (a GeoprobeError
-    subclass) naming the file, with ``missing`` as the reason for an absent one."""
-    from .errors import GeoprobeError
+    """Parse a JSON file; a missing, unreadable or malformed file raises ``error`` (a
+    GeoprobeError subclass) naming the file, with ``missing`` as the reason for an absent one.
+
+    Malformed covers what ``json`` itself raises on hostile text: a syntax error, bytes that
+    are not UTF-8, an integer of more digits than Python converts (ValueError) and nesting
+    deeper than the recursion limit (RecursionError)."""
+    from .errors import GeoprobeError, first_line
 
     error = error or GeoprobeError
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{path}: {missing}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: invalid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: invalid JSON, not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or first_line(exc)})") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise error(f"{path}: invalid JSON ({first_line(exc)})") from None
 
 
 @contextlib.contextmanager
@@ -106,6 +116,19 @@ def atomic_path(path, suffix: str = ""):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turn an OSError raised in the block (disk full, read-only file system, no permission)
+    into a one-line GeoprobeError naming ``path`` and the system's reason: the user can fix
+    it, and the atomic writes have kept whatever ``path`` held before."""
+    from .errors import GeoprobeError, first_line
+
+    try:
+        yield
+    except OSError as exc:
+        raise GeoprobeError(f"{path}: cannot write ({exc.strerror or first_line(exc)})") from None
 
 
 def write_text_atomic(path, text: str) -> Path:

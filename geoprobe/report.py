@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import FormatError, GeoprobeError
+from .errors import FormatError, GeoprobeError, first_line
 from .plotting import save_figure, style
 from .probe import ProbeResult
 from .provenance import write_text_atomic
@@ -73,6 +73,8 @@ def write_report(doc: dict, path) -> Path:
     lines += [f"- seed: {doc.get('seed')}",
               f"- geoprobe {versions.get('geoprobe', '?')}, git {env.get('git_hash') or 'n/a'}, "
               f"python {versions.get('python', '?')}, run at {env.get('time', '?')}", ""]
+    if doc.get("warnings"):
+        lines += ["## Warnings", ""] + [f"- {w}" for w in doc["warnings"]] + [""]
     if doc.get("checks"):
         lines += ["## Checks", ""] + checks_table(doc["checks"]) + [""]
     for pid, entry in doc["probes"].items():
@@ -91,3 +93,55 @@ def checks_table(checks: list[dict]) -> list[str]:
         mark = "PASS" if c["passed"] else "FAIL"
         lines.append(f"| {c['name']} | {mark} | {_fmt(c.get('value'))} | {c['message']} |")
     return lines
+
+
+def check_results(doc, source) -> None:
+    """Raise GeoprobeError naming ``source`` and the first thing the report, the figures or the
+    checks need that ``doc`` lacks or holds in the wrong type, so that a hand-edited, cut-off or
+    foreign results file is refused in one line instead of failing half-way through a report.
+    """
+    def need(ok, what: str) -> None:
+        if not ok:
+            raise GeoprobeError(f"{source}: not a valid geoprobe results file: {what}")
+
+    need(isinstance(doc, dict) and "geoprobe_results" in doc, "no 'geoprobe_results' marker")
+    need(isinstance(doc.get("probes"), dict), "no 'probes' table")
+    for key, kind in (("suite", dict), ("environment", dict), ("checks", list),
+                      ("warnings", list)):
+        need(isinstance(doc.get(key, kind()), kind), f"'{key}' is not a {kind.__name__}")
+    need(isinstance(doc.get("environment", {}).get("versions", {}), dict),
+         "'environment.versions' is not a dict")
+    need(isinstance(doc.get("suite", {}).get("description") or "", str),
+         "'suite.description' is not text")
+    need(all(isinstance(w, str) for w in doc.get("warnings", [])), "a warning is not text")
+    for c in doc.get("checks", []):
+        need(isinstance(c, dict) and {"name", "passed", "message"} <= c.keys()
+             and _is_number(c.get("value")), f"malformed check {c!r:.60}")
+    for pid, entry in doc["probes"].items():
+        where = f"probe {pid!r}"
+        need(isinstance(entry, dict) and isinstance(entry.get("probe"), str),
+             f"{where} has no 'probe' name")
+        need(isinstance(entry.get("metrics"), list), f"{where} has no 'metrics' list")
+        figures = entry.get("figures", [])
+        need(isinstance(figures, list) and all(isinstance(f, str) for f in figures),
+             f"{where}: 'figures' is not a list of file names")
+        for m in entry["metrics"]:
+            need(isinstance(m, dict) and isinstance(m.get("name"), str)
+                 and isinstance(m.get("labels"), dict) and "unit" in m
+                 and all(k in m and _is_number(m[k]) for k in ("value", "ci_low", "ci_high")),
+                 f"{where} has a malformed metric {m!r:.60}")
+        try:
+            ProbeResult.from_dict(entry)  # decodes the arrays the figures are drawn from
+        except (KeyError, TypeError, ValueError, AttributeError, MemoryError) as exc:
+            need(False, f"{where}: {type(exc).__name__}: {first_line(exc)}")
+
+
+def _is_number(x) -> bool:
+    """None, a number, or a string ``float`` reads ("nan", "inf"): what :func:`_fmt` shows."""
+    if isinstance(x, str):
+        try:
+            float(x)
+        except ValueError:
+            return False
+        return True
+    return x is None or isinstance(x, (int, float))

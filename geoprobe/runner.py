@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -28,9 +29,9 @@ from .errors import EmbeddingError, GeoprobeError, SuiteError
 from .io import load_embeddings
 from .probe import ProbeResult
 from .progress import progress
-from .provenance import environment, read_json, write_json_atomic
+from .provenance import environment, read_json, write_json_atomic, writing
 from .registry import get_generator, make_probe
-from .report import render_figures, write_report
+from .report import check_results, render_figures, write_report
 from .safepath import inside
 from .suite import Suite
 
@@ -115,13 +116,17 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
     scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-work-"))
     try:
         t_start = time.perf_counter()
-        sources, twins, source_info = {}, {}, {}
+        sources, twins, source_info, warnings = {}, {}, {}, []
         needed = {spec.source for spec in suite.probes}
         for name in progress(sorted(needed), desc="sources", enable=show_progress):
             t0 = time.perf_counter()
             sources[name], twins[name] = _load_source(suite, suite.sources[name], scratch)
             source_info[name] = _describe_source(sources[name], twins[name],
                                                  time.perf_counter() - t0)
+            collapsed = sources[name].collapse_warning()
+            if collapsed:  # said now, before the probes run, and kept in the results
+                print(f"geoprobe: warning: {collapsed}", file=sys.stderr)
+                warnings.append(collapsed)
         for spec in suite.probes:  # refuse missing columns/annotations before running any
             probes[spec.id].check_input(sources[spec.source], spec.annotations, None)
 
@@ -147,23 +152,25 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
             "seed": suite.seed,
             "environment": environment(),
             "sources": source_info,
+            "warnings": warnings,
             "probes": {pid: {"source": spec.source, "probe_seed": result.seed,
                              "seconds": timings[pid], **result.to_dict()}
                        for pid, (spec, result) in results.items()},
         }
-        if checks:
-            from .checks import evaluate_checks, write_junit, write_summary
+        with writing(out_dir):
+            if checks:
+                from .checks import evaluate_checks, write_junit, write_summary
 
-            outcomes = evaluate_checks(suite.checks, doc, against)
-            doc["checks"] = [asdict(o) for o in outcomes]
-            write_junit(outcomes, tmp / "junit.xml", suite.name)
-            write_summary(outcomes, tmp / "summary.md", suite.name)
-        render_figures(doc, tmp, formats=formats)
-        doc["timings"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
-                          "probes": timings}
-        write_json_atomic(tmp / RESULTS_FILE, doc)
-        write_report(doc, tmp / "report.md")
-        replace_dir(tmp, out_dir)
+                outcomes = evaluate_checks(suite.checks, doc, against)
+                doc["checks"] = [asdict(o) for o in outcomes]
+                write_junit(outcomes, tmp / "junit.xml", suite.name)
+                write_summary(outcomes, tmp / "summary.md", suite.name)
+            render_figures(doc, tmp, formats=formats)
+            doc["timings"] = {"total_seconds": round(time.perf_counter() - t_start, 3),
+                              "probes": timings}
+            write_json_atomic(tmp / RESULTS_FILE, doc)
+            write_report(doc, tmp / "report.md")
+            replace_dir(tmp, out_dir)
         return doc
     finally:
         if tmp.exists():
@@ -187,8 +194,7 @@ def load_results(path) -> dict:
     if path.is_dir():
         path = path / RESULTS_FILE
     doc = read_json(path, missing="no results file")
-    if "probes" not in doc or "geoprobe_results" not in doc:
-        raise GeoprobeError(f"{path}: not a geoprobe results file")
+    check_results(doc, path)
     return doc
 
 

@@ -50,14 +50,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import SuiteError
+from .errors import SuiteError, first_line
 from .safepath import check_name
 
-_SUITE_KEYS = {"name", "description", "seed"}
-_SOURCE_KEYS = {"generate", "params", "path", "items", "twin", "layers", "validate"}
-_PROBE_KEYS = {"id", "probe", "source", "layers", "params", "annotations", "seed"}
-_CHECK_KEYS = {"probe", "metric", "labels", "layer", "op", "value", "against", "max_drop",
-               "ci_overlap", "name"}
+#: What tomllib raises on hostile text: a syntax error (TOMLDecodeError, a ValueError), an
+#: integer of more digits than Python converts (ValueError), nesting beyond the recursion limit.
+_TOML_ERRORS = (ValueError, RecursionError)
+
+# The keys each table may hold and the TOML types of their values.
+_NUMBER = (int, float)
+_LAYERS = (str, int, list)
+_SUITE_KEYS = {"name": str, "description": str, "seed": int}
+_SOURCE_KEYS = {"generate": str, "params": dict, "path": str, "items": str, "twin": str,
+                "layers": _LAYERS, "validate": bool}
+_PROBE_KEYS = {"id": str, "probe": str, "source": str, "layers": _LAYERS, "params": dict,
+               "annotations": dict, "seed": int}
+_CHECK_KEYS = {"probe": str, "metric": str, "labels": dict, "layer": (str, int), "op": str,
+               "value": _NUMBER, "against": str, "max_drop": _NUMBER, "ci_overlap": bool,
+               "name": str}
 OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
        "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
@@ -162,7 +172,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise SuiteError(f"override {text!r} has an empty key")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except _TOML_ERRORS:
         value = raw
     return keys, value
 
@@ -193,10 +203,12 @@ def load_suite(name_or_path: str, overrides: list[str] = (), *, embeddings: str 
     path = find_suite(name_or_path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"{path}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
         raise SuiteError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except _TOML_ERRORS as exc:
+        raise SuiteError(f"{path}: malformed TOML: {first_line(exc)}") from None
     return build_suite(raw, path=path, overrides=overrides, embeddings=embeddings, items=items)
 
 
@@ -221,27 +233,22 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
         if items is not None:
             src["items"] = str(Path(items).resolve())
 
-    unknown = set(raw) - {"suite", "sources", "probes", "checks"}
-    if unknown:
-        raise SuiteError(f"{where}: unknown top-level key(s) {sorted(unknown)}")
+    _check_keys(raw, {"suite": dict, "sources": dict, "probes": list, "checks": list},
+                f"{where}: top level")
     head = raw.get("suite", {})
     _check_keys(head, _SUITE_KEYS, f"{where} [suite]")
     seed = head.get("seed", 0)
-    if not isinstance(seed, int):
-        raise SuiteError(f"{where} [suite]: seed must be an integer, got {seed!r}")
     # the name is the default results folder, geoprobe-results/<name>
     if head.get("name") is not None:
         suite_name = check_name(head["name"], what=f"{where} [suite]: name", error=SuiteError)
     else:
         suite_name = check_name(path.stem if path else "suite", error=SuiteError,
-                          what=f"{where}: suite name (from the file name; set [suite] name)")
+                                what=f"{where}: suite name (from the file name; set [suite] name)")
 
     sources = {}
     for name, spec in raw.get("sources", {}).items():
         # a source's name becomes its generator's scratch folder
         check_name(name, what=f"{where} [sources]: source name", error=SuiteError)
-        if not isinstance(spec, dict):
-            raise SuiteError(f"{where} [sources.{name}]: must be a table")
         _check_keys(spec, _SOURCE_KEYS, f"{where} [sources.{name}]")
         if bool(spec.get("generate")) == bool(spec.get("path")):
             raise SuiteError(f"{where} [sources.{name}]: give exactly one of 'path' or 'generate'")
@@ -315,7 +322,15 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
                  sources=sources, probes=probes, checks=checks, path=path, raw=raw)
 
 
-def _check_keys(spec: dict, allowed: set[str], label: str) -> None:
-    unknown = set(spec) - allowed
+def _check_keys(spec, allowed: dict[str, type | tuple], label: str) -> None:
+    """``spec`` is a table holding only ``allowed`` keys, each with a value of its type."""
+    if not isinstance(spec, dict):
+        raise SuiteError(f"{label}: must be a table, got {spec!r:.60}")
+    unknown = set(spec) - set(allowed)
     if unknown:
         raise SuiteError(f"{label}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    for key, value in spec.items():
+        kind = allowed[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise SuiteError(f"{label}: {key!r} must be {names}, got {value!r:.60}")

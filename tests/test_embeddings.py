@@ -113,3 +113,19 @@ def test_csv_ragged_row_names_line(tmp_path):
     (tmp_path / "t.csv").write_text("a,b\n1,2\n3\n")
     with pytest.raises(Exception, match="t.csv line 3: 1 fields, header has 2"):
         ItemTable.from_csv(tmp_path / "t.csv")
+
+
+def test_collapsed_layers_are_found_and_named():
+    from geoprobe.embeddings import is_collapsed
+
+    rng = np.random.default_rng(0)
+    flat = np.tile(rng.standard_normal(5), (40, 1))
+    rank1 = rng.standard_normal((40, 1)) * rng.standard_normal((1, 5))
+    assert is_collapsed(flat) and is_collapsed(np.zeros((3, 2)))
+    assert is_collapsed(flat + 1e-9 * rng.standard_normal(flat.shape))  # round-off only
+    assert not is_collapsed(rank1) and not is_collapsed(flat[:1])
+    emb = EmbeddingSet([flat, rank1, flat], layer_names=["a", "b", "c"], source="x.npy")
+    assert emb.collapsed_layers() == ["a", "c"]
+    assert emb.collapse_warning() == ("x.npy: layers 'a', 'c' collapsed: all 40 rows are "
+                                      "(nearly) identical, zero variance")
+    assert EmbeddingSet(rank1).collapse_warning() is None

@@ -114,3 +114,16 @@ def test_directory_with_items_csv_is_still_validated(tmp_path):
     (tmp_path / "items.csv").write_text("label\n1\n2\n3\n4\n")
     with pytest.raises(EmbeddingError, match="row 2 .*Inf in column 1"):
         load_embeddings(tmp_path / "e", items=tmp_path / "items.csv")
+
+
+def test_torch_refusal_is_quiet_and_says_why(tmp_path):
+    """A plain pickle (protocol 4) made torch warn in two lines before refusing it."""
+    import pickle
+    import warnings
+
+    (tmp_path / "raw.pt").write_bytes(pickle.dumps({"a": np.zeros((3, 2))}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(FormatError, match=r"raw.pt: .*never unpickles.*Unsupported operand"):
+            load_embeddings(tmp_path / "raw.pt")
+    assert not caught
