@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import EmbeddingError, FormatError
 from .items import ID_COLUMN, ItemTable
-from .provenance import read_json
+from .provenance import apply_umask, read_json
 
 FORMAT_NAME = "geoprobe-embeddings"
 FORMAT_VERSION = 1
@@ -400,7 +400,8 @@ class EmbeddingWriter:
 
     def __enter__(self) -> "EmbeddingWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        self._tmp = apply_umask(Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-",
+                                                      dir=self.path.parent)))
         (self._tmp / "layers").mkdir()
         (self._tmp / "items").mkdir()
         self._files = [_NpyAppender(self._tmp / "layers" / f"{i:03d}.npy", self.dim, self.dtype)

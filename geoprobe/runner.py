@@ -28,7 +28,7 @@ from .errors import EmbeddingError, GeoprobeError, SuiteError
 from .io import load_embeddings
 from .probe import ProbeResult
 from .progress import progress
-from .provenance import environment, read_json, write_json_atomic
+from .provenance import apply_umask, environment, read_json, write_json_atomic
 from .registry import get_generator, make_probe
 from .report import render_figures, write_report
 from .suite import Suite
@@ -109,7 +109,7 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                          "PATH/results.json")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = apply_umask(Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent)))
     scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-work-"))
     try:
         t_start = time.perf_counter()
