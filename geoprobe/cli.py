@@ -10,12 +10,14 @@ function ``register(subparsers)`` that adds a parser and sets ``func=run`` with
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 from pathlib import Path
 
 from . import __version__
 from .errors import GeoprobeError
+from .locks import LockedError, hold
 
 #: the suite ``geoprobe run`` runs with no arguments
 DEFAULT_SUITE = "jepa-tworoom"
@@ -53,6 +55,10 @@ def _suite_args(p: argparse.ArgumentParser, suite_optional: bool) -> None:
     p.add_argument("--formats", default="pdf,png",
                    help="figure formats, comma-separated (default: pdf,png; svg also works)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--wait", type=float, nargs="?", const=math.inf, default=0.0,
+                   metavar="SECONDS",
+                   help="if another run is writing the same results directory, wait for it "
+                        "(at most SECONDS, if given) instead of stopping at once")
 
 
 def _load(args):
@@ -70,9 +76,14 @@ def _run(args, checks: bool) -> int:
     suite = _load(args)
     out = args.out or DEFAULT_OUT / suite.name
     against = load_results(args.against) if getattr(args, "against", None) else None
-    doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
-                    show_progress=not args.no_progress,
-                    formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
+    try:
+        doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
+                        show_progress=not args.no_progress, wait=args.wait,
+                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
+    except LockedError as exc:
+        if args.wait:
+            raise
+        raise LockedError(f"{exc}; pass --wait to run after it") from None
     n_metrics = sum(len(p["metrics"]) for p in doc["probes"].values())
     print(f"{suite.name}: {len(doc['probes'])} probe(s), {n_metrics} metrics -> {out}/results.json")
     print(f"report: {out}/report.md   figures: {out}/figures/")
@@ -101,9 +112,10 @@ def cmd_report(args) -> int:
 
     doc = load_results(args.results)
     out = args.results if args.results.is_dir() else args.results.parent
-    made = render_figures(doc, out, formats=tuple(args.formats.split(",")))
-    write_json_atomic(out / RESULTS_FILE, doc)
-    write_report(doc, out / "report.md")
+    with hold(out):  # a run replacing the directory meanwhile would swallow these files
+        made = render_figures(doc, out, formats=tuple(args.formats.split(",")))
+        write_json_atomic(out / RESULTS_FILE, doc)
+        write_report(doc, out / "report.md")
     print(f"redrew {sum(len(v) for v in made.values())} figure file(s) in {out}/figures; "
           f"report: {out}/report.md")
     return 0
