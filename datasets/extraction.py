@@ -37,7 +37,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +47,7 @@ import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import GeoprobeError
+from geoprobe.locks import work_dir
 from geoprobe.progress import progress
 from geoprobe.provenance import file_sha256
 
@@ -542,9 +542,11 @@ def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | No
 
     The set (and its random-init twin) is written to ``workdir/<split>.gpemb``; a later call
     in the same run with the same arguments reuses it instead of running the model again. The
-    returned set is opened from disk, so its twin is found through its provenance.
+    returned set is opened from disk, so its twin is found through its provenance. Without a
+    ``workdir`` it goes to a :func:`~geoprobe.locks.work_dir` of this process, removed by a
+    later geoprobe process once this one has exited.
     """
-    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-extract-"))
+    workdir = Path(workdir) if workdir else work_dir("extract")
     key = json.dumps({"split": split, "treebank": str(treebank), "model": str(model),
                       "max_sentences": max_sentences, "dtype": dtype, "twin": twin,
                       "long_sentences": long_sentences, "seed": seed}, sort_keys=True)
