@@ -91,7 +91,8 @@ def _run(args, checks: bool) -> int:
         return 0
     failed = [c for c in doc["checks"] if not c["passed"]]
     for c in doc["checks"]:
-        print(f"  {'PASS' if c['passed'] else 'FAIL'}  {c['name']}  ({c['message']})")
+        print(f"  {'PASS' if c['passed'] else 'FAIL'}  {c['name']}  ({c['message']})"
+              f"  [id {c['id']}]")
     print(f"{len(doc['checks']) - len(failed)} passed, {len(failed)} failed "
           f"(junit: {out}/junit.xml, summary: {out}/summary.md)")
     return 1 if failed else 0
