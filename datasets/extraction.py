@@ -38,7 +38,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +48,7 @@ import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import FormatError, GeoprobeError, first_line
+from geoprobe.locks import work_dir
 from geoprobe.progress import progress
 from geoprobe.provenance import file_sha256, writing
 from geoprobe.safepath import check_name, inside
@@ -577,11 +577,13 @@ def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | No
 
     The set (and its random-init twin) is written to ``workdir/<split>.gpemb``; a later call
     in the same run with the same arguments reuses it instead of running the model again. The
-    returned set is opened from disk, so its twin is found through its provenance.
+    returned set is opened from disk, so its twin is found through its provenance. Without a
+    ``workdir`` it goes to a :func:`~geoprobe.locks.work_dir` of this process, removed by a
+    later geoprobe process once this one has exited.
     """
     # the split names the output, so it is checked before anything is read, loaded or written
     check_name(split, what="treebank-lm: split")
-    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-extract-"))
+    workdir = Path(workdir) if workdir else work_dir("extract")
     key = json.dumps({"split": split, "treebank": str(treebank), "model": str(model),
                       "max_sentences": max_sentences, "dtype": dtype, "twin": twin,
                       "long_sentences": long_sentences, "seed": seed}, sort_keys=True)

@@ -11,7 +11,6 @@ alike, so the twin stays the probes' random-init baseline.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import EmbeddingError, GeoprobeError
+from geoprobe.locks import work_dir
 from geoprobe.safepath import check_name, inside
 
 from .extraction import TWIN_SUFFIX, reuse_built, treebank_lm
@@ -71,7 +71,8 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
     max_sentences : int for every split, or a mapping split -> int (e.g. quick runs)
     batch_size, dtype, twin, long_sentences, seed : as the ``treebank-lm`` generator
     workdir : scratch directory; each split is extracted once into ``workdir/<split>.gpemb``
-        and the joined set (and its twin) reused by later calls with the same arguments
+        and the joined set (and its twin) reused by later calls with the same arguments;
+        default a :func:`~geoprobe.locks.work_dir` of this process
 
     Returns
     -------
@@ -80,7 +81,7 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
     """
     for split in splits:  # each split names an output, checked before any model is loaded
         check_name(split, what="treebank-lm-splits: splits entry")
-    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-extract-"))
+    workdir = Path(workdir) if workdir else work_dir("extract")
     limits = {s: (max_sentences.get(s) if isinstance(max_sentences, Mapping) else max_sentences)
               for s in splits}
     key = json.dumps({"splits": list(splits), "model": str(model), "max_sentences": limits,

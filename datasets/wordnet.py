@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe.errors import GeoprobeError
-from geoprobe.provenance import atomic_path, cache_root
+from geoprobe.provenance import apply_umask, atomic_path, cache_root
 
 #: the WordNet lexicographer files (identical in WordNet 3.0 and 3.1); see lexnames(5WN)
 LEXNAMES = (
@@ -137,7 +137,7 @@ def assemble_nltk_wordnet(dict_dir, cache: Path | None = None) -> Path:
         raise WordNetNotFound(f"{dict_dir}: not a complete WordNet dictionary directory "
                               f"(missing {', '.join(missing)}); {REMEDY}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".wordnet-tmp-", dir=target.parent))
+    tmp = apply_umask(Path(tempfile.mkdtemp(prefix=".wordnet-tmp-", dir=target.parent)))
     try:
         for name in REQUIRED_FILES + _OPTIONAL_FILES:
             src = dict_dir / name

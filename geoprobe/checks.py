@@ -22,13 +22,23 @@ class CheckOutcome:
     passed: bool
     value: float | None
     message: str
+    id: str = ""
 
 
 def _find(doc: dict, check: CheckSpec):
     entry = doc["probes"].get(check.probe)
     if entry is None:
         raise KeyError(f"no probe {check.probe!r} in the results")
-    return ProbeResult.from_dict(entry).metric(check.metric, **check.labels)
+    result = ProbeResult.from_dict(entry)
+    try:
+        return result.metric(check.metric, **check.labels)
+    except KeyError:
+        # a misspelt or renamed metric: name the ones there are, not every labelled variant
+        names = sorted({m.name for m in result.metrics})
+        if check.metric not in names:
+            raise KeyError(f"probe {check.probe!r} ({result.probe}) produces no metric "
+                           f"{check.metric!r}; its metrics are {', '.join(names)}") from None
+        raise
 
 
 def evaluate_checks(checks: list[CheckSpec], doc: dict, against: dict | None = None):
@@ -37,7 +47,7 @@ def evaluate_checks(checks: list[CheckSpec], doc: dict, against: dict | None = N
     for check in checks:
         def outcome(passed, value, message):
             return CheckOutcome(check.name, check.probe, check.metric, dict(check.labels),
-                                bool(passed), value, message)
+                                bool(passed), value, message, id=check.id)
         try:
             metric = _find(doc, check)
         except KeyError as exc:

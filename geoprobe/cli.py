@@ -10,12 +10,14 @@ function ``register(subparsers)`` that adds a parser and sets ``func=run`` with
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 from pathlib import Path
 
 from . import __version__
 from .errors import GeoprobeError, SuiteError
+from .locks import LockedError, hold
 from .safepath import inside
 
 #: the suite ``geoprobe run`` runs with no arguments
@@ -54,6 +56,10 @@ def _suite_args(p: argparse.ArgumentParser, suite_optional: bool) -> None:
     p.add_argument("--formats", default="pdf,png",
                    help="figure formats, comma-separated (default: pdf,png; svg also works)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--wait", type=float, nargs="?", const=math.inf, default=0.0,
+                   metavar="SECONDS",
+                   help="if another run is writing the same results directory, wait for it "
+                        "(at most SECONDS, if given) instead of stopping at once")
 
 
 def _load(args):
@@ -71,9 +77,14 @@ def _run(args, checks: bool) -> int:
     suite = _load(args)
     out = args.out or inside(DEFAULT_OUT, suite.name, what="[suite] name", error=SuiteError)
     against = load_results(args.against) if getattr(args, "against", None) else None
-    doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
-                    show_progress=not args.no_progress,
-                    formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
+    try:
+        doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
+                        show_progress=not args.no_progress, wait=args.wait,
+                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
+    except LockedError as exc:
+        if args.wait:
+            raise
+        raise LockedError(f"{exc}; pass --wait to run after it") from None
     n_metrics = sum(len(p["metrics"]) for p in doc["probes"].values())
     print(f"{suite.name}: {len(doc['probes'])} probe(s), {n_metrics} metrics -> {out}/results.json")
     print(f"report: {out}/report.md   figures: {out}/figures/")
@@ -81,7 +92,8 @@ def _run(args, checks: bool) -> int:
         return 0
     failed = [c for c in doc["checks"] if not c["passed"]]
     for c in doc["checks"]:
-        print(f"  {'PASS' if c['passed'] else 'FAIL'}  {c['name']}  ({c['message']})")
+        print(f"  {'PASS' if c['passed'] else 'FAIL'}  {c['name']}  ({c['message']})"
+              f"  [id {c['id']}]")
     print(f"{len(doc['checks']) - len(failed)} passed, {len(failed)} failed "
           f"(junit: {out}/junit.xml, summary: {out}/summary.md)")
     return 1 if failed else 0
@@ -102,7 +114,8 @@ def cmd_report(args) -> int:
 
     doc = load_results(args.results)
     out = args.results if args.results.is_dir() else args.results.parent
-    with writing(out):
+    # held: a run replacing the directory meanwhile would swallow these files
+    with hold(out), writing(out):
         made = render_figures(doc, out, formats=tuple(args.formats.split(",")))
         write_json_atomic(out / RESULTS_FILE, doc)
         write_report(doc, out / "report.md")

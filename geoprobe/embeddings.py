@@ -18,8 +18,10 @@ name only when it is complete.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -31,7 +33,8 @@ import numpy as np
 
 from .errors import EmbeddingError, FormatError, first_line
 from .items import ID_COLUMN, ItemTable
-from .provenance import read_json
+from .locks import hold, remove_leftovers
+from .provenance import apply_umask, read_json
 from .safepath import inside
 
 FORMAT_NAME = "geoprobe-embeddings"
@@ -455,6 +458,9 @@ class EmbeddingWriter:
 
     Use as a context manager. Rows go to a temporary directory beside ``path`` that is renamed
     into place on a clean exit and deleted on an exception, so no half-written set is left.
+    The writer holds ``path``'s lock (:func:`geoprobe.locks.hold`) throughout: a second writer
+    of the same set fails at once with :class:`~geoprobe.locks.LockedError`, and temporary
+    directories a killed writer left beside ``path`` are removed on entry.
 
     Parameters
     ----------
@@ -483,12 +489,20 @@ class EmbeddingWriter:
         self.validate = validate
         self._columns: dict[str, list[np.ndarray]] = {}
         self._tmp: Path | None = None
+        self._lock = contextlib.ExitStack()
         self._files: list[_NpyAppender] = []
         self.n_items = 0
 
     def __enter__(self) -> "EmbeddingWriter":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        self._lock.enter_context(hold(self.path))
+        try:
+            remove_leftovers(self.path)
+            self._tmp = apply_umask(Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-",
+                                                          dir=self.path.parent)))
+        except BaseException:
+            self._lock.close()
+            raise
         (self._tmp / "layers").mkdir()
         (self._tmp / "items").mkdir()
         self._files = [_NpyAppender(self._tmp / "layers" / f"{i:03d}.npy", self.dim, self.dtype)
@@ -544,6 +558,7 @@ class EmbeddingWriter:
         finally:
             if self._tmp is not None and self._tmp.exists():
                 shutil.rmtree(self._tmp, ignore_errors=True)
+            self._lock.close()
 
     def _finish(self) -> None:
         assert self._tmp is not None
@@ -575,16 +590,20 @@ class EmbeddingWriter:
 def replace_dir(src: Path, dst: Path) -> None:
     """Move directory ``src`` to ``dst``, replacing ``dst`` if it exists.
 
-    The old ``dst`` is moved aside before ``src`` takes its name and deleted only after, so at
-    every moment ``dst`` is either the complete old or the complete new directory.
+    The old ``dst`` is moved aside before ``src`` takes its name and deleted only after, so
+    ``dst`` is only ever absent, the complete old or the complete new directory, never a mix.
+    The swap holds ``dst``'s lock (waiting for it; a caller that already holds it, as a run
+    does, keeps it), so two processes replacing the same directory take turns instead of
+    moving it from under each other.
     """
     dst = Path(dst)
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    with hold(dst, wait=math.inf):
+        old = None
+        if dst.exists():
+            old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(dst, old)
+        os.replace(src, dst)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

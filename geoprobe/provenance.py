@@ -1,4 +1,5 @@
-"""What a results file records about how it was made; atomic writes; the cache directory."""
+"""What a results file records about how it was made; atomic writes; file modes; the cache
+directory."""
 
 from __future__ import annotations
 
@@ -97,6 +98,38 @@ def read_json(path, *, missing: str, error=None):
         raise error(f"{path}: invalid JSON ({first_line(exc)})") from None
 
 
+def umask() -> int:
+    """The process umask, read without changing it where the system allows.
+
+    ``os.umask`` can only be read by setting it, which races with threads creating files;
+    Linux reports it in ``/proc/self/status``, so the set-and-restore is only the fallback.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path) -> Path:
+    """Give ``path`` the mode a plain ``open()`` or ``mkdir()`` would have: 0o666 for a file,
+    0o777 for a directory, less the umask.
+
+    ``tempfile.mkstemp``/``mkdtemp`` create private (0600/0700) entries, and renaming one into
+    place keeps that mode, so without this every result would be unreadable to the user's
+    group whatever their umask says. Everything geoprobe renames into sight passes through here.
+    """
+    path = Path(path)
+    base = 0o777 if path.is_dir() else 0o666
+    os.chmod(path, base & ~umask())
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ""):
     """Yield a temporary path beside ``path``; on a clean exit it is renamed to ``path``.
@@ -104,7 +137,8 @@ def atomic_path(path, suffix: str = ""):
     Write the file to the yielded path with any library (``np.savez``, ``fig.savefig``,
     safetensors). On an exception the temporary file is removed and ``path`` is untouched, so a
     crash never leaves a half-written result. ``suffix`` keeps writers that append one (as
-    ``np.savez`` does for ``.npz``) writing to the yielded name.
+    ``np.savez`` does for ``.npz``) writing to the yielded name. The file gets the mode the
+    umask gives (:func:`apply_umask`), not the private one of a temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +146,7 @@ def atomic_path(path, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        apply_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

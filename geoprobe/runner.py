@@ -11,11 +11,15 @@ Output directory layout::
 
 Everything is written into a temporary directory beside the target and renamed into place at
 the end, so an interrupted or failed run leaves either the previous results or none, never a
-half-written directory.
+half-written directory. A run holds the target's lock (``.NAME.lock`` beside it) from start to
+end, so a second run into the same directory waits or stops instead of racing it, and removes
+the temporary directories a killed run left there; generators get a scratch directory under
+``cache_root()/work`` that is cleaned the same way (:mod:`geoprobe.locks`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import shutil
 import sys
@@ -27,9 +31,10 @@ from pathlib import Path
 from .embeddings import EmbeddingSet, replace_dir
 from .errors import EmbeddingError, GeoprobeError, SuiteError
 from .io import load_embeddings
+from .locks import clean_work, hold, remove_leftovers, scratch_dir
 from .probe import ProbeResult
 from .progress import progress
-from .provenance import environment, read_json, write_json_atomic, writing
+from .provenance import apply_umask, environment, read_json, write_json_atomic, writing
 from .registry import get_generator, make_probe
 from .report import check_results, render_figures, write_report
 from .safepath import inside
@@ -88,7 +93,8 @@ def _describe_source(emb: EmbeddingSet, twin: EmbeddingSet | None, seconds: floa
 
 
 def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | None = None,
-              workdir=None, show_progress: bool = True, formats=("pdf", "png")) -> dict:
+              workdir=None, show_progress: bool = True, formats=("pdf", "png"),
+              wait: float = 0.0) -> dict:
     """Run ``suite`` and write its results directory; returns the results dict.
 
     Parameters
@@ -98,6 +104,8 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
     checks : evaluate the suite's checks and write junit.xml and summary.md
     against : a previous results dict for checks with ``against = "previous"``
     workdir : scratch directory for generators (kept); a temporary one if None
+    wait : seconds to wait for another process writing ``out_dir`` (``math.inf``: as long as
+        it takes) before raising :class:`~geoprobe.locks.LockedError`
     """
     out_dir = Path(out_dir)
     # Validate every probe's name and parameters before any expensive work.
@@ -112,9 +120,13 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                          "PATH/results.json")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-work-"))
-    try:
+    with hold(out_dir, wait=wait), contextlib.ExitStack() as cleanup:
+        remove_leftovers(out_dir)
+        clean_work()
+        tmp = apply_umask(Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-",
+                                                dir=out_dir.parent)))
+        cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
+        scratch = Path(workdir) if workdir else cleanup.enter_context(scratch_dir("run"))
         t_start = time.perf_counter()
         sources, twins, source_info, warnings = {}, {}, {}, []
         needed = {spec.source for spec in suite.probes}
@@ -172,11 +184,6 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
             write_report(doc, tmp / "report.md")
             replace_dir(tmp, out_dir)
         return doc
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if not workdir:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _resolve_annotation(suite: Suite, value):

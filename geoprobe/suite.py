@@ -25,6 +25,8 @@ Format::
     # seed = 1
 
     [[checks]]
+    id = "rank1-collapsed"          # default: probe-metric-<label values>, here
+                                    #   "spectrum-rankme-rank1"; must be unique
     probe = "spectrum"              # a probe id
     metric = "rankme"
     labels = { layer = "rank1" }    # or the shorthand: layer = "rank1"
@@ -37,8 +39,11 @@ Format::
 The suite's name, source names and probe ids become folder and file names, so each must be
 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit (docs/safety.md).
 Relative paths are relative to the suite file. Any value can be overridden with
-``--set dotted.key=value`` (probes addressed by id: ``probes.spectrum.params.n_boot=50``), and
-``--embeddings PATH`` replaces the one source's data, so one suite checks every checkpoint.
+``--set dotted.key=value``; probes and checks are addressed by id
+(``probes.spectrum.params.n_boot=50``, ``checks.spectrum-rankme-rank1.value=1.5``), so CI can
+tighten a threshold without editing the suite. Dots in a default check id become underscores
+(a dot would split the key); an explicit ``id`` may not contain one. ``--embeddings PATH``
+replaces the one source's data, so one suite checks every checkpoint.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ _PROBE_KEYS = {"id": str, "probe": str, "source": str, "layers": _LAYERS, "param
                "annotations": dict, "seed": int}
 _CHECK_KEYS = {"probe": str, "metric": str, "labels": dict, "layer": (str, int), "op": str,
                "value": _NUMBER, "against": str, "max_drop": _NUMBER, "ci_overlap": bool,
-               "name": str}
+               "name": str, "id": str}
 OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
        "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
@@ -106,6 +111,7 @@ class CheckSpec:
     max_drop: float | None = None
     ci_overlap: bool = False
     name: str = ""
+    id: str = ""
 
     def describe(self) -> str:
         lab = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
@@ -177,18 +183,39 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return keys, value
 
 
+def check_id(spec: dict) -> str:
+    """A check's id: its ``id``, else ``PROBE-METRIC`` and its label values in key order
+    (``spectrum-rankme-rank1``), dots made underscores so ``--set checks.ID...`` reaches it."""
+    if "id" in spec:
+        return spec["id"]
+    labels = spec.get("labels")
+    labels = {k: str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    if "layer" in spec:
+        labels["layer"] = str(spec["layer"])
+    parts = [spec.get("probe"), spec.get("metric"), *(labels[k] for k in sorted(labels))]
+    return "-".join(str(p) for p in parts).replace(".", "_")
+
+
+def _probe_id(spec: dict) -> str:
+    return spec.get("id", spec.get("probe"))
+
+
+_LIST_IDS = {"probes": _probe_id, "checks": check_id}
+
+
 def _apply_override(raw: dict, keys: list[str], value) -> None:
     node: Any = raw
-    if keys[0] == "probes":  # probes are a list in TOML; address them by id
-        if len(keys) < 2:
-            raise SuiteError("override of probes needs a probe id: probes.ID.key=value")
-        matches = [p for p in raw.get("probes", []) if p.get("id", p.get("probe")) == keys[1]]
+    if keys[0] in ("probes", "checks"):  # lists in TOML; address their entries by id
+        kind, ident = keys[0][:-1], _LIST_IDS[keys[0]]
+        if len(keys) < 3:
+            raise SuiteError(f"override of a {kind} needs an id and a key: "
+                             f"{keys[0]}.ID.key=value")
+        entries = [e for e in raw.get(keys[0], []) if isinstance(e, dict)]
+        matches = [e for e in entries if ident(e) == keys[1]]
         if not matches:
-            ids = [p.get("id", p.get("probe")) for p in raw.get("probes", [])]
-            raise SuiteError(f"override names probe {keys[1]!r}; the suite's probes are {ids}")
+            raise SuiteError(f"override names {kind} {keys[1]!r}; the suite's {keys[0]} are "
+                             f"{[ident(e) for e in entries]}")
         node, keys = matches[0], keys[2:]
-        if not keys:
-            raise SuiteError("override of a probe needs a key: probes.ID.key=value")
     for k in keys[:-1]:
         nxt = node.setdefault(k, {})
         if not isinstance(nxt, dict):
@@ -262,7 +289,7 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
         _check_keys(spec, _PROBE_KEYS, label)
         if "probe" not in spec:
             raise SuiteError(f"{label}: missing 'probe' (the registered probe name)")
-        pid = spec.get("id", spec["probe"])
+        pid = _probe_id(spec)
         # the id names the probe's figure files
         check_name(pid, what=f"{label}: {'id' if 'id' in spec else 'probe (the default id)'}",
                    error=SuiteError)
@@ -287,7 +314,7 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
     if not probes:
         raise SuiteError(f"{where}: no [[probes]] entry")
 
-    checks = []
+    checks, check_ids = [], {}
     for i, spec in enumerate(raw.get("checks", [])):
         label = f"{where} [[checks]] #{i + 1}"
         _check_keys(spec, _CHECK_KEYS, label)
@@ -296,6 +323,16 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
                 raise SuiteError(f"{label}: missing '{key}'")
         if spec["probe"] not in ids:
             raise SuiteError(f"{label}: unknown probe id {spec['probe']!r}; ids are {sorted(ids)}")
+        if not isinstance(spec.get("labels", {}), dict):
+            raise SuiteError(f"{label}: 'labels' must be a table")
+        cid = check_id(spec)
+        if not isinstance(cid, str) or not cid or "." in cid:
+            raise SuiteError(f"{label}: 'id' must be a non-empty string without '.' (--set "
+                             f"checks.ID.key=value splits at dots), got {cid!r}")
+        if cid in check_ids:
+            raise SuiteError(f"{label}: duplicate check id {cid!r} (also check #"
+                             f"{check_ids[cid] + 1}); give each an 'id'")
+        check_ids[cid] = i
         labels = {k: str(v) for k, v in dict(spec.get("labels", {})).items()}
         if "layer" in spec:
             labels["layer"] = str(spec["layer"])
@@ -314,7 +351,7 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
         check = CheckSpec(probe=spec["probe"], metric=spec["metric"], labels=labels,
                           op=spec.get("op"), value=spec.get("value"),
                           against=spec.get("against"), max_drop=spec.get("max_drop"),
-                          ci_overlap=bool(spec.get("ci_overlap", False)))
+                          ci_overlap=bool(spec.get("ci_overlap", False)), id=cid)
         check.name = spec.get("name") or check.describe()
         checks.append(check)
 

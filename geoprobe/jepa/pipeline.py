@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from geoprobe.embeddings import EmbeddingSet
+from geoprobe.locks import work_dir
 from geoprobe.plotting import save_figure
 from geoprobe.provenance import write_json_atomic, write_text_atomic
 from geoprobe.safepath import check_name, inside
@@ -51,17 +52,16 @@ def world_model_latents(world: str = DEFAULTS["world"], n_episodes: int = DEFAUL
     ``episode``, ``t``, ``split``; random-init twin beside it; checkpoint in provenance).
 
     ``model`` holds further :class:`~geoprobe.jepa.JEPAConfig` keys (``channels``,
-    ``hidden``, ``batch``, ...). Everything is cached in ``workdir`` (a temporary directory if
-    None): a second call with the same arguments reuses the dataset and the finished
-    checkpoint.
+    ``hidden``, ``batch``, ...). Everything is cached in ``workdir`` (if None, a
+    :func:`~geoprobe.locks.work_dir` of this process, removed by a later geoprobe process once
+    this one has exited): a second call with the same arguments reuses the dataset and the
+    finished checkpoint.
     """
-    import tempfile
-
     from .export import export
     from .model import JEPAConfig
     from .train import CHECKPOINT, read_checkpoint, train
 
-    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="geoprobe-jepa-"))
+    workdir = Path(workdir) if workdir else work_dir("jepa")
     # The cache folders are named from the arguments (which a suite sets): all are checked
     # to stay inside workdir before anything is written.
     check_name(world, what="jepa-world-model: world")
