@@ -32,14 +32,14 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from geoprobe.embeddings import staged_dir
 from geoprobe.errors import GeoprobeError
-from geoprobe.provenance import apply_umask, atomic_path, cache_root
+from geoprobe.provenance import atomic_path, cache_root
 
 #: the WordNet lexicographer files (identical in WordNet 3.0 and 3.1); see lexnames(5WN)
 LEXNAMES = (
@@ -124,8 +124,9 @@ def assemble_nltk_wordnet(dict_dir, cache: Path | None = None) -> Path:
     dict_dir : path of a directory with WordNet's dictionary files.
     cache : the NLTK data root to build (default ``cache_root()/"nltk_data"``).
 
-    The copy is atomic: it is written to a temporary sibling and renamed into place, so a
-    concurrent process either finds no corpus (and builds its own) or a complete one.
+    The copy is atomic: it is written to a hidden sibling under the target's writer lock and
+    swapped into place (:func:`geoprobe.embeddings.staged_dir`), so a concurrent process
+    finds no corpus or a complete one, and what a killed copy left is removed by the next.
     """
     dict_dir = Path(dict_dir)
     cache = Path(cache) if cache is not None else cache_root() / "nltk_data"
@@ -136,23 +137,13 @@ def assemble_nltk_wordnet(dict_dir, cache: Path | None = None) -> Path:
     if missing:
         raise WordNetNotFound(f"{dict_dir}: not a complete WordNet dictionary directory "
                               f"(missing {', '.join(missing)}); {REMEDY}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = apply_umask(Path(tempfile.mkdtemp(prefix=".wordnet-tmp-", dir=target.parent)))
-    try:
+    with staged_dir(target) as tmp:
         for name in REQUIRED_FILES + _OPTIONAL_FILES:
             src = dict_dir / name
             if src.is_file():
                 shutil.copyfile(src, tmp / name)  # real files: NLTK refuses escaping symlinks
         if not (tmp / "lexnames").exists():
             (tmp / "lexnames").write_text(lexnames_text(dict_dir))
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / "data.noun").is_file():  # not a lost race: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return cache
 
 

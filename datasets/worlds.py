@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoprobe.embeddings import replace_dir
+from geoprobe.embeddings import staged_dir
 from geoprobe.errors import FormatError, GeoprobeError
 
 #: agent/object colours (RGB in [0, 1]): the normal one and the one a colour-change event uses
@@ -346,29 +346,28 @@ def write_dataset(path, world: str = "tworoom", n_episodes: int = 300, steps: in
     episodes so memory stays bounded). Returns the path."""
     path = Path(path)
     w = make_world(world)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    k = len(w.state_names)
-    shapes = {"frames": ((n_episodes, steps, size, size, 3), np.uint8),
-              "states": ((n_episodes, steps, k), np.float32),
-              "actions": ((n_episodes, steps, 2), np.float32)}
-    out = {name: np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=dt, shape=sh)
-           for name, (sh, dt) in shapes.items()}
-    # Each chunk of episodes draws from its own child seed: the data are a function of
-    # (seed, chunk), both recorded in meta.json.
-    seeds = np.random.SeedSequence(seed).spawn((n_episodes + chunk - 1) // chunk)
-    for i, ss in enumerate(seeds):
-        lo, hi = i * chunk, min((i + 1) * chunk, n_episodes)
-        part = generate(w, hi - lo, steps, size, int(ss.generate_state(1)[0]))
-        for name in _FILES:
-            out[name][lo:hi] = part[name]
-    for arr in out.values():
-        arr.flush()
-    del out
-    meta = {"world": w.config(), "n_episodes": n_episodes, "steps": steps, "size": size,
-            "seed": seed, "chunk": chunk, "state_names": list(w.state_names)}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    replace_dir(tmp, path)
+    with staged_dir(path) as tmp:
+        k = len(w.state_names)
+        shapes = {"frames": ((n_episodes, steps, size, size, 3), np.uint8),
+                  "states": ((n_episodes, steps, k), np.float32),
+                  "actions": ((n_episodes, steps, 2), np.float32)}
+        out = {name: np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=dt,
+                                               shape=sh)
+               for name, (sh, dt) in shapes.items()}
+        # Each chunk of episodes draws from its own child seed: the data are a function of
+        # (seed, chunk), both recorded in meta.json.
+        seeds = np.random.SeedSequence(seed).spawn((n_episodes + chunk - 1) // chunk)
+        for i, ss in enumerate(seeds):
+            lo, hi = i * chunk, min((i + 1) * chunk, n_episodes)
+            part = generate(w, hi - lo, steps, size, int(ss.generate_state(1)[0]))
+            for name in _FILES:
+                out[name][lo:hi] = part[name]
+        for arr in out.values():
+            arr.flush()
+        del out
+        meta = {"world": w.config(), "n_episodes": n_episodes, "steps": steps, "size": size,
+                "seed": seed, "chunk": chunk, "state_names": list(w.state_names)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return path
 
 

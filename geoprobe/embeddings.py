@@ -587,6 +587,29 @@ class EmbeddingWriter:
         replace_dir(self._tmp, self.path)
 
 
+@contextlib.contextmanager
+def staged_dir(target):
+    """Yield a hidden folder ``.NAME.tmp-XXXXXXXX`` beside ``target``; on a clean exit it
+    replaces ``target`` (:func:`replace_dir`), on an exception it is removed.
+
+    ``target``'s writer lock is held throughout (waiting for another writer), and what killed
+    writers left beside ``target`` is removed first, so a crash or kill -9 leaves no trace
+    that outlives the next write. The folder gets the permissions the umask gives.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with hold(target, wait=math.inf):
+        remove_leftovers(target)
+        tmp = apply_umask(Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-",
+                                                dir=target.parent)))
+        try:
+            yield tmp
+            replace_dir(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
 def replace_dir(src: Path, dst: Path) -> None:
     """Move directory ``src`` to ``dst``, replacing ``dst`` if it exists.
 

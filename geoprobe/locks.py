@@ -13,6 +13,10 @@ a shared disk is seen by processes of other machines.
   beside it, held until the directory is released or its process exits. Each new one first
   removes those whose lock can be taken: what a killed run left behind.
 
+Within one process, threads take turns too: each lock path has a re-entrant thread lock taken
+before the file lock, so a thread that already holds an output may lock it again (a run calls
+replace_dir on its own output) while another thread waits.
+
 A lock file is unlinked by its holder while still locked, and whoever locks one checks that it
 is still the file at that path, so a lock taken on an unlinked file is never trusted.
 """
@@ -21,20 +25,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from .errors import GeoprobeError
 from .provenance import cache_root
 
-#: lock files this process holds -> fd: holding is re-entrant within a process, so a run that
-#: holds its output can still call replace_dir on it
+#: lock files this process holds -> fd (the thread holding the lock path's RLock owns it)
 _HELD: dict[Path, int] = {}
+#: one re-entrant thread lock per lock path, created on first use
+_THREAD_LOCKS: dict[Path, threading.RLock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
 #: work directories this process owns -> fd of their locked lock file
 _WORK: dict[Path, int] = {}
 
@@ -102,34 +110,42 @@ def hold(target, *, wait: float = 0.0):
     free), then raise :class:`LockedError` naming ``target``, the lock file and the holder's
     pid. A wait longer than a second is announced on stderr, so a run that seems to hang
     says what it waits for.
-    Re-entrant within one process (so threads of one process are not kept apart). The
-    directory holding ``target`` must exist.
+    Threads of one process take turns the same way; a thread that holds ``target`` already
+    may hold it again. The directory holding ``target`` must exist.
     """
     lock = lock_path(target)
-    if lock in _HELD:  # the outer hold releases it
-        yield lock
-        return
-    start = time.monotonic()
-    delay, announced = 0.01, False
-    while (fd := _try_lock(lock)) is None:
-        waited = time.monotonic() - start
-        if waited >= wait:
-            after = f" after waiting {wait:g} s" if wait > 0 else ""
-            raise LockedError(f"{target} is being written by another geoprobe process "
-                              f"({_holder(lock)}, lock {lock}){after}")
-        if waited > 1 and not announced:
-            print(f"geoprobe: waiting for {_holder(lock)} to finish writing {target} "
-                  f"(lock {lock})", file=sys.stderr, flush=True)
-            announced = True
-        delay = min(2 * delay, 0.5)
-        time.sleep(min(delay, wait - waited))
-    _stamp(fd)
-    _HELD[lock] = fd
+    with _THREAD_LOCKS_GUARD:
+        local = _THREAD_LOCKS.setdefault(lock, threading.RLock())
+    if not local.acquire(timeout=-1 if math.isinf(wait) else max(wait, 0.0)):
+        raise LockedError(f"{target} is being written by another thread of this process "
+                          f"(lock {lock}) after waiting {wait:g} s")
     try:
-        yield lock
+        if lock in _HELD:  # this thread holds it already; the outer hold releases it
+            yield lock
+            return
+        start = time.monotonic()
+        delay, announced = 0.01, False
+        while (fd := _try_lock(lock)) is None:
+            waited = time.monotonic() - start
+            if waited >= wait:
+                after = f" after waiting {wait:g} s" if wait > 0 else ""
+                raise LockedError(f"{target} is being written by another geoprobe process "
+                                  f"({_holder(lock)}, lock {lock}){after}")
+            if waited > 1 and not announced:
+                print(f"geoprobe: waiting for {_holder(lock)} to finish writing {target} "
+                      f"(lock {lock})", file=sys.stderr, flush=True)
+                announced = True
+            delay = min(2 * delay, 0.5)
+            time.sleep(min(delay, wait - waited))
+        _stamp(fd)
+        _HELD[lock] = fd
+        try:
+            yield lock
+        finally:
+            del _HELD[lock]
+            _release(lock, fd)
     finally:
-        del _HELD[lock]
-        _release(lock, fd)
+        local.release()
 
 
 def _leftover_pattern(name: str) -> re.Pattern:

@@ -331,3 +331,50 @@ def test_embedding_sets_get_the_modes_the_umask_gives(tmp_path, mask, dirs, file
         path = emb.save(tmp_path / "e.gpemb")
     assert mode(path) == dirs and mode(path / "layers") == dirs
     assert mode(path / "manifest.json") == files_ and mode(path / "layers" / "000.npy") == files_
+
+
+# -- other staged writers -------------------------------------------------------------------
+def test_world_dataset_and_wordnet_copy_remove_what_a_killed_writer_left(tmp_path):
+    """Both write through embeddings.staged_dir: a stale ``.NAME.tmp-*`` (its writer was
+    killed) is removed by the next write, and a finished write leaves nothing beside it."""
+    from geoprobe.datasets import wordnet
+    from geoprobe.datasets.worlds import open_dataset, write_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ".ball.tmp-abcd1234").mkdir()
+    (data / ".ball.tmp-abcd1234" / "frames.npy").write_bytes(b"half")
+    write_dataset(data / "ball", "ball", n_episodes=2, steps=3, size=16, seed=0)
+    assert sorted(p.name for p in data.iterdir()) == ["ball"]
+    assert open_dataset(data / "ball")["frames"].shape == (2, 3, 16, 16, 3)
+
+    corpora = tmp_path / "nltk" / "corpora"
+    corpora.mkdir(parents=True)
+    (corpora / ".wordnet.tmp-zz99zz99").mkdir()
+    wordnet.assemble_nltk_wordnet(wordnet.SYSTEM_DIRS[0], tmp_path / "nltk")
+    assert sorted(p.name for p in corpora.iterdir()) == ["wordnet"]
+
+
+def test_threads_of_one_process_take_turns_on_an_output(tmp_path):
+    import threading
+
+    target, inside, errors = tmp_path / "out", [], []
+
+    def writer():
+        try:
+            with hold(target, wait=10):
+                inside.append(1)
+                assert len(inside) == 1  # nobody else in here
+                time.sleep(0.05)
+                with hold(target):  # re-entrant in the holding thread
+                    pass
+                inside.pop()
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and not lock_path(target).exists()

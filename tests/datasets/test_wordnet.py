@@ -71,7 +71,7 @@ def test_concurrent_first_runs_do_not_corrupt_the_cache(tmp_path):
     corpus = cache / "corpora" / "wordnet"
     for name in W.REQUIRED_FILES:
         assert (corpus / name).stat().st_size == (SYSTEM / name).stat().st_size
-    assert not [p for p in (cache / "corpora").iterdir() if p.name.startswith(".wordnet-tmp")]
+    assert not [p for p in (cache / "corpora").iterdir() if p.name.startswith(".wordnet")]
 
 
 def test_user_directory_comes_before_system_files(no_nltk_data, monkeypatch):
