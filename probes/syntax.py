@@ -67,7 +67,7 @@ from geoprobe.datasets.treebank import batch_tree_distances
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
-from geoprobe.stats import child_seed, percentile_interval
+from geoprobe.stats import ClusterBootstrap, child_seed
 
 #: the structural-probes reference's punctuation (PTB XPOS)
 PTB_PUNCT = frozenset({"''", ",", ".", ":", "``", "-LRB-", "-RRB-"})
@@ -593,20 +593,20 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: list[Batch], *, rank: in
 # Bootstrap over sentences
 # --------------------------------------------------------------------------------------
 class SentenceBootstrap:
-    """Metric values with percentile intervals from one set of sentence-count draws.
+    """Corpus-level parsing metrics with percentile intervals over dev sentences.
 
-    counts : int array (n_boot, n_sent), multinomial sentence counts of each replicate.
+    One :class:`~geoprobe.stats.ClusterBootstrap` over sentences (``kernel``) is shared by
+    every metric of a layer; the statistics below are computed from per-sentence sums.
+    counts : int array (n_boot, n_sent), sentence counts of each replicate.
     """
 
     def __init__(self, n_sent: int, n_boot: int, level: float, rng: np.random.Generator):
-        self.counts = rng.multinomial(n_sent, np.full(n_sent, 1.0 / n_sent), size=n_boot)
-        self.level = level
-        self.n = n_sent
+        self.kernel = ClusterBootstrap(None, n_sent, n_boot=n_boot, rng=rng, unit="sentences",
+                                       level=level)
+        self.counts = self.kernel.counts
 
     def _metric(self, name, value, boot, labels, higher=True):
-        lo, hi = percentile_interval(boot, self.level)
-        return Metric(name, float(value), lo, hi, self.n, "sentences",
-                      {k: str(v) for k, v in labels.items()}, higher)
+        return self.kernel.metric(name, value, boot, higher_is_better=higher, **labels)
 
     def ratio(self, name, num_den: np.ndarray, **labels) -> Metric:
         """Corpus-level ``sum(num) / sum(den)`` over sentences; num_den of shape (n_sent, 2)."""
