@@ -1017,32 +1017,24 @@ class LinearDecodability(Probe):
         x = np.arange(len(layers))
 
         def series(name, target, **lab):
-            out = []
-            for layer in layers:
-                try:
-                    out.append(result.metric(name, layer=layer, target=target, **lab))
-                except KeyError:
-                    return None
-            return (np.array([m.value for m in out]), np.array([m.ci_low for m in out]),
-                    np.array([m.ci_high for m in out]))
+            s = result.series(name, at=layers, target=target, **lab)
+            return s if s.found.any() else None
 
         def curve(ax, s, label, color, ls="-", marker="o"):
             if s is None:
                 return
-            v, lo, hi = s
-            ax.plot(x, v, ls=ls, marker=marker, ms=3, color=color, label=label)
-            ax.fill_between(x, np.where(np.isfinite(lo), lo, v), np.where(np.isfinite(hi), hi, v),
-                            color=color, alpha=0.2, lw=0)
+            ax.plot(x, s.values, ls=ls, marker=marker, ms=3, color=color, label=label)
+            ax.fill_between(x, *s.band(), color=color, alpha=0.2, lw=0)
 
         for i, (target, metric, trivial) in enumerate(panels):
             ax = axes[i // ncols][i % ncols]
             sh = series(metric, target, baseline="shuffled")
             if sh is not None:
-                baseline_band(ax, x, np.nan_to_num(sh[1]), np.nan_to_num(sh[2]),
+                baseline_band(ax, x, np.nan_to_num(sh.ci_low), np.nan_to_num(sh.ci_high),
                               label="shuffled targets (95% CI)")
             tr = series(metric, target, baseline=trivial)
             if tr is not None:
-                ax.plot(x, tr[0], color=BASELINE_COLOR, ls=":", label=f"{trivial} predictor")
+                ax.plot(x, tr.values, color=BASELINE_COLOR, ls=":", label=f"{trivial} predictor")
             curve(ax, series(metric, target, baseline="control"), "control task",
                   PALETTE[1], "--", "s")
             curve(ax, series(metric, target, baseline="random-init"), "random-init twin",

@@ -258,11 +258,9 @@ class EASE(Probe):
                           label=m)
         layer = result.info["layers"][-1]
         for base, ls in (("popularity", "--"), ("random", ":")):
-            try:
-                b = result.metric(select, layer=layer, baseline=base)
-            except KeyError:
-                continue
-            ax_q.axhline(b.value, color=BASELINE_COLOR, ls=ls, label=f"{base} (test)")
+            b = result.find(select, layer=layer, baseline=base)
+            if b is not None:
+                ax_q.axhline(b.value, color=BASELINE_COLOR, ls=ls, label=f"{base} (test)")
         ax_q.set_xlabel("lambda (Gram scale; obj2 uses sqrt)")
         ax_q.set_ylabel(f"validation {select}")
         ax_q.set_title("ranking quality across lambda")

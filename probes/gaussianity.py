@@ -575,25 +575,19 @@ class Gaussianity(Probe):
         x = np.arange(len(layers))
         ax = axes[0][0]
         for i, m in enumerate(modes):
-            ms = [result.metric("sigreg", layer=L, space=m) for L in layers]
-            base = [result.metric("sigreg", layer=L, space=m, baseline="gaussian")
-                    for L in layers]
-            lo, hi = np.array([b.ci_low for b in base]), np.array([b.ci_high for b in base])
+            ms = result.series("sigreg", at=layers, space=m)
+            base = result.series("sigreg", at=layers, space=m, baseline="gaussian")
+            lo, hi = base.ci_low, base.ci_high
             baseline_band(ax, x, lo, hi, label=None)
-            try:
-                twin = [result.metric("sigreg", layer=L, space=m, baseline="random-init")
-                        for L in layers]
-                ax.plot(x, [v.value for v in twin], ls="--", marker="x", color=PALETTE[i],
-                        alpha=0.7, label=f"{m} (random-init)")
-            except KeyError:
-                pass
+            twin = result.series("sigreg", at=layers, space=m, baseline="random-init")
+            if twin.found.any():
+                ax.plot(x, twin.values, ls="--", marker="x", color=PALETTE[i], alpha=0.7,
+                        label=f"{m} (random-init)")
             # markers too, so a single layer (where a band has no width) still shows its null
             ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", color=BASELINE_COLOR,
                         lw=3, label="Gaussian null (95%)" if i == 0 else None)
-            err = np.nan_to_num(np.clip([[v.value - v.ci_low, v.ci_high - v.value]
-                                         for v in ms], 0, None).T)
-            ax.errorbar(x, [v.value for v in ms], yerr=err, marker="o", capsize=2,
-                        color=PALETTE[i], label=f"{m}")
+            ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", capsize=2, color=PALETTE[i],
+                        label=f"{m}")
         ax.set_yscale("log")
         ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
         ax.set_ylabel("SIGReg (mean Epps-Pulley)")
@@ -619,22 +613,17 @@ class Gaussianity(Probe):
                                  (axes[1][1], ("anisotropy", "uniformity", "alpha_req"),
                                   "sphere statistics and alpha-ReQ")):
             for i, name in enumerate(names):
-                try:
-                    ms = [result.metric(name, layer=L) for L in layers]
-                except KeyError:
+                ms = result.series(name, at=layers)
+                if not ms.found.any():
                     continue
-                err = np.nan_to_num(np.clip([[v.value - v.ci_low, v.ci_high - v.value]
-                                             for v in ms], 0, None).T)
                 color = PALETTE[i]
-                ax.errorbar(x, [v.value for v in ms], yerr=err, marker="o", capsize=2,
-                            color=color, label=name)
+                ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", capsize=2, color=color,
+                            label=name)
                 for baseline, ls in (("gaussian", ":"), ("random-init", "--")):
-                    try:
-                        b = [result.metric(name, layer=L, baseline=baseline) for L in layers]
-                    except KeyError:
-                        continue
-                    ax.plot(x, [v.value for v in b], ls=ls, marker="x", color=color,
-                            alpha=0.7, label=f"{name} ({baseline})")
+                    b = result.series(name, at=layers, baseline=baseline)
+                    if b.found.any():
+                        ax.plot(x, b.values, ls=ls, marker="x", color=color, alpha=0.7,
+                                label=f"{name} ({baseline})")
             ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
             ax.set_xlabel("layer")
             ax.set_title(title)

@@ -188,25 +188,19 @@ class ActivationSparsity(Probe):
             metric = f"{name}_shift"
             for i, c in enumerate(shifted):
                 xs = x + (i - (len(shifted) - 1) / 2) * width
-                null = [result.metric(metric, layer=layer, condition=c,
-                                      baseline="shuffled-condition") for layer in layers]
-                lo = np.array([m.ci_low for m in null])
-                ax.bar(xs, np.array([m.ci_high for m in null]) - lo, bottom=lo,
+                null = result.series(metric, at=layers, condition=c,
+                                     baseline="shuffled-condition")
+                ax.bar(xs, null.ci_high - null.ci_low, bottom=null.ci_low,
                        width=0.9 * width, color=BASELINE_COLOR, alpha=0.35, lw=0,
                        label="shuffled-condition null (95%)" if i == 0 else None)
-                ms = [result.metric(metric, layer=layer, condition=c) for layer in layers]
-                v = np.array([m.value for m in ms])
-                err = np.abs(np.array([[m.ci_low, m.ci_high] for m in ms]).T - v)
-                ax.errorbar(xs, v, yerr=err, marker="o", ms=3, capsize=2, color=PALETTE[i],
-                            ls="-" if len(layers) > 1 else "none", label=c)
-                try:
-                    tw = [result.metric(metric, layer=layer, condition=c,
-                                        baseline="random-init") for layer in layers]
-                    ax.plot(xs, [m.value for m in tw], ls="none", marker="x", ms=4,
-                            color=PALETTE[i],
+                ms = result.series(metric, at=layers, condition=c)
+                err = np.abs(np.array([ms.ci_low, ms.ci_high]) - ms.values)
+                ax.errorbar(xs, ms.values, yerr=err, marker="o", ms=3, capsize=2,
+                            color=PALETTE[i], ls="-" if len(layers) > 1 else "none", label=c)
+                tw = result.series(metric, at=layers, condition=c, baseline="random-init")
+                if tw.found.any():
+                    ax.plot(xs, tw.values, ls="none", marker="x", ms=4, color=PALETTE[i],
                             label="random-init twin (x)" if i == 0 else None)
-                except KeyError:
-                    pass
             ax.axhline(0, color="k", lw=0.6)
             direction = "lower = sparser" if name in ("l1_l2", "effective_rank") else \
                 "higher = sparser"

@@ -191,24 +191,19 @@ class CovarianceSpectrum(Probe):
         ax_spec.legend(frameon=False, ncol=1 if len(layers) < 6 else 2)
 
         x = np.arange(len(layers))
-        main = [result.metric("rankme", layer=layer) for layer in layers]
-        vals = np.array([m.value for m in main])
-        err = np.clip([[m.value - m.ci_low, m.ci_high - m.value] for m in main], 0, None).T
+        main = result.series("rankme", at=layers)
         for baseline, color in (("gaussian", BASELINE_COLOR), ("shuffled-features", PALETTE[1]),
                                 ("random-init", PALETTE[3])):
-            try:
-                b = [result.metric("rankme", layer=layer, baseline=baseline) for layer in layers]
-            except KeyError:
+            b = result.series("rankme", at=layers, baseline=baseline)
+            if not b.found.any():
                 continue
-            bv = np.array([m.value for m in b])
-            lo = np.array([m.ci_low if np.isfinite(m.ci_low) else m.value for m in b])
-            hi = np.array([m.ci_high if np.isfinite(m.ci_high) else m.value for m in b])
             if baseline == "gaussian":
-                baseline_band(ax_rank, x, np.zeros_like(bv), bv, label="isotropic Gaussian")
+                baseline_band(ax_rank, x, np.zeros_like(b.values), b.values,
+                              label="isotropic Gaussian")
             else:
-                ax_rank.plot(x, bv, ls="--", marker=".", color=color, label=baseline)
-                ax_rank.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
-        ax_rank.errorbar(x, vals, yerr=np.nan_to_num(err), marker="o", color=PALETTE[0],
+                ax_rank.plot(x, b.values, ls="--", marker=".", color=color, label=baseline)
+                ax_rank.fill_between(x, *b.band(), color=color, alpha=0.2, lw=0)
+        ax_rank.errorbar(x, main.values, yerr=main.yerr(), marker="o", color=PALETTE[0],
                          capsize=2, label="RankMe (95% CI)")
         ax_rank.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
         ax_rank.set_xlabel("layer")

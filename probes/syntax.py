@@ -852,13 +852,11 @@ def _plot_layers(ax, result, names):
     layers = result.info["layers"]
     x = np.arange(len(layers))
     for j, name in enumerate(names):
-        ms = [result.metric(name, layer=layer) for layer in layers]
-        v = np.array([m.value for m in ms])
-        err = np.clip([[m.value - m.ci_low, m.ci_high - m.value] for m in ms], 0, None).T
-        ax.errorbar(x, v, yerr=np.nan_to_num(err), marker="o", ms=3, capsize=2,
+        ms = result.series(name, at=layers)
+        ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", ms=3, capsize=2,
                     color=PALETTE[j], label=name.replace("_", " "))
         for baseline, ls in (("identity", ":"), ("random-probe", "-."), ("random-init", "--")):
-            b = np.array([_value_or_nan(result, name, layer, baseline) for layer in layers])
+            b = result.series(name, at=layers, baseline=baseline).values
             if np.isfinite(b).any():
                 ok = np.isfinite(b)
                 ax.plot(x[ok], b[ok], ls=ls, marker=".", ms=2, color=PALETTE[j], alpha=0.5,
@@ -873,13 +871,6 @@ def _plot_layers(ax, result, names):
 
 def _layer_label(layer) -> str:
     return str(layer) if str(layer).startswith("layer") else f"layer {layer}"
-
-
-def _value_or_nan(result, name, layer, baseline) -> float:
-    try:
-        return result.metric(name, layer=layer, baseline=baseline).value
-    except KeyError:
-        return np.nan
 
 
 def _plot_tree(ax, result):

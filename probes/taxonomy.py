@@ -550,11 +550,9 @@ class GramEigenTaxonomy(Probe):
         title = f"eigenspace alignment, K = {K}"
         aa = result.metric("alignment_area", layer=layers[-1])
         title += f"\nAA {aa.value:.3f} [{aa.ci_low:.3f}, {aa.ci_high:.3f}]"
-        try:
-            twin = result.metric("alignment_area", layer=layers[-1], baseline="random-init")
+        twin = result.find("alignment_area", layer=layers[-1], baseline="random-init")
+        if twin is not None:
             title += f", random-init {twin.value:.3f}"
-        except KeyError:
-            pass
         ax_g.set_xlabel("k (top-k eigenspace)")
         ax_g.set_ylabel("g(k)")
         ax_g.set_ylim(0, 1.02)

@@ -104,3 +104,33 @@ def test_interval_kinds_bounds_and_metric_assembly():
     assert m.labels == {"layer": "3", "lambda": "0.1"} and type(m.value) is float
     once = boot.metric("rankme", 7.0, baseline="gaussian")
     assert math.isnan(once.ci_low) and math.isnan(once.ci_high) and once.is_baseline
+
+
+def test_probe_result_series_gathers_a_metric_across_layers():
+    from geoprobe.probe import Metric, ProbeResult
+
+    metrics = [Metric("r2", 0.5, 0.4, 0.6, 10, labels={"layer": "0", "target": "x"}),
+               Metric("r2", 0.7, 0.6, 0.9, 10, labels={"layer": "2", "target": "x"}),
+               Metric("r2", 0.1, labels={"layer": "0", "target": "x", "baseline": "mean"}),
+               Metric("r2", 0.9, 0.8, 1.0, 10, labels={"layer": "0", "target": "y"})]
+    result = ProbeResult("p", {}, metrics)
+    s = result.series("r2", at=[0, 1, 2], target="x")
+    np.testing.assert_array_equal(s.labels, ["0", "1", "2"])
+    np.testing.assert_array_equal(s.values, [0.5, np.nan, 0.7])
+    np.testing.assert_array_equal(s.ci_low, [0.4, np.nan, 0.6])
+    np.testing.assert_array_equal(s.ci_high, [0.6, np.nan, 0.9])
+    np.testing.assert_array_equal(s.found, [True, False, True])
+    np.testing.assert_allclose(s.yerr(), [[0.1, 0.0, 0.1], [0.1, 0.0, 0.2]])
+    # without ``at``: the layers found, in recorded order; baselines only when asked for
+    assert result.series("r2", target="x").labels.tolist() == ["0", "2"]
+    base = result.series("r2", at=["0", "2"], target="x", baseline="mean")
+    np.testing.assert_array_equal(base.values, [0.1, np.nan])
+    np.testing.assert_array_equal(base.band()[0], [0.1, np.nan])  # no interval: the value
+    assert not result.series("mse", at=["0"]).found.any()
+    with pytest.raises(KeyError, match="ambiguous at layer='0'"):
+        result.series("r2")
+    over_target = result.series("r2", over="target", layer=0)
+    assert over_target.labels.tolist() == ["x", "y"] and over_target.values.tolist() == [0.5, 0.9]
+    assert result.find("r2", layer=2) is metrics[1] and result.find("mse") is None
+    with pytest.raises(KeyError, match="ambiguous"):
+        result.find("r2", layer=0)
