@@ -152,6 +152,36 @@ def decode_array(d: Mapping) -> np.ndarray:
     return np.asarray(data, dtype=dtype).reshape(d["shape"])
 
 
+@dataclass(frozen=True)
+class Series:
+    """One metric along one label (layers, by default), as aligned arrays for a figure.
+
+    labels : str array (n,), the label's values in order (the x axis).
+    values, ci_low, ci_high : float arrays (n,), NaN where no metric matched.
+    found : bool array (n,), where a metric matched.
+    """
+
+    labels: np.ndarray
+    values: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    found: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def band(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) for ``fill_between``: the interval, or the value where it is missing."""
+        return (np.where(np.isfinite(self.ci_low), self.ci_low, self.values),
+                np.where(np.isfinite(self.ci_high), self.ci_high, self.values))
+
+    def yerr(self) -> np.ndarray:
+        """Distances from the value to the interval ends, shape (2, n), for ``errorbar``;
+        0 where the interval is missing or does not contain the value."""
+        err = np.array([self.values - self.ci_low, self.ci_high - self.values])
+        return np.nan_to_num(np.clip(err, 0, None))
+
+
 @dataclass
 class ProbeResult:
     """Everything a probe found, serialisable to JSON and enough to redraw its figure.
@@ -177,9 +207,7 @@ class ProbeResult:
         Baselines are only matched when ``baseline=...`` is given.
         """
         want = {k: str(v) for k, v in labels.items()}
-        found = [m for m in self.metrics if m.name == name
-                 and all(m.labels.get(k) == v for k, v in want.items())
-                 and ("baseline" in want or not m.is_baseline)]
+        found = self._matches(name, labels)
         if len(found) == 1:
             return found[0]
         if not found:
@@ -187,6 +215,46 @@ class ProbeResult:
                            f"have {sorted({m.key() for m in self.metrics})}")
         raise KeyError(f"{self.probe}: metric {name!r} is ambiguous, add labels to pick one of "
                        f"{[m.key() for m in found]}")
+
+    def find(self, name: str, **labels) -> Metric | None:
+        """Like :meth:`metric`, but None when no metric matches (still raises when several do)."""
+        return self.metric(name, **labels) if self._matches(name, labels) else None
+
+    def series(self, name: str, over: str = "layer", at=None, **labels) -> Series:
+        """The metric ``name`` across the values of the label ``over`` (layers by default).
+
+        ``labels`` select as in :meth:`metric` (baselines only when ``baseline=...`` is given).
+        ``at`` lists the values of ``over`` to report, in order (e.g. the result's layers):
+        entries with no metric are NaN and ``found`` is False there. Without ``at``, the values
+        found, in the order the metrics were recorded. Two metrics at one value are ambiguous:
+        KeyError, as in :meth:`metric`.
+        """
+        if over in labels:
+            raise ValueError(f"series over {over!r} cannot also select {over}={labels[over]!r}")
+        by_value = {}
+        for m in self._matches(name, labels):
+            if over not in m.labels:
+                continue
+            key = m.labels[over]
+            if key in by_value:
+                raise KeyError(f"{self.probe}: metric {name!r} is ambiguous at {over}={key!r}, "
+                               f"add labels to pick one of "
+                               f"{[x.key() for x in self._matches(name, labels)]}")
+            by_value[key] = m
+        keys = list(by_value) if at is None else [str(v) for v in at]
+        ms = [by_value.get(k) for k in keys]
+
+        def column(attr):
+            return np.array([math.nan if m is None else getattr(m, attr) for m in ms], float)
+
+        return Series(np.array(keys, dtype=str), column("value"), column("ci_low"),
+                      column("ci_high"), np.array([m is not None for m in ms], bool))
+
+    def _matches(self, name: str, labels: Mapping) -> list[Metric]:
+        want = {k: str(v) for k, v in labels.items()}
+        return [m for m in self.metrics if m.name == name
+                and all(m.labels.get(k) == v for k, v in want.items())
+                and ("baseline" in want or not m.is_baseline)]
 
     def table(self) -> list[dict]:
         """One flat dict per metric (tidy: ``pandas.DataFrame(result.table())`` works)."""

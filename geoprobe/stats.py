@@ -5,6 +5,11 @@ episode, the tokens of one word type. Every resampling helper here therefore tak
 an array of shape (n_rows,) naming the unit each row belongs to, and resamples *units*, keeping
 each unit's rows together. Without ``groups`` each row is its own unit.
 
+:class:`ClusterBootstrap` is the one resampling kernel: it draws the replicates once, evaluates
+weighted-sum statistics on all of them, and turns replicate values into the interval and the
+:class:`~geoprobe.probe.Metric` a probe reports. Probes resample through it instead of
+drawing their own weights.
+
 Randomness always comes from a :class:`numpy.random.Generator` passed in explicitly; make one
 from a seed with :func:`as_generator` once, at the boundary, and pass it down.
 """
@@ -12,6 +17,7 @@ from a seed with :func:`as_generator` once, at the boundary, and pass it down.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,40 +67,142 @@ def group_codes(groups, n_rows: int) -> tuple[np.ndarray, int]:
     return codes, int(codes.max()) + 1 if n_rows else 0
 
 
-def bootstrap_counts(groups, n_rows: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """How many times each row is drawn in each cluster-bootstrap replicate.
+class ClusterBootstrap:
+    """One set of cluster-bootstrap replicates, drawn once and shared by every statistic.
 
-    Returns an int array of shape (n_boot, n_rows): units are drawn with replacement and a
-    row's count is its unit's count. Statistics that are weighted sums (means, Gram matrices,
-    confusion counts) use these weights directly, with no index copying.
-    """
-    codes, n_units = group_codes(groups, n_rows)
-    unit_counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot)
-    return unit_counts[:, codes]
+    Units (``groups``) are drawn with replacement ``n_boot`` times, as counts: a replicate
+    weights each unit by how often it was drawn, and a row by its unit's count. Statistics
+    that are weighted sums (means, ratios, Gram matrices, confusion counts) are evaluated on
+    all replicates at once from per-unit sums (:meth:`sums`, :meth:`ratio`); others take
+    :meth:`row_weights`. Every statistic resampled through one instance sees the same
+    replicates, so a difference of two of them (MLP - linear, task - control) has a paired
+    interval: take the difference of their samples.
 
+    With ``max_blocks``, units are dealt at random into ``min(n_units, max_blocks)`` blocks
+    and whole blocks are resampled: random blocks of independent units are independent, so
+    this keeps the bootstrap's variance while a statistic needs only per-block sufficient
+    statistics (memory ``max_blocks * dim^2`` for Gram matrices). With no more units than
+    ``max_blocks`` (or no ``max_blocks``) a block is a unit and this is the exact cluster
+    bootstrap.
 
-def block_bootstrap(groups, n_rows: int, *, max_blocks: int, n_boot: int,
-                    rng: np.random.Generator):
-    """Cluster bootstrap over at most ``max_blocks`` blocks of units, as weights.
+    Parameters
+    ----------
+    groups : array of shape (n_rows,) or None
+        Resampling unit of each row (sentence, episode, word type); None: rows are the units.
+    n_rows : int
+    n_boot : int
+    rng : numpy Generator
+        Draws, in this order: the dealing of units into blocks (block mode with more units
+        than blocks only), then the block counts of all replicates.
+    unit : str, optional
+        Name of the units in reports (default "rows" or "groups").
+    max_blocks : int, optional
+    level : float
+        Interval level of :meth:`interval` and :meth:`metric`.
 
-    Units are dealt at random into ``min(n_units, max_blocks)`` blocks and whole blocks are
-    resampled: random blocks of independent units are independent, so this keeps the
-    bootstrap's variance while a statistic needs only per-block sufficient statistics (Gram
-    matrices, sums). With no more units than ``max_blocks`` a block is a unit and this is the
-    exact cluster bootstrap.
-
-    Returns
-    -------
+    Attributes
+    ----------
+    counts : int array of shape (n_boot, n_blocks)
+        Draws of each block per replicate (a block is a unit unless ``max_blocks`` binds).
     block_of_row : int array of shape (n_rows,)
-    weights : int array of shape (n_boot, n_blocks), draws of each block per replicate
-    n_units : int
+    n_units, n_blocks : int
+    unit : str
+    level : float
     """
-    codes, n_units = group_codes(groups, n_rows)
-    n_blocks = min(n_units, max_blocks)
-    unit_block = (np.arange(n_units) if n_blocks == n_units
-                  else rng.permutation(np.arange(n_units) % n_blocks))
-    weights = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=n_boot)
-    return unit_block[codes], weights, n_units
+
+    def __init__(self, groups, n_rows: int, *, n_boot: int, rng: np.random.Generator,
+                 unit: str | None = None, max_blocks: int | None = None,
+                 level: float = DEFAULT_LEVEL):
+        codes, self.n_units = group_codes(groups, n_rows)
+        self.n_blocks = self.n_units if max_blocks is None else min(self.n_units, max_blocks)
+        # Dealing units into blocks is a draw only when blocks are fewer than units.
+        block_of_unit = (np.arange(self.n_units) if self.n_blocks == self.n_units
+                         else rng.permutation(np.arange(self.n_units) % self.n_blocks))
+        self.block_of_row = block_of_unit[codes]
+        self.counts = rng.multinomial(self.n_blocks,
+                                      np.full(self.n_blocks, 1.0 / self.n_blocks), size=n_boot)
+        self.unit = unit or ("rows" if groups is None else "groups")
+        self.level = level
+
+    @property
+    def n_boot(self) -> int:
+        return self.counts.shape[0]
+
+    def row_weights(self) -> np.ndarray:
+        """How many times each row is drawn in each replicate: int array (n_boot, n_rows)."""
+        return self.counts[:, self.block_of_row]
+
+    def block_sums(self, rows) -> np.ndarray:
+        """Sums of per-row statistics ``rows`` (n_rows, ...) within each block: (n_blocks, ...)."""
+        rows = np.asarray(rows)
+        flat = rows.reshape(rows.shape[0], -1)
+        out = np.zeros((self.n_blocks, flat.shape[1]))
+        np.add.at(out, self.block_of_row, flat)
+        return out.reshape((self.n_blocks,) + rows.shape[1:])
+
+    def sums(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        """Full-sample and replicate sums of per-row stats ``rows`` (n_rows, ...).
+
+        Returns arrays of shape (...) and (n_boot, ...).
+        """
+        shape = np.shape(rows)[1:]
+        flat = self.block_sums(rows).reshape(self.n_blocks, -1)
+        return flat.sum(0).reshape(shape), (self.counts @ flat).reshape((-1,) + shape)
+
+    def ratio(self, num, den) -> np.ndarray:
+        """Replicates of ``sum(num) / sum(den)`` over rows: num, den (n_rows, ...) -> (n_boot, ...).
+
+        A mean is ``ratio(values, ones)``; leave NaNs out with ``ratio(where(ok, v, 0), ok)``.
+        The full-sample estimate is left to the caller, computed as it reports it.
+        """
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.sums(num)[1] / self.sums(den)[1]
+
+    def interval(self, estimate: float, samples, kind: str = "percentile",
+                 bounds: tuple[float | None, float | None] = (None, None)) -> tuple[float, float]:
+        """Interval at ``self.level`` from replicate values ``samples`` (n_boot,).
+
+        kind : "percentile" (quantiles of the samples), "basic" (``2*est - q``, see
+            :func:`basic_interval`), "centred" (percentile interval moved so the samples'
+            median sits on the estimate, see :func:`centred_interval`) or "shifted" (moved so
+            the samples' mean sits on it: for statistics that resampling inflates by a
+            known-positive amount).
+        bounds : the statistic's range (low, high); the interval is clipped to it.
+        """
+        if kind == "percentile":
+            lo, hi = percentile_interval(samples, self.level)
+        elif kind == "basic":
+            lo, hi = basic_interval(estimate, samples, self.level)
+        elif kind == "centred":
+            lo, hi = centred_interval(estimate, samples, self.level)
+        elif kind == "shifted":
+            q_lo, q_hi = percentile_interval(samples, self.level)
+            shift = estimate - float(np.mean(samples))
+            lo, hi = q_lo + shift, q_hi + shift
+        else:
+            raise ValueError(f"interval kind must be 'percentile', 'basic', 'centred' or "
+                             f"'shifted', got {kind!r}")
+        if bounds[0] is not None:
+            lo = max(lo, bounds[0])
+        if bounds[1] is not None:
+            hi = min(hi, bounds[1])
+        return lo, hi
+
+    def metric(self, name: str, estimate: float, samples=None, *, kind: str = "percentile",
+               bounds: tuple[float | None, float | None] = (None, None),
+               higher_is_better: bool | None = None, **labels):
+        """A :class:`~geoprobe.probe.Metric` over this bootstrap's units.
+
+        ``samples`` (n_boot,) are the statistic's replicate values; without them the metric
+        has no interval (NaN), e.g. a baseline computed once. ``kind`` and ``bounds`` as in
+        :meth:`interval`; labels are stored as strings.
+        """
+        from .probe import Metric  # probe imports this module
+
+        lo, hi = (math.nan, math.nan) if samples is None else self.interval(
+            estimate, samples, kind, bounds)
+        return Metric(name, float(estimate), lo, hi, self.n_units, self.unit,
+                      {k: str(v) for k, v in labels.items()}, higher_is_better)
 
 
 def bootstrap_indices(groups, n_rows: int, rng: np.random.Generator) -> np.ndarray:
@@ -195,15 +303,11 @@ def bootstrap_mean(values, *, groups=None, n_boot: int = DEFAULT_N_BOOT,
     computed from per-unit totals for all replicates at once.
     """
     values = np.asarray(values, dtype=float)
-    n = values.shape[0]
-    codes, n_units = group_codes(groups, n)
-    sums = np.bincount(codes, weights=values, minlength=n_units)
-    sizes = np.bincount(codes, minlength=n_units).astype(float)
-    counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot)
-    samples = (counts @ sums) / (counts @ sizes)
-    lo, hi = percentile_interval(samples, level)
-    return Interval(float(values.mean()), lo, hi, n_units,
-                    unit or ("rows" if groups is None else "groups"))
+    boot = ClusterBootstrap(groups, values.shape[0], n_boot=n_boot, rng=rng, unit=unit,
+                            level=level)
+    samples = boot.ratio(values, np.ones_like(values))
+    value = float(values.mean())
+    return Interval(value, *boot.interval(value, samples), boot.n_units, boot.unit)
 
 
 def shuffle_labels(y, *, groups=None, within_groups: bool = False,

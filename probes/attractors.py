@@ -511,11 +511,9 @@ class LatentAttractors(Probe):
         ax_sens.set_title("merge-rule sensitivity")
 
         ax_steps.scatter(a["dist_sample"], a["steps_sample"], s=3, color=PALETTE[0])
-        try:
-            r = result.metric("steps_distance_pearson")
-            ax_steps.set_title(f"steps vs start distance (r = {r.value:.2f})")
-        except KeyError:
-            ax_steps.set_title("steps vs start distance")
+        r = result.find("steps_distance_pearson")
+        ax_steps.set_title("steps vs start distance" if r is None
+                           else f"steps vs start distance (r = {r.value:.2f})")
         ax_steps.set_xlabel("||z0 - z*|| / RMS latent norm")
         ax_steps.set_ylabel("steps")
 
@@ -529,9 +527,8 @@ class LatentAttractors(Probe):
                  ("held-out\nimages", {"baseline": "test-to-train"})]
         vals, errs, labels = [], [], []
         for label, extra in names:
-            try:
-                m = result.metric("memorization", **extra)
-            except KeyError:
+            m = result.find("memorization", **extra)
+            if m is None:
                 continue
             vals.append(m.value)
             errs.append([m.value - m.ci_low, m.ci_high - m.value])

@@ -51,8 +51,8 @@ from matplotlib.figure import Figure
 
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, WIDTH
-from geoprobe.probe import Metric, Probe, ProbeResult
-from geoprobe.stats import basic_interval
+from geoprobe.probe import Probe, ProbeResult
+from geoprobe.stats import ClusterBootstrap
 
 from geoprobe.datasets.recsys import item_clusters
 from geoprobe.probes.linear_models import (
@@ -166,20 +166,19 @@ class CosineNonuniqueness(Probe):
             show = show[np.argsort(clusters[show], kind="stable")]
         metrics, arrays = [], {"lambdas": lambdas}
         for layer, X in ctx.iter_layers():
-            n = X.shape[0]
             fit = _analyse(gram(X), k, self.lam, lambdas, D_random, clusters, pairs)
-            counts = ctx.rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_boot)
+            boot = ClusterBootstrap(None, X.shape[0], n_boot=self.n_boot, rng=ctx.rng,
+                                    level=self.level)
             boots = [_analyse(gram(X, w), k, self.lam, lambdas, D_random, clusters, pairs)
-                     for w in counts]
+                     for w in boot.row_weights()]
             labels = {"layer": layer, "lambda_rel": f"{self.lam:g}"}
             for name in SCALARS:
-                lo, hi = basic_interval(fit[name], np.array([b[name] for b in boots]), self.level)
-                metrics.append(Metric(name, fit[name], lo, hi, n, "rows", dict(labels)))
+                metrics.append(boot.metric(name, fit[name], np.array([b[name] for b in boots]),
+                                           kind="basic", **labels))
             s, Vk, lam, D = fit["_fit"]
             preds = np.stack([(A @ B.T) for A, B in (obj1_factors(s, Vk, lam, d) for d in D)])
-            metrics.append(Metric("max_prediction_change",
-                                  float(np.abs(preds - preds[0]).max()), n=n, unit="rows",
-                                  labels=dict(labels)))
+            metrics.append(boot.metric("max_prediction_change",
+                                       float(np.abs(preds - preds[0]).max()), **labels))
             shuffled = np.take_along_axis(np.asarray(X), ctx.rng.random(X.shape).argsort(0), 0)
             base = _analyse(gram(shuffled), k, self.lam, lambdas, D_random, None, pairs)
             pred_space = off_diagonal(np.stack([cosine_matrix(P) for P in preds]))
@@ -189,18 +188,16 @@ class CosineNonuniqueness(Probe):
             for baseline, stats in controls.items():
                 for name in SCALARS:
                     if name in stats:
-                        metrics.append(Metric(name, stats[name], n=n, unit="rows",
-                                              labels={**labels, "baseline": baseline}))
+                        metrics.append(boot.metric(name, stats[name], **labels,
+                                                   baseline=baseline))
             per_lambda = ["lambda_rank_corr"] + (["cluster_gap"] if clusters is not None else [])
             for stat in per_lambda:
                 for m, model in enumerate(("obj1-symmetric", "obj2")):
                     for j, x in enumerate(lambdas):
-                        value = float(fit[stat][m, j])
-                        boot = np.array([b[stat][m, j] for b in boots])
-                        lo, hi = basic_interval(value, boot, self.level)
-                        metrics.append(Metric(stat, value, lo, hi, n, "rows",
-                                              {"layer": layer, "model": model,
-                                               "lambda_rel": f"{x:g}"}))
+                        metrics.append(boot.metric(stat, fit[stat][m, j],
+                                                   np.array([b[stat][m, j] for b in boots]),
+                                                   kind="basic", layer=layer, model=model,
+                                                   lambda_rel=f"{x:g}"))
             arrays.update(self._figure_arrays(X, fit, base, show, clusters, lambdas))
         return self.result(ctx, metrics, arrays, lambda_scale="relative to s_k^2",
                            obj2_lambda="sqrt(lambda)", heatmap_items=show.tolist())

@@ -90,8 +90,8 @@ from threadpoolctl import threadpool_limits
 
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult
-from geoprobe.stats import (as_generator, child_seed, group_codes, percentile_interval,
+from geoprobe.probe import Probe, ProbeResult
+from geoprobe.stats import (ClusterBootstrap, as_generator, child_seed, group_codes,
                             preserves_torch_rng)
 
 #: relative ridge grid (multiples of the mean eigenvalue of the training fold's centred Gram)
@@ -528,39 +528,6 @@ def _wrap(a):
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
-class PairedBootstrap:
-    """Cluster bootstrap of metrics computed from per-row sums, with shared replicates.
-
-    All statistics resampled through one instance use the same replicates, so differences
-    (MLP - linear, task - control, layer - layer) get paired intervals.
-
-    Parameters
-    ----------
-    groups : array of shape (n_rows,) or None (rows are the units)
-    n_rows, n_boot : int
-    rng : numpy Generator
-    """
-
-    def __init__(self, groups, n_rows, n_boot, rng):
-        self.codes, self.n_units = group_codes(groups, n_rows)
-        self.counts = rng.multinomial(self.n_units, np.full(self.n_units, 1.0 / self.n_units),
-                                      size=n_boot).astype(np.float64)
-
-    def sums(self, rows):
-        """Full-sample sums and replicate sums of per-row stats ``rows`` (n, ...)."""
-        flat = rows.reshape(rows.shape[0], -1)
-        unit = np.zeros((self.n_units, flat.shape[1]))
-        np.add.at(unit, self.codes, flat)
-        full = unit.sum(0).reshape(rows.shape[1:])
-        boot = (self.counts @ unit).reshape((-1,) + rows.shape[1:])
-        return full, boot
-
-
-def _interval(value, boot, level):
-    lo, hi = percentile_interval(boot, level)
-    return float(value), lo, hi
-
-
 # ---------------------------------------------------------------------------------------------
 # control tasks and MDL
 # ---------------------------------------------------------------------------------------------
@@ -661,7 +628,7 @@ def decode(X, Y, *, kind: str = "continuous", groups=None, n_splits: int = 5, fo
         raise ProbeInputError(f"model must be 'linear' or 'mlp', got {model!r}")
     if folds is None:
         folds = group_folds(n, n_splits, groups=groups, rng=rng)
-    boot = PairedBootstrap(groups, n, n_boot, rng)
+    boot = ClusterBootstrap(groups, n, n_boot=n_boot, rng=rng, level=level)
     if kind == "continuous":
         Y = np.asarray(Y, dtype=np.float64)
         Y = Y[:, None] if Y.ndim == 1 else Y
@@ -674,8 +641,8 @@ def decode(X, Y, *, kind: str = "continuous", groups=None, n_splits: int = 5, fo
             P = mlp_cv_predict(X, Y, folds, kind="continuous", groups=groups, rng=rng)
         full, bs = boot.sums(_regression_rows(Y, P))
         f, b = _regression_from_sums(full), _regression_from_sums(bs)
-        scores = {k: np.array([_interval(f[k][j], b[k][:, j], level) for j in range(Y.shape[1])])
-                  for k in f}
+        scores = {k: np.array([(float(f[k][j]), *boot.interval(f[k][j], b[k][:, j]))
+                               for j in range(Y.shape[1])]) for k in f}
         return Decoded(scores, P, folds)
     if kind != "categorical":
         raise ProbeInputError(f"kind must be 'continuous' or 'categorical', got {kind!r}")
@@ -690,7 +657,8 @@ def decode(X, Y, *, kind: str = "continuous", groups=None, n_splits: int = 5, fo
     pred = logp.argmax(1)
     full, bs = boot.sums(_classification_rows(y, pred, K))
     f, b = _classification_from_sums(full), _classification_from_sums(bs)
-    return Decoded({k: np.array([_interval(f[k], b[k], level)]) for k in f}, pred, folds)
+    return Decoded({k: np.array([(float(f[k]), *boot.interval(f[k], b[k]))]) for k in f}, pred,
+                   folds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -873,8 +841,10 @@ class LinearDecodability(Probe):
         groups = ctx.column(self.group)[rows] if self.group else None
         folds = group_folds(n, self.n_splits, groups=groups, rng=ctx.rng,
                             group_name=self.group or "group")
-        boot = PairedBootstrap(groups, n, self.n_boot, ctx.rng)
-        unit = self.group or "rows"
+        # One set of replicates for every layer, target, model and baseline: differences
+        # (MLP - linear, task - control) get paired intervals.
+        boot = ClusterBootstrap(groups, n, n_boot=self.n_boot, rng=ctx.rng,
+                                unit=self.group or "rows", level=self.level)
         perm = ctx.rng.permutation(n)
         cont = [c for c, k in kinds.items() if k == "continuous"]
         angles = [c for c, k in kinds.items() if k == "angle"]
@@ -896,26 +866,21 @@ class LinearDecodability(Probe):
             ctrl = {c: control_task_labels(types, cat_codes[c], rng=ctx.rng) for c in cats}
         mlp_seed = child_seed(ctx.rng)
         metrics, info = [], {"kinds": kinds, "n_used": n, "dropped": dropped,
-                             "n_units": boot.n_units, "unit": unit, "alphas": {},
+                             "n_units": boot.n_units, "unit": boot.unit, "alphas": {},
                              "lambdas": {}, "classes": {c: classes[c].tolist() for c in cats}}
         for layer, X_all in ctx.iter_layers():
             X = X_all[rows]
             rng_layer = as_generator(mlp_seed)  # same MLP/inner-split draws for every layer
             if Y is not None:
                 metrics += self._continuous(layer, X, Y, names, angles, folds, groups, perm,
-                                            boot, unit, rng_layer, info)
+                                            boot, rng_layer, info)
             for c in cats:
                 metrics += self._categorical(layer, X, c, cat_codes[c], len(classes[c]),
-                                             ctrl.get(c), folds, groups, perm, boot, unit,
+                                             ctrl.get(c), folds, groups, perm, boot,
                                              rng_layer, info)
         return self.result(ctx, metrics, {}, **info)
 
-    def _mk(self, name, value, boot_vals, n_units, unit, labels, hib):
-        v, lo, hi = _interval(value, boot_vals, self.level)
-        return Metric(name, v, lo, hi, n_units, unit, {k: str(x) for k, x in labels.items()}, hib)
-
-    def _continuous(self, layer, X, Y, names, angles, folds, groups, perm, boot, unit, rng,
-                    info):
+    def _continuous(self, layer, X, Y, names, angles, folds, groups, perm, boot, rng, info):
         t = Y.shape[1]
         # Shuffled targets ride along as extra columns: the same decomposition serves them.
         Yall = np.hstack([Y, Y[perm]]) if self.shuffled else Y
@@ -951,23 +916,22 @@ class LinearDecodability(Probe):
                 if key == "mean" and metric == "pearson_r":
                     continue  # a per-fold constant has no meaningful correlation
                 for j, t in enumerate(names):
-                    out.append(self._mk(prefix + metric, full[metric][j], bs[metric][:, j],
-                                        boot.n_units, unit, {"layer": layer, "target": t,
-                                                             **base}, hib[metric]))
+                    out.append(boot.metric(prefix + metric, full[metric][j], bs[metric][:, j],
+                                           higher_is_better=hib[metric], layer=layer,
+                                           target=t, **base))
             for a in angles:
-                out.append(self._mk(prefix + "angle_mae", full[f"angle_mae:{a}"][0],
-                                    bs[f"angle_mae:{a}"][:, 0], boot.n_units, unit,
-                                    {"layer": layer, "target": a, **base}, False))
+                out.append(boot.metric(prefix + "angle_mae", full[f"angle_mae:{a}"][0],
+                                       bs[f"angle_mae:{a}"][:, 0], higher_is_better=False,
+                                       layer=layer, target=a, **base))
         if "mlp" in stats:
             for j, t in enumerate(names):
                 gain_full = stats["mlp"][0]["r2"][j] - stats["linear"][0]["r2"][j]
                 gain_boot = stats["mlp"][1]["r2"][:, j] - stats["linear"][1]["r2"][:, j]
-                out.append(self._mk("mlp_gain_r2", gain_full, gain_boot, boot.n_units, unit,
-                                    {"layer": layer, "target": t}, None))
+                out.append(boot.metric("mlp_gain_r2", gain_full, gain_boot, layer=layer,
+                                       target=t))
         return out
 
-    def _categorical(self, layer, X, target, y, K, yc, folds, groups, perm, boot, unit, rng,
-                     info):
+    def _categorical(self, layer, X, target, y, K, yc, folds, groups, perm, boot, rng, info):
         lam = self.lambdas
         logp, chosen = logistic_cv_predict(X, y, folds, n_classes=K, lambdas=lam, groups=groups,
                                            rng=rng)
@@ -1001,20 +965,22 @@ class LinearDecodability(Probe):
             prefix = "mlp_" if model == "mlp" else ""
             base = {} if task == "task" else {"baseline": task}
             for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
-                out.append(self._mk(prefix + metric, full[metric], bs[metric], boot.n_units,
-                                    unit, {"layer": layer, "target": target, **base}, True))
+                out.append(boot.metric(prefix + metric, full[metric], bs[metric],
+                                       higher_is_better=True, layer=layer, target=target,
+                                       **base))
         for model in ("linear", "mlp"):
             prefix = "mlp_" if model == "mlp" else ""
             if (model, "control") in stats:
                 t, c = stats[(model, "task")], stats[(model, "control")]
-                out.append(self._mk(prefix + "selectivity", t[0]["accuracy"] - c[0]["accuracy"],
-                                    t[1]["accuracy"] - c[1]["accuracy"], boot.n_units, unit,
-                                    {"layer": layer, "target": target}, True))
+                out.append(boot.metric(prefix + "selectivity",
+                                       t[0]["accuracy"] - c[0]["accuracy"],
+                                       t[1]["accuracy"] - c[1]["accuracy"],
+                                       higher_is_better=True, layer=layer, target=target))
         if ("mlp", "task") in stats:
             t, li = stats[("mlp", "task")], stats[("linear", "task")]
-            out.append(self._mk("mlp_gain_accuracy", t[0]["accuracy"] - li[0]["accuracy"],
-                                t[1]["accuracy"] - li[1]["accuracy"], boot.n_units, unit,
-                                {"layer": layer, "target": target}, None))
+            out.append(boot.metric("mlp_gain_accuracy", t[0]["accuracy"] - li[0]["accuracy"],
+                                   t[1]["accuracy"] - li[1]["accuracy"], layer=layer,
+                                   target=target))
         if self.mdl:
             lam_mdl = float(np.exp(np.mean(np.log(chosen))))
             for task, labels in (("task", y), ("control", yc)):
@@ -1023,11 +989,11 @@ class LinearDecodability(Probe):
                 bits, comp = online_codelength(X, labels, n_classes=K, groups=groups,
                                                lam=lam_mdl, rng=as_generator(child_seed(rng)))
                 base = {} if task == "task" else {"baseline": "control"}
-                lab = {"layer": str(layer), "target": target, **base}
-                out.append(Metric("mdl_codelength", bits, n=boot.n_units, unit=unit,
-                                  labels=lab, higher_is_better=False))
-                out.append(Metric("mdl_compression", comp, n=boot.n_units, unit=unit,
-                                  labels=dict(lab), higher_is_better=True))
+                # MDL has no interval: one code length per task, over all rows
+                out.append(boot.metric("mdl_codelength", bits, higher_is_better=False,
+                                       layer=layer, target=target, **base))
+                out.append(boot.metric("mdl_compression", comp, higher_is_better=True,
+                                       layer=layer, target=target, **base))
         return out
 
     # -- figure ----------------------------------------------------------------------------
@@ -1051,32 +1017,24 @@ class LinearDecodability(Probe):
         x = np.arange(len(layers))
 
         def series(name, target, **lab):
-            out = []
-            for layer in layers:
-                try:
-                    out.append(result.metric(name, layer=layer, target=target, **lab))
-                except KeyError:
-                    return None
-            return (np.array([m.value for m in out]), np.array([m.ci_low for m in out]),
-                    np.array([m.ci_high for m in out]))
+            s = result.series(name, at=layers, target=target, **lab)
+            return s if s.found.any() else None
 
         def curve(ax, s, label, color, ls="-", marker="o"):
             if s is None:
                 return
-            v, lo, hi = s
-            ax.plot(x, v, ls=ls, marker=marker, ms=3, color=color, label=label)
-            ax.fill_between(x, np.where(np.isfinite(lo), lo, v), np.where(np.isfinite(hi), hi, v),
-                            color=color, alpha=0.2, lw=0)
+            ax.plot(x, s.values, ls=ls, marker=marker, ms=3, color=color, label=label)
+            ax.fill_between(x, *s.band(), color=color, alpha=0.2, lw=0)
 
         for i, (target, metric, trivial) in enumerate(panels):
             ax = axes[i // ncols][i % ncols]
             sh = series(metric, target, baseline="shuffled")
             if sh is not None:
-                baseline_band(ax, x, np.nan_to_num(sh[1]), np.nan_to_num(sh[2]),
+                baseline_band(ax, x, np.nan_to_num(sh.ci_low), np.nan_to_num(sh.ci_high),
                               label="shuffled targets (95% CI)")
             tr = series(metric, target, baseline=trivial)
             if tr is not None:
-                ax.plot(x, tr[0], color=BASELINE_COLOR, ls=":", label=f"{trivial} predictor")
+                ax.plot(x, tr.values, color=BASELINE_COLOR, ls=":", label=f"{trivial} predictor")
             curve(ax, series(metric, target, baseline="control"), "control task",
                   PALETTE[1], "--", "s")
             curve(ax, series(metric, target, baseline="random-init"), "random-init twin",

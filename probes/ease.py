@@ -47,7 +47,7 @@ import numpy as np
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
-from geoprobe.stats import basic_interval, bootstrap_mean
+from geoprobe.stats import ClusterBootstrap, bootstrap_mean
 
 from geoprobe.datasets.recsys import fold_in_split, item_clusters
 from geoprobe.probes.linear_models import (
@@ -237,13 +237,13 @@ class EASE(Probe):
     def _negative_share(self, ctx, Xtr, B, lam, layer) -> Metric:
         """Share of negative off-diagonal weights of B (fitted with ``lam`` on ``Xtr``), with a
         CI from refits on resampled training users."""
-        n = Xtr.shape[0]
         value = float(np.mean(off_diagonal(B) < 0))
-        counts = ctx.rng.multinomial(n, np.full(n, 1.0 / n), size=self.n_boot_fit)
-        boot = [np.mean(off_diagonal(ease_weights(gram(Xtr, w), lam)) < 0) for w in counts]
-        lo, hi = basic_interval(value, np.array(boot), self.level)
-        return Metric("negative_share", value, lo, hi, n, "training users",
-                      {"layer": layer, "lambda": f"{lam:g}"})
+        boot = ClusterBootstrap(None, Xtr.shape[0], n_boot=self.n_boot_fit, rng=ctx.rng,
+                                unit="training users", level=self.level)
+        samples = np.array([np.mean(off_diagonal(ease_weights(gram(Xtr, w), lam)) < 0)
+                            for w in boot.row_weights()])
+        return boot.metric("negative_share", value, samples, kind="basic", layer=layer,
+                           **{"lambda": f"{lam:g}"})
 
     @classmethod
     def plot(cls, result: ProbeResult):
@@ -258,11 +258,9 @@ class EASE(Probe):
                           label=m)
         layer = result.info["layers"][-1]
         for base, ls in (("popularity", "--"), ("random", ":")):
-            try:
-                b = result.metric(select, layer=layer, baseline=base)
-            except KeyError:
-                continue
-            ax_q.axhline(b.value, color=BASELINE_COLOR, ls=ls, label=f"{base} (test)")
+            b = result.find(select, layer=layer, baseline=base)
+            if b is not None:
+                ax_q.axhline(b.value, color=BASELINE_COLOR, ls=ls, label=f"{base} (test)")
         ax_q.set_xlabel("lambda (Gram scale; obj2 uses sqrt)")
         ax_q.set_ylabel(f"validation {select}")
         ax_q.set_title("ranking quality across lambda")

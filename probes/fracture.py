@@ -577,17 +577,12 @@ class Fracture(Probe):
         x = np.arange(len(layers))
 
         def series(ax, name, color, label, baseline=None, ls="-"):
-            try:
-                ms = [result.metric(name, layer=L, **({"baseline": baseline} if baseline
-                                                      else {})) for L in layers]
-            except KeyError:
+            s = result.series(name, at=layers, **({"baseline": baseline} if baseline else {}))
+            if not s.found.any():
                 return
-            vals = np.array([m.value for m in ms])
-            lo = np.array([m.ci_low if np.isfinite(m.ci_low) else m.value for m in ms])
-            hi = np.array([m.ci_high if np.isfinite(m.ci_high) else m.value for m in ms])
-            ax.plot(x, vals, marker="o" if not baseline else "x", ls=ls, color=color,
+            ax.plot(x, s.values, marker="o" if not baseline else "x", ls=ls, color=color,
                     label=label)
-            ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+            ax.fill_between(x, *s.band(), color=color, alpha=0.2, lw=0)
 
         for ax, (title, ylabel, lines) in zip(axes, _PANELS):
             for name, color, label, baseline, ls in lines:
@@ -678,10 +673,8 @@ def fracture_table(result: ProbeResult) -> str:
     def cell(name, layer):
         parts = []
         for baseline in (None, "shuffled", "random-init"):
-            try:
-                m = result.metric(name, layer=layer, **({"baseline": baseline} if baseline
-                                                        else {}))
-            except KeyError:
+            m = result.find(name, layer=layer, **({"baseline": baseline} if baseline else {}))
+            if m is None:
                 continue
             ci = (f" [{m.ci_low:.2f}, {m.ci_high:.2f}]" if baseline is None
                   and np.isfinite(m.ci_low) else "")

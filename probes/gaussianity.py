@@ -76,7 +76,7 @@ from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
 from geoprobe.probes.spectrum import participation_ratio, rankme, spectra_from_moments
 from geoprobe.provenance import atomic_path, cache_root
-from geoprobe.stats import basic_interval, block_bootstrap, group_codes, percentile_interval
+from geoprobe.stats import ClusterBootstrap, group_codes
 from geoprobe.streaming import MomentAccumulator, blocked_moments
 
 STANDARDIZE = ("none", "scale", "whiten")
@@ -417,11 +417,11 @@ class Gaussianity(Probe):
         modes = self._modes()
         n, d = ctx.embeddings.n_items, ctx.embeddings.dim
         unit_col = self.group or self.views
-        blocks, boot_w, n_units = block_bootstrap(
-            ctx.column(unit_col) if unit_col else None, n, max_blocks=self.max_blocks,
-            n_boot=self.n_boot, rng=ctx.rng)
-        boot_w = boot_w.astype(np.float64)
-        n_blocks = boot_w.shape[1]
+        boot = ClusterBootstrap(ctx.column(unit_col) if unit_col else None, n,
+                                n_boot=self.n_boot, rng=ctx.rng, unit=unit_col or "rows",
+                                max_blocks=self.max_blocks, level=self.level)
+        blocks, boot_w = boot.block_of_row, boot.counts.astype(np.float64)
+        n_blocks = boot.n_blocks
         view_codes, n_views = (group_codes(ctx.column(self.views), n) if self.views
                                else (None, 0))
         directions = random_directions(d, self.n_directions, ctx.rng)
@@ -436,28 +436,24 @@ class Gaussianity(Probe):
             directions, np.zeros(n_null_rows, dtype=np.int64), 1, None, 0,
             *random_pairs(n_null_rows, self.n_pairs, ctx.rng))
         metrics, arrays = [], {f"ep_directions_{m}": [] for m in modes}
-        unit = unit_col or "rows"
         for layer, X in ctx.iter_layers(dtype=None):
             st = self._layer_stats(X, modes, directions, blocks, n_blocks, view_codes, n_views,
                                    pair_i, pair_j)
             # replicate-major, so each replicate's spectrum is decomposed once for all names
             rows = [{name: fn(w) for name, fn in st["boot"].items()} for w in boot_w]
-            boot = {name: np.array([r[name] for r in rows]) for name in st["boot"]}
+            samples = {name: np.array([r[name] for r in rows]) for name in st["boot"]}
             labels = {"layer": layer}
             for name, value in st["values"].items():
-                lo, hi = basic_interval(value, boot[name], self.level) if name in boot else (
-                    np.nan, np.nan)
                 metric_name, space = (name.split(":") + [None])[:2]
-                if metric_name == "sigreg":
-                    # Resampling duplicates rows, which inflates the statistic by about its
-                    # null level (a degenerate V-statistic: neither percentile nor basic
-                    # interval is centred). Keep the bootstrap's spread, centred on the estimate.
-                    q_lo, q_hi = percentile_interval(boot[name], self.level)
-                    shift = value - float(np.mean(boot[name]))
-                    lo, hi = max(q_lo + shift, 0.0), q_hi + shift
                 lab = dict(labels, space=space) if space else dict(labels)
-                metrics.append(Metric(metric_name, value, lo, hi, n_units, unit, lab,
-                                      _HIGHER.get(metric_name)))
+                # Resampling duplicates rows, which inflates SIGReg by about its null level (a
+                # degenerate V-statistic: neither percentile nor basic interval is centred).
+                # Keep the bootstrap's spread, centred on the estimate.
+                kind, bounds = (("shifted", (0.0, None)) if metric_name == "sigreg"
+                                else ("basic", (None, None)))
+                metrics.append(boot.metric(metric_name, value, samples.get(name), kind=kind,
+                                           bounds=bounds,
+                                           higher_is_better=_HIGHER.get(metric_name), **lab))
                 g = gauss["values"].get(name)
                 if g is not None and not metric_name.startswith("sigreg"):
                     metrics.append(Metric(metric_name, g, n=n_null_rows, unit="rows",
@@ -579,25 +575,19 @@ class Gaussianity(Probe):
         x = np.arange(len(layers))
         ax = axes[0][0]
         for i, m in enumerate(modes):
-            ms = [result.metric("sigreg", layer=L, space=m) for L in layers]
-            base = [result.metric("sigreg", layer=L, space=m, baseline="gaussian")
-                    for L in layers]
-            lo, hi = np.array([b.ci_low for b in base]), np.array([b.ci_high for b in base])
+            ms = result.series("sigreg", at=layers, space=m)
+            base = result.series("sigreg", at=layers, space=m, baseline="gaussian")
+            lo, hi = base.ci_low, base.ci_high
             baseline_band(ax, x, lo, hi, label=None)
-            try:
-                twin = [result.metric("sigreg", layer=L, space=m, baseline="random-init")
-                        for L in layers]
-                ax.plot(x, [v.value for v in twin], ls="--", marker="x", color=PALETTE[i],
-                        alpha=0.7, label=f"{m} (random-init)")
-            except KeyError:
-                pass
+            twin = result.series("sigreg", at=layers, space=m, baseline="random-init")
+            if twin.found.any():
+                ax.plot(x, twin.values, ls="--", marker="x", color=PALETTE[i], alpha=0.7,
+                        label=f"{m} (random-init)")
             # markers too, so a single layer (where a band has no width) still shows its null
             ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", color=BASELINE_COLOR,
                         lw=3, label="Gaussian null (95%)" if i == 0 else None)
-            err = np.nan_to_num(np.clip([[v.value - v.ci_low, v.ci_high - v.value]
-                                         for v in ms], 0, None).T)
-            ax.errorbar(x, [v.value for v in ms], yerr=err, marker="o", capsize=2,
-                        color=PALETTE[i], label=f"{m}")
+            ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", capsize=2, color=PALETTE[i],
+                        label=f"{m}")
         ax.set_yscale("log")
         ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
         ax.set_ylabel("SIGReg (mean Epps-Pulley)")
@@ -623,22 +613,17 @@ class Gaussianity(Probe):
                                  (axes[1][1], ("anisotropy", "uniformity", "alpha_req"),
                                   "sphere statistics and alpha-ReQ")):
             for i, name in enumerate(names):
-                try:
-                    ms = [result.metric(name, layer=L) for L in layers]
-                except KeyError:
+                ms = result.series(name, at=layers)
+                if not ms.found.any():
                     continue
-                err = np.nan_to_num(np.clip([[v.value - v.ci_low, v.ci_high - v.value]
-                                             for v in ms], 0, None).T)
                 color = PALETTE[i]
-                ax.errorbar(x, [v.value for v in ms], yerr=err, marker="o", capsize=2,
-                            color=color, label=name)
+                ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", capsize=2, color=color,
+                            label=name)
                 for baseline, ls in (("gaussian", ":"), ("random-init", "--")):
-                    try:
-                        b = [result.metric(name, layer=L, baseline=baseline) for L in layers]
-                    except KeyError:
-                        continue
-                    ax.plot(x, [v.value for v in b], ls=ls, marker="x", color=color,
-                            alpha=0.7, label=f"{name} ({baseline})")
+                    b = result.series(name, at=layers, baseline=baseline)
+                    if b.found.any():
+                        ax.plot(x, b.values, ls=ls, marker="x", color=color, alpha=0.7,
+                                label=f"{name} ({baseline})")
             ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
             ax.set_xlabel("layer")
             ax.set_title(title)

@@ -34,8 +34,8 @@ import numpy as np
 
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
-from geoprobe.stats import group_codes, percentile_interval, shuffle_labels
+from geoprobe.probe import Probe, ProbeResult, Requirements
+from geoprobe.stats import ClusterBootstrap, shuffle_labels
 
 #: measures drawn in the figure (``l1_norm`` is reported but scale-dependent)
 FIGURE_MEASURES = ("top5_energy", "top10_energy", "hoyer", "gini", "l1_l2", "effective_rank")
@@ -141,10 +141,9 @@ class ActivationSparsity(Probe):
         conditions = [self.reference] + [str(v) for v in values if v != self.reference]
         groups = ctx.column(self.group) if self.group else None
         n = ctx.embeddings.n_items
-        codes, n_units = group_codes(groups, n)
-        unit = self.group or "rows"
-        # Same unit draws for every layer and measure: (n_boot, n_units)
-        draws = ctx.rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=self.n_boot)
+        # Same unit draws for every layer, measure and condition: shifts get paired intervals.
+        boot = ClusterBootstrap(groups, n, n_boot=self.n_boot, rng=ctx.rng,
+                                unit=self.group or "rows", level=self.level)
         perms = np.stack([shuffle_labels(cond, groups=groups, within_groups=groups is not None,
                                          rng=ctx.rng) for _ in range(self.n_perm)])
         # Row-averaging weights of each condition under each permutation: (n_perm, n)
@@ -156,30 +155,24 @@ class ActivationSparsity(Probe):
             gauss = density_measures(ctx.rng.standard_normal((min(n, 2000), X.shape[1])),
                                      top=self.top, weights=self.weights)
             for name, v in measures.items():
-                boot = {}
+                samples = {}
                 for c in conditions:
                     rows = cond == c
-                    sums = np.bincount(codes[rows], weights=v[rows], minlength=n_units)
-                    sizes = np.bincount(codes[rows], minlength=n_units).astype(float)
-                    value = float(v[rows].mean())
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        boot[c] = (draws @ sums) / (draws @ sizes)
-                    lo, hi = percentile_interval(boot[c], self.level)
-                    metrics.append(Metric(name, value, lo, hi, n_units, unit,
-                                          {"layer": layer, "condition": c}))
-                metrics.append(Metric(name, float(gauss[name].mean()), n=n_units, unit=unit,
-                                      labels={"layer": layer, "baseline": "gaussian"}))
+                    samples[c] = boot.ratio(np.where(rows, v, 0.0), rows.astype(float))
+                    metrics.append(boot.metric(name, v[rows].mean(), samples[c], layer=layer,
+                                               condition=c))
+                metrics.append(boot.metric(name, gauss[name].mean(), layer=layer,
+                                           baseline="gaussian"))
                 ref_mean = v[cond == self.reference].mean()
                 for c in conditions[1:]:
-                    diff = float(v[cond == c].mean() - ref_mean)
-                    lo, hi = percentile_interval(boot[c] - boot[self.reference], self.level)
-                    labels = {"layer": layer, "condition": c}
-                    metrics.append(Metric(f"{name}_shift", diff, lo, hi, n_units, unit, labels))
+                    diff = v[cond == c].mean() - ref_mean
+                    metrics.append(boot.metric(f"{name}_shift", diff,
+                                               samples[c] - samples[self.reference],
+                                               layer=layer, condition=c))
+                    # the null's band is the percentile interval of the shuffled shifts
                     null = perm_avg[c] @ v - perm_avg[self.reference] @ v
-                    nlo, nhi = percentile_interval(null, self.level)
-                    metrics.append(Metric(f"{name}_shift", float(null.mean()), nlo, nhi,
-                                          n_units, unit,
-                                          {**labels, "baseline": "shuffled-condition"}))
+                    metrics.append(boot.metric(f"{name}_shift", null.mean(), null, layer=layer,
+                                               condition=c, baseline="shuffled-condition"))
         return self.result(ctx, metrics, conditions=conditions)
 
     @classmethod
@@ -195,25 +188,19 @@ class ActivationSparsity(Probe):
             metric = f"{name}_shift"
             for i, c in enumerate(shifted):
                 xs = x + (i - (len(shifted) - 1) / 2) * width
-                null = [result.metric(metric, layer=layer, condition=c,
-                                      baseline="shuffled-condition") for layer in layers]
-                lo = np.array([m.ci_low for m in null])
-                ax.bar(xs, np.array([m.ci_high for m in null]) - lo, bottom=lo,
+                null = result.series(metric, at=layers, condition=c,
+                                     baseline="shuffled-condition")
+                ax.bar(xs, null.ci_high - null.ci_low, bottom=null.ci_low,
                        width=0.9 * width, color=BASELINE_COLOR, alpha=0.35, lw=0,
                        label="shuffled-condition null (95%)" if i == 0 else None)
-                ms = [result.metric(metric, layer=layer, condition=c) for layer in layers]
-                v = np.array([m.value for m in ms])
-                err = np.abs(np.array([[m.ci_low, m.ci_high] for m in ms]).T - v)
-                ax.errorbar(xs, v, yerr=err, marker="o", ms=3, capsize=2, color=PALETTE[i],
-                            ls="-" if len(layers) > 1 else "none", label=c)
-                try:
-                    tw = [result.metric(metric, layer=layer, condition=c,
-                                        baseline="random-init") for layer in layers]
-                    ax.plot(xs, [m.value for m in tw], ls="none", marker="x", ms=4,
-                            color=PALETTE[i],
+                ms = result.series(metric, at=layers, condition=c)
+                err = np.abs(np.array([ms.ci_low, ms.ci_high]) - ms.values)
+                ax.errorbar(xs, ms.values, yerr=err, marker="o", ms=3, capsize=2,
+                            color=PALETTE[i], ls="-" if len(layers) > 1 else "none", label=c)
+                tw = result.series(metric, at=layers, condition=c, baseline="random-init")
+                if tw.found.any():
+                    ax.plot(xs, tw.values, ls="none", marker="x", ms=4, color=PALETTE[i],
                             label="random-init twin (x)" if i == 0 else None)
-                except KeyError:
-                    pass
             ax.axhline(0, color="k", lw=0.6)
             direction = "lower = sparser" if name in ("l1_l2", "effective_rank") else \
                 "higher = sparser"

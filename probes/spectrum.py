@@ -42,8 +42,8 @@ from __future__ import annotations
 import numpy as np
 
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult
-from geoprobe.stats import block_bootstrap, centred_interval
+from geoprobe.probe import Probe, ProbeResult
+from geoprobe.stats import ClusterBootstrap
 from geoprobe.streaming import blocked_moments, covariance
 
 
@@ -126,37 +126,35 @@ class CovarianceSpectrum(Probe):
     def evaluate(self, ctx) -> ProbeResult:
         n = ctx.embeddings.n_items
         groups = ctx.column(self.group) if self.group else None
-        block_of_row, block_weights, n_units = block_bootstrap(
-            groups, n, max_blocks=self.max_blocks, n_boot=self.n_boot, rng=ctx.rng)
-        n_blocks = block_weights.shape[1]
-        unit = self.group or "rows"
+        boot = ClusterBootstrap(groups, n, n_boot=self.n_boot, rng=ctx.rng,
+                                unit=self.group or "rows", max_blocks=self.max_blocks,
+                                level=self.level)
+        n_blocks = boot.n_blocks
         metrics, spectra, shuffled_spectra = [], [], []
         for layer, X in ctx.iter_layers(dtype=None):
-            counts, sums, grams = blocked_moments(X, block_of_row, n_blocks)
+            counts, sums, grams = blocked_moments(X, boot.block_of_row, n_blocks)
             sing, cov_eig = spectra_from_moments(counts.sum(), sums.sum(0), grams.sum(0),
                                                  self.center)
             spectra.append(cov_eig / max(cov_eig.sum(), 1e-300))
             boot_rm, boot_pr = np.empty(self.n_boot), np.empty(self.n_boot)
-            for b, w in enumerate(block_weights):
+            for b, w in enumerate(boot.counts):
                 boot_rm[b], boot_pr[b] = _bootstrap_pair(w @ counts, w @ sums,
                                                          np.tensordot(w, grams, 1),
                                                          self.center, self.eps)
-            for name, value, boot in (("rankme", rankme(sing, self.eps), boot_rm),
-                                      ("participation_ratio", participation_ratio(cov_eig),
-                                       boot_pr)):
-                lo, hi = centred_interval(value, boot, self.level)
-                lo, hi = max(lo, 1.0), min(hi, float(X.shape[1]))
-                metrics.append(Metric(name, value, lo, hi, n_units, unit, {"layer": layer}))
+            for name, value, samples in (("rankme", rankme(sing, self.eps), boot_rm),
+                                         ("participation_ratio", participation_ratio(cov_eig),
+                                          boot_pr)):
+                metrics.append(boot.metric(name, value, samples, kind="centred",
+                                           bounds=(1.0, float(X.shape[1])), layer=layer))
             sh_sing, sh_eig = self._shuffled(X, ctx.rng)
             shuffled_spectra.append(sh_eig / max(sh_eig.sum(), 1e-300))
             g_sing, g_eig = self._gaussian(n, X.shape[1], ctx.rng)
             for baseline, (bs, be) in (("shuffled-features", (sh_sing, sh_eig)),
                                        ("gaussian", (g_sing, g_eig))):
-                metrics.append(Metric("rankme", rankme(bs, self.eps), n=n_units, unit=unit,
-                                      labels={"layer": layer, "baseline": baseline}))
-                metrics.append(Metric("participation_ratio", participation_ratio(be),
-                                      n=n_units, unit=unit,
-                                      labels={"layer": layer, "baseline": baseline}))
+                metrics.append(boot.metric("rankme", rankme(bs, self.eps), layer=layer,
+                                           baseline=baseline))
+                metrics.append(boot.metric("participation_ratio", participation_ratio(be),
+                                           layer=layer, baseline=baseline))
         arrays = {"spectrum": np.array(spectra), "spectrum_shuffled": np.array(shuffled_spectra)}
         return self.result(ctx, metrics, arrays, centered=self.center, n_blocks=n_blocks)
 
@@ -193,24 +191,19 @@ class CovarianceSpectrum(Probe):
         ax_spec.legend(frameon=False, ncol=1 if len(layers) < 6 else 2)
 
         x = np.arange(len(layers))
-        main = [result.metric("rankme", layer=layer) for layer in layers]
-        vals = np.array([m.value for m in main])
-        err = np.clip([[m.value - m.ci_low, m.ci_high - m.value] for m in main], 0, None).T
+        main = result.series("rankme", at=layers)
         for baseline, color in (("gaussian", BASELINE_COLOR), ("shuffled-features", PALETTE[1]),
                                 ("random-init", PALETTE[3])):
-            try:
-                b = [result.metric("rankme", layer=layer, baseline=baseline) for layer in layers]
-            except KeyError:
+            b = result.series("rankme", at=layers, baseline=baseline)
+            if not b.found.any():
                 continue
-            bv = np.array([m.value for m in b])
-            lo = np.array([m.ci_low if np.isfinite(m.ci_low) else m.value for m in b])
-            hi = np.array([m.ci_high if np.isfinite(m.ci_high) else m.value for m in b])
             if baseline == "gaussian":
-                baseline_band(ax_rank, x, np.zeros_like(bv), bv, label="isotropic Gaussian")
+                baseline_band(ax_rank, x, np.zeros_like(b.values), b.values,
+                              label="isotropic Gaussian")
             else:
-                ax_rank.plot(x, bv, ls="--", marker=".", color=color, label=baseline)
-                ax_rank.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
-        ax_rank.errorbar(x, vals, yerr=np.nan_to_num(err), marker="o", color=PALETTE[0],
+                ax_rank.plot(x, b.values, ls="--", marker=".", color=color, label=baseline)
+                ax_rank.fill_between(x, *b.band(), color=color, alpha=0.2, lw=0)
+        ax_rank.errorbar(x, main.values, yerr=main.yerr(), marker="o", color=PALETTE[0],
                          capsize=2, label="RankMe (95% CI)")
         ax_rank.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
         ax_rank.set_xlabel("layer")

@@ -67,7 +67,7 @@ from geoprobe.datasets.treebank import batch_tree_distances
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
-from geoprobe.stats import child_seed, percentile_interval
+from geoprobe.stats import ClusterBootstrap, child_seed
 
 #: the structural-probes reference's punctuation (PTB XPOS)
 PTB_PUNCT = frozenset({"''", ",", ".", ":", "``", "-LRB-", "-RRB-"})
@@ -593,20 +593,20 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: list[Batch], *, rank: in
 # Bootstrap over sentences
 # --------------------------------------------------------------------------------------
 class SentenceBootstrap:
-    """Metric values with percentile intervals from one set of sentence-count draws.
+    """Corpus-level parsing metrics with percentile intervals over dev sentences.
 
-    counts : int array (n_boot, n_sent), multinomial sentence counts of each replicate.
+    One :class:`~geoprobe.stats.ClusterBootstrap` over sentences (``kernel``) is shared by
+    every metric of a layer; the statistics below are computed from per-sentence sums.
+    counts : int array (n_boot, n_sent), sentence counts of each replicate.
     """
 
     def __init__(self, n_sent: int, n_boot: int, level: float, rng: np.random.Generator):
-        self.counts = rng.multinomial(n_sent, np.full(n_sent, 1.0 / n_sent), size=n_boot)
-        self.level = level
-        self.n = n_sent
+        self.kernel = ClusterBootstrap(None, n_sent, n_boot=n_boot, rng=rng, unit="sentences",
+                                       level=level)
+        self.counts = self.kernel.counts
 
     def _metric(self, name, value, boot, labels, higher=True):
-        lo, hi = percentile_interval(boot, self.level)
-        return Metric(name, float(value), lo, hi, self.n, "sentences",
-                      {k: str(v) for k, v in labels.items()}, higher)
+        return self.kernel.metric(name, value, boot, higher_is_better=higher, **labels)
 
     def ratio(self, name, num_den: np.ndarray, **labels) -> Metric:
         """Corpus-level ``sum(num) / sum(den)`` over sentences; num_den of shape (n_sent, 2)."""
@@ -852,13 +852,11 @@ def _plot_layers(ax, result, names):
     layers = result.info["layers"]
     x = np.arange(len(layers))
     for j, name in enumerate(names):
-        ms = [result.metric(name, layer=layer) for layer in layers]
-        v = np.array([m.value for m in ms])
-        err = np.clip([[m.value - m.ci_low, m.ci_high - m.value] for m in ms], 0, None).T
-        ax.errorbar(x, v, yerr=np.nan_to_num(err), marker="o", ms=3, capsize=2,
+        ms = result.series(name, at=layers)
+        ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", ms=3, capsize=2,
                     color=PALETTE[j], label=name.replace("_", " "))
         for baseline, ls in (("identity", ":"), ("random-probe", "-."), ("random-init", "--")):
-            b = np.array([_value_or_nan(result, name, layer, baseline) for layer in layers])
+            b = result.series(name, at=layers, baseline=baseline).values
             if np.isfinite(b).any():
                 ok = np.isfinite(b)
                 ax.plot(x[ok], b[ok], ls=ls, marker=".", ms=2, color=PALETTE[j], alpha=0.5,
@@ -873,13 +871,6 @@ def _plot_layers(ax, result, names):
 
 def _layer_label(layer) -> str:
     return str(layer) if str(layer).startswith("layer") else f"layer {layer}"
-
-
-def _value_or_nan(result, name, layer, baseline) -> float:
-    try:
-        return result.metric(name, layer=layer, baseline=baseline).value
-    except KeyError:
-        return np.nan
 
 
 def _plot_tree(ax, result):

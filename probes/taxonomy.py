@@ -94,7 +94,7 @@ import numpy as np
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
-from geoprobe.stats import group_codes, percentile_interval
+from geoprobe.stats import ClusterBootstrap
 
 KERNELS = ("exponential", "power")
 ESTIMATORS = ("lda", "mean")
@@ -173,36 +173,27 @@ def transform(X: np.ndarray, *, center: bool = False, whiten: bool = False,
     return Xc @ (W[:, keep] / np.sqrt(lam[keep]))
 
 
-def _cluster_bootstrap_columns(values: np.ndarray, groups, n_boot: int, rng,
-                               level: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Percentile CIs of the column means of ``values`` (n, m), resampling groups.
+def _column_means(values: np.ndarray, groups, unit: str, rng, probe):
+    """Cluster bootstrap of the column means of ``values`` (n, m), NaN entries left out.
 
-    NaN entries are left out of their column's mean. Returns (low (m,), high (m,), n_units).
+    Each call draws its own replicates. Returns the :class:`ClusterBootstrap` (for intervals
+    and metrics) and the replicate means, shape (n_boot, m).
     """
     values = np.asarray(values, dtype=float)
     if values.ndim == 1:
         values = values[:, None]
-    codes, n_units = group_codes(groups, values.shape[0])
+    boot = ClusterBootstrap(groups, values.shape[0], n_boot=probe.n_boot, rng=rng, unit=unit,
+                            level=probe.level)
     ok = np.isfinite(values)
-    sums = np.zeros((n_units, values.shape[1]))
-    sizes = np.zeros((n_units, values.shape[1]))
-    np.add.at(sums, codes, np.where(ok, values, 0.0))
-    np.add.at(sizes, codes, ok.astype(float))
-    counts = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=n_boot)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        samples = (counts @ sums) / (counts @ sizes)
-    lows, highs = zip(*(percentile_interval(samples[:, j], level)
-                        for j in range(values.shape[1])))
-    return np.array(lows), np.array(highs), n_units
+    return boot, boot.ratio(np.where(ok, values, 0.0), ok.astype(float))
 
 
 def _metric(name, values, groups, unit, rng, probe, labels, higher_is_better=None):
     """Mean of ``values`` (NaNs left out) with a cluster-bootstrap CI."""
     values = np.asarray(values, dtype=float)
-    lo, hi, n_units = _cluster_bootstrap_columns(values, groups, probe.n_boot, rng, probe.level)
+    boot, samples = _column_means(values, groups, unit, rng, probe)
     value = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
-    return Metric(name, value, float(lo[0]), float(hi[0]), n_units, unit,
-                  {k: str(v) for k, v in labels.items()}, higher_is_better)
+    return boot.metric(name, value, samples[:, 0], higher_is_better=higher_is_better, **labels)
 
 
 # -- tree-kernel theory ---------------------------------------------------------------------
@@ -455,9 +446,11 @@ class GramEigenTaxonomy(Probe):
                                        ctx.rng, self, lab, True))
                 metrics.append(_metric("coarse_to_fine", c2f, groups, unit, ctx.rng, self, lab,
                                        True))
-                lo, hi, _ = _cluster_bootstrap_columns(g, groups, self.n_boot, ctx.rng,
-                                                       self.level)
-                curves.setdefault(label, []).append(np.stack([g.mean(0), lo, hi]))
+                boot, samples = _column_means(g, groups, unit, ctx.rng, self)
+                mean = g.mean(0)
+                lo, hi = np.array([boot.interval(mean[k], samples[:, k])
+                                   for k in range(g.shape[1])]).T
+                curves.setdefault(label, []).append(np.stack([mean, lo, hi]))
                 if label == "data":
                     lv = np.where(levels >= 0, levels, np.nan)
                     with warnings.catch_warnings():  # an index with no split anywhere: NaN
@@ -557,11 +550,9 @@ class GramEigenTaxonomy(Probe):
         title = f"eigenspace alignment, K = {K}"
         aa = result.metric("alignment_area", layer=layers[-1])
         title += f"\nAA {aa.value:.3f} [{aa.ci_low:.3f}, {aa.ci_high:.3f}]"
-        try:
-            twin = result.metric("alignment_area", layer=layers[-1], baseline="random-init")
+        twin = result.find("alignment_area", layer=layers[-1], baseline="random-init")
+        if twin is not None:
             title += f", random-init {twin.value:.3f}"
-        except KeyError:
-            pass
         ax_g.set_xlabel("k (top-k eigenspace)")
         ax_g.set_ylabel("g(k)")
         ax_g.set_ylim(0, 1.02)

@@ -173,15 +173,13 @@ class TemporalStraightness(Probe):
                 ((None, PALETTE[0], "latent"), ("shuffled-time", BASELINE_COLOR, "shuffled time"),
                  ("true-state", PALETTE[2], "true state"),
                  ("random-init", PALETTE[3], "random init"))):
-            try:
-                ms = [result.metric("straightness", layer=l, **(
-                    {"baseline": baseline} if baseline else {})) for l in layers]
-            except KeyError:
+            ms = result.series("straightness", at=layers,
+                               **({"baseline": baseline} if baseline else {}))
+            if not ms.found.any():
                 continue
-            v = np.array([m.value for m in ms])
-            err = np.abs(np.array([[m.ci_low, m.ci_high] for m in ms]).T - v)
-            ax_m.errorbar(x + 0.1 * off, v, yerr=np.nan_to_num(err), fmt="o", color=color,
-                          capsize=2, label=label)
+            err = np.abs(np.array([ms.ci_low, ms.ci_high]) - ms.values)
+            ax_m.errorbar(x + 0.1 * off, ms.values, yerr=np.nan_to_num(err), fmt="o",
+                          color=color, capsize=2, label=label)
         ax_m.axhline(0, color="k", lw=0.5)
         ax_m.set_xlim(-0.5, len(layers) - 0.2)
         ax_m.set_xticks(x + 0.15, layers)

@@ -16,9 +16,9 @@ def test_bootstrap_indices_keep_units_whole():
         assert len(np.unique(drawn)) <= 10
 
 
-def test_bootstrap_counts_match_unit_draws():
+def test_row_weights_match_unit_draws():
     groups = np.array([0, 0, 1, 2, 2, 2])
-    c = stats.bootstrap_counts(groups, 6, 50, np.random.default_rng(1))
+    c = stats.ClusterBootstrap(groups, 6, n_boot=50, rng=np.random.default_rng(1)).row_weights()
     assert c.shape == (50, 6)
     assert np.all(c[:, 0] == c[:, 1]) and np.all(c[:, 3] == c[:, 5])
     assert np.all(c[:, [0, 2, 3]].sum(1) == 3)
