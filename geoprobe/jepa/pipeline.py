@@ -29,7 +29,7 @@ from geoprobe.plotting import save_figure
 from geoprobe.provenance import write_json_atomic, write_text_atomic
 from geoprobe.safepath import check_name, inside
 
-#: the embedded default: small enough for ~10 minutes on 2 shared cores, end to end
+#: the embedded default: about 3 minutes end to end on 2 cores (benchmarks/results/main_job.md)
 DEFAULTS = {"world": "tworoom", "n_episodes": 300, "steps": 32, "size": 64, "train_steps": 600}
 #: RankMe below this fraction of the latent dimension is reported as a collapse
 COLLAPSE_FRACTION = 0.25
