@@ -42,6 +42,7 @@ import numpy as np
 
 from .embeddings import EmbeddingSet
 from .errors import ProbeInputError
+from .source import AUTO, Source, resolve_source
 from .stats import Interval, as_generator
 
 
@@ -386,22 +387,36 @@ class Probe:
             raise ProbeInputError(f"probe {self.name!r} needs at least {req.min_items} items, "
                                   f"{embeddings.source} has {embeddings.n_items}")
 
-    def run(self, embeddings: EmbeddingSet, *, layers: Sequence[int | str] | str | None = None,
+    def run(self, embeddings: EmbeddingSet | Source, *,
+            layers: Sequence[int | str] | str | None = None,
             annotations: Mapping | None = None, model=None, seed: int = 0,
             twin: EmbeddingSet | bool | None = True, progress: bool = True) -> ProbeResult:
         """Check the input, evaluate, and add the random-init twin's metrics as a baseline.
 
         Parameters
         ----------
-        embeddings : EmbeddingSet
+        embeddings : Source or EmbeddingSet
+            A :class:`~geoprobe.source.Source` (from :func:`~geoprobe.source.resolve_source`,
+            as the runner passes it), or a plain set, which becomes one here.
         layers : "all", "last", a layer, or a list of layers (positions or names)
         annotations : mapping of annotation name to value
         model : a live model, for probes that need one
         seed : int
             Seeds every random choice; recorded in the result.
         twin : EmbeddingSet, True or False/None
-            The random-init control. True loads the one named in the set's provenance, if any.
+            The random-init control. True: the Source's twin, or for a plain set the one its
+            provenance records, if any. A set (with a plain set only): that twin, aligned to
+            the set's items. False/None: none.
         """
+        if isinstance(embeddings, Source):
+            if isinstance(twin, EmbeddingSet):
+                raise ProbeInputError("a Source brings its own twin; give the twin to "
+                                      "resolve_source instead of to run()")
+            source = embeddings if twin is True else embeddings.without_twin()
+        else:
+            source = resolve_source(embeddings, twin=(AUTO if twin is True else twin or None)
+                                    if self.uses_twin else None)
+        embeddings = source.embeddings
         annotations = dict(annotations or {})
         self.check_input(embeddings, annotations, model)
         names = self._layer_names(embeddings, layers)
@@ -413,13 +428,8 @@ class Probe:
         result.info.setdefault("dim", embeddings.dim)
         result.info.setdefault("layers", names)
         result.info.setdefault("source", embeddings.source)
-        if twin is True and self.uses_twin:
-            twin = embeddings.load_twin()
-        if isinstance(twin, EmbeddingSet) and self.uses_twin:
-            if twin.n_layers != embeddings.n_layers:
-                raise ProbeInputError(
-                    f"random-init twin {twin.source} has {twin.n_layers} layers, "
-                    f"{embeddings.source} has {embeddings.n_layers}")
+        if source.twin is not None and self.uses_twin:
+            twin = source.twin
             # Layers correspond by position; the twin's metrics take the main set's names.
             positions = [embeddings.layer_index(name) for name in names]
             rename = {twin.layer_names[i]: embeddings.layer_names[i] for i in positions}
