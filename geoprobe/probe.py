@@ -316,6 +316,9 @@ class ProbeContext:
     rng : the generator for every random choice this probe makes.
     seed : the seed ``rng`` came from (recorded in the result).
     progress : whether to show progress bars.
+    is_twin : whether ``embeddings`` is the random-init twin, evaluated as the control of
+        another set (its metrics become the ``random-init`` baseline), rather than the set
+        being probed.
     """
 
     embeddings: EmbeddingSet
@@ -325,6 +328,7 @@ class ProbeContext:
     rng: np.random.Generator
     seed: int
     progress: bool = True
+    is_twin: bool = False
 
     @property
     def items(self):
@@ -434,7 +438,7 @@ class Probe:
             positions = [embeddings.layer_index(name) for name in names]
             rename = {twin.layer_names[i]: embeddings.layer_names[i] for i in positions}
             twin_ctx = ProbeContext(twin, list(rename), annotations, model,
-                                    as_generator(seed), seed, progress)
+                                    as_generator(seed), seed, progress, is_twin=True)
             twin_result = self.evaluate(twin_ctx)
             for m in twin_result.metrics:
                 if not m.is_baseline:
