@@ -52,6 +52,7 @@ from geoprobe.locks import work_dir
 from geoprobe.progress import progress
 from geoprobe.provenance import file_sha256, writing
 from geoprobe.safepath import check_name, inside
+from geoprobe.source import twin_path
 
 from .treebank import Sentence, default_treebank_path, read_conllu
 
@@ -670,6 +671,6 @@ def run_extract(args) -> int:
     skipped = emb.provenance.get("skipped_sentences") or []
     if skipped:
         print(f"skipped {len(skipped)} sentence(s) longer than the model's maximum length")
-    if emb.twin_path is not None:
-        print(f"random-init twin: {emb.twin_path}")
+    if twin_path(emb) is not None:
+        print(f"random-init twin: {twin_path(emb)}")
     return 0

@@ -20,6 +20,7 @@ from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import EmbeddingError, GeoprobeError
 from geoprobe.locks import work_dir
 from geoprobe.safepath import check_name, inside
+from geoprobe.source import AUTO, resolve_source
 
 from .extraction import TWIN_SUFFIX, reuse_built, treebank_lm
 
@@ -96,7 +97,7 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
                          workdir=workdir) for s in splits]
     prov = _joined_provenance(parts[0], key)
     if twin:
-        twins = [p.load_twin() for p in parts]
+        twins = [resolve_source(p, twin=AUTO).twin for p in parts]
         twin_out = out.with_name(out.stem + TWIN_SUFFIX + out.suffix)
         concat_sets(twins, twin_out, provenance=_joined_provenance(twins[0], key))
         prov["twin"] = twin_out.name
@@ -107,6 +108,6 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
 def _joined_provenance(first: EmbeddingSet, key: str) -> dict:
     """The first part's provenance without what belongs to one split."""
     prov = {k: v for k, v in first.provenance.items()
-            if k not in ("_dir", "twin", "split", "n_sentences", "extraction_key")}
+            if k not in ("twin", "split", "n_sentences", "extraction_key")}
     prov["splits_key"] = key
     return prov

@@ -27,6 +27,7 @@ from geoprobe import EmbeddingSet
 from geoprobe.plotting import save_figure, style
 from geoprobe.probes.fracture import Fracture, fracture_table
 from geoprobe.probes.gaussianity import Gaussianity
+from geoprobe.source import AUTO, resolve_source
 
 
 def _with(emb: EmbeddingSet, **cols) -> EmbeddingSet:
@@ -72,17 +73,19 @@ def main():
         from geoprobe.datasets.extraction import treebank_lm
 
         emb = treebank_lm("dev", max_sentences=args.sentences, workdir=args.out / "extract")
-        run("minilm", minilm_columns(emb), minilm_columns(emb.load_twin()), args.out,
+        twin = resolve_source(emb, twin=AUTO).twin
+        run("minilm", minilm_columns(emb), minilm_columns(twin), args.out,
             {"group": "sentence_id", "n_boot": 100},
             {"target": "noun", "context": "half", "others": ["verb", "rel_position"],
              "group": "sentence_id", "n_resamples": 8},
             args.layers)
     else:
         for path in args.exports:
-            emb = EmbeddingSet.open(path)
+            source = resolve_source(path, twin=AUTO)
+            emb = source.embeddings
             val = np.flatnonzero(emb.items["split"] == "val")
             run(path.name, jepa_columns(emb).subset(val),
-                jepa_columns(emb.load_twin()).subset(val), args.out, {"group": "episode"},
+                jepa_columns(source.twin).subset(val), args.out, {"group": "episode"},
                 {"target": "y", "context": "room", "others": ["x"], "group": "episode",
                  "n_resamples": 10}, None)
 

@@ -19,9 +19,11 @@ from .io import export_embeddings, load_embeddings  # noqa: E402
 from .items import ItemTable  # noqa: E402
 from .probe import Metric, Probe, ProbeContext, ProbeResult, Requirements  # noqa: E402
 from .registry import available, get_probe, make_probe  # noqa: E402
+from .source import Source, resolve_source  # noqa: E402
 
 __all__ = [
     "EmbeddingSet", "EmbeddingWriter", "ItemTable", "load_embeddings", "export_embeddings",
+    "Source", "resolve_source",
     "Probe", "ProbeContext", "ProbeResult", "Metric", "Requirements",
     "available", "get_probe", "make_probe",
     "GeoprobeError", "EmbeddingError", "FormatError", "ProbeInputError", "SuiteError",

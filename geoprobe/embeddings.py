@@ -114,13 +114,20 @@ class EmbeddingSet:
     provenance : dict, optional
         Free-form, JSON-serialisable. Conventional keys: ``model``, ``checkpoint_sha256``,
         ``pooling``, ``created``, ``geoprobe_version``, ``source``, ``twin`` (path of the same
-        extraction from a random-init model, the standard control).
+        extraction from a random-init model, the standard control; a record that
+        :func:`geoprobe.source.resolve_source` reads with ``twin="auto"``).
     layer_names : list of str, optional
         Defaults to ``"0", "1", ...``.
     source : str
         Name used in error messages (usually the file).
     validate : bool
         Check shapes and finiteness now (one chunked pass per layer).
+
+    Attributes
+    ----------
+    path : Path or None
+        The on-disk set this one was opened from (:meth:`open`), None for a set built in
+        memory. Derived sets keep it: paths their provenance records resolve beside it.
     """
 
     def __init__(self, layers, items=None, *, provenance: Mapping | None = None,
@@ -152,6 +159,7 @@ class EmbeddingSet:
         else:
             self.items = ItemTable(items or {}, n_items=self.n_items, source=source)
         self.provenance = dict(provenance or {})
+        self.path: Path | None = None
         if validate:
             self.validate()
 
@@ -263,9 +271,11 @@ class EmbeddingSet:
     def subset(self, rows) -> "EmbeddingSet":
         """Rows selected by index or mask (loads the selected rows of every layer)."""
         rows = np.asarray(rows)
-        return EmbeddingSet([np.asarray(self.layer(i)[rows]) for i in range(self.n_layers)],
-                            self.items.subset(rows), provenance=self.provenance,
-                            layer_names=self.layer_names, source=self.source, validate=False)
+        new = EmbeddingSet([np.asarray(self.layer(i)[rows]) for i in range(self.n_layers)],
+                           self.items.subset(rows), provenance=self.provenance,
+                           layer_names=self.layer_names, source=self.source, validate=False)
+        new.path = self.path
+        return new
 
     def with_items(self, items) -> "EmbeddingSet":
         """The same vectors with another item table (an :class:`ItemTable`, dict or CSV path)."""
@@ -301,26 +311,6 @@ class EmbeddingSet:
                              f"{other.source} (first {only_self[0]!r})")
             raise EmbeddingError("cannot align embedding sets: " + "; ".join(parts))
         return self.subset(self.items.index_of(other.ids))
-
-    @property
-    def twin_path(self) -> Path | None:
-        """Path of the random-init twin named in the provenance, resolved beside this set."""
-        twin = self.provenance.get("twin")
-        if not twin:
-            return None
-        path = Path(twin)
-        if not path.is_absolute() and self.provenance.get("_dir"):
-            path = Path(self.provenance["_dir"]) / path
-        return path
-
-    def load_twin(self) -> "EmbeddingSet | None":
-        """The random-init twin, aligned to this set's items, or None if there is none."""
-        path = self.twin_path
-        if path is None:
-            return None
-        from .io import load_embeddings
-
-        return load_embeddings(path).align_to(self)
 
     # -- saving --------------------------------------------------------------------------
     def save(self, path, *, dtype=None) -> Path:
@@ -366,11 +356,12 @@ class EmbeddingSet:
         layer_names = _field(manifest, "layer_names", (list, type(None)), manifest_path,
                              default=None)
         provenance = dict(_field(manifest, "provenance", dict, manifest_path, default={}))
-        provenance["_dir"] = str(path.resolve().parent)
-        return cls(_LayerFiles(layer_files, (n_items, dim)),
-                   ItemTable(columns, n_items=n_items, source=str(path)),
-                   provenance=provenance, layer_names=layer_names,
-                   source=str(path), validate=validate)
+        emb = cls(_LayerFiles(layer_files, (n_items, dim)),
+                  ItemTable(columns, n_items=n_items, source=str(path)),
+                  provenance=provenance, layer_names=layer_names,
+                  source=str(path), validate=validate)
+        emb.path = path.resolve()
+        return emb
 
     def __repr__(self) -> str:
         return (f"EmbeddingSet(source={self.source!r}, n_layers={self.n_layers}, "
@@ -485,7 +476,7 @@ class EmbeddingWriter:
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "f":
             raise EmbeddingError(f"storage dtype must be floating, got {self.dtype}")
-        self.provenance = {k: v for k, v in dict(provenance or {}).items() if k != "_dir"}
+        self.provenance = dict(provenance or {})
         self.validate = validate
         self._columns: dict[str, list[np.ndarray]] = {}
         self._tmp: Path | None = None

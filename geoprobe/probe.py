@@ -42,6 +42,7 @@ import numpy as np
 
 from .embeddings import EmbeddingSet
 from .errors import ProbeInputError
+from .source import AUTO, Source, resolve_source
 from .stats import Interval, as_generator
 
 
@@ -315,6 +316,9 @@ class ProbeContext:
     rng : the generator for every random choice this probe makes.
     seed : the seed ``rng`` came from (recorded in the result).
     progress : whether to show progress bars.
+    is_twin : whether ``embeddings`` is the random-init twin, evaluated as the control of
+        another set (its metrics become the ``random-init`` baseline), rather than the set
+        being probed.
     """
 
     embeddings: EmbeddingSet
@@ -324,6 +328,7 @@ class ProbeContext:
     rng: np.random.Generator
     seed: int
     progress: bool = True
+    is_twin: bool = False
 
     @property
     def items(self):
@@ -386,22 +391,36 @@ class Probe:
             raise ProbeInputError(f"probe {self.name!r} needs at least {req.min_items} items, "
                                   f"{embeddings.source} has {embeddings.n_items}")
 
-    def run(self, embeddings: EmbeddingSet, *, layers: Sequence[int | str] | str | None = None,
+    def run(self, embeddings: EmbeddingSet | Source, *,
+            layers: Sequence[int | str] | str | None = None,
             annotations: Mapping | None = None, model=None, seed: int = 0,
             twin: EmbeddingSet | bool | None = True, progress: bool = True) -> ProbeResult:
         """Check the input, evaluate, and add the random-init twin's metrics as a baseline.
 
         Parameters
         ----------
-        embeddings : EmbeddingSet
+        embeddings : Source or EmbeddingSet
+            A :class:`~geoprobe.source.Source` (from :func:`~geoprobe.source.resolve_source`,
+            as the runner passes it), or a plain set, which becomes one here.
         layers : "all", "last", a layer, or a list of layers (positions or names)
         annotations : mapping of annotation name to value
         model : a live model, for probes that need one
         seed : int
             Seeds every random choice; recorded in the result.
         twin : EmbeddingSet, True or False/None
-            The random-init control. True loads the one named in the set's provenance, if any.
+            The random-init control. True: the Source's twin, or for a plain set the one its
+            provenance records, if any. A set (with a plain set only): that twin, aligned to
+            the set's items. False/None: none.
         """
+        if isinstance(embeddings, Source):
+            if isinstance(twin, EmbeddingSet):
+                raise ProbeInputError("a Source brings its own twin; give the twin to "
+                                      "resolve_source instead of to run()")
+            source = embeddings if twin is True else embeddings.without_twin()
+        else:
+            source = resolve_source(embeddings, twin=(AUTO if twin is True else twin or None)
+                                    if self.uses_twin else None)
+        embeddings = source.embeddings
         annotations = dict(annotations or {})
         self.check_input(embeddings, annotations, model)
         names = self._layer_names(embeddings, layers)
@@ -413,18 +432,13 @@ class Probe:
         result.info.setdefault("dim", embeddings.dim)
         result.info.setdefault("layers", names)
         result.info.setdefault("source", embeddings.source)
-        if twin is True and self.uses_twin:
-            twin = embeddings.load_twin()
-        if isinstance(twin, EmbeddingSet) and self.uses_twin:
-            if twin.n_layers != embeddings.n_layers:
-                raise ProbeInputError(
-                    f"random-init twin {twin.source} has {twin.n_layers} layers, "
-                    f"{embeddings.source} has {embeddings.n_layers}")
+        if source.twin is not None and self.uses_twin:
+            twin = source.twin
             # Layers correspond by position; the twin's metrics take the main set's names.
             positions = [embeddings.layer_index(name) for name in names]
             rename = {twin.layer_names[i]: embeddings.layer_names[i] for i in positions}
             twin_ctx = ProbeContext(twin, list(rename), annotations, model,
-                                    as_generator(seed), seed, progress)
+                                    as_generator(seed), seed, progress, is_twin=True)
             twin_result = self.evaluate(twin_ctx)
             for m in twin_result.metrics:
                 if not m.is_baseline:

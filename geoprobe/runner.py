@@ -29,8 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .embeddings import EmbeddingSet, replace_dir
-from .errors import EmbeddingError, GeoprobeError, SuiteError
-from .io import load_embeddings
+from .errors import GeoprobeError, SuiteError
 from .locks import clean_work, hold, remove_leftovers, scratch_dir
 from .probe import ProbeResult
 from .progress import progress
@@ -38,54 +37,44 @@ from .provenance import apply_umask, environment, read_json, write_json_atomic, 
 from .registry import get_generator, make_probe
 from .report import check_results, render_figures, write_report
 from .safepath import inside
+from .source import AUTO, Source, resolve_source
 from .suite import Suite
 
 RESULTS_FILE = "results.json"
 RESULTS_FORMAT = 1
 
 
-def _load_source(suite: Suite, spec, workdir: Path) -> tuple[EmbeddingSet, EmbeddingSet | None]:
-    if spec.generate:
-        gen = get_generator(spec.generate)
-        kwargs = dict(spec.params)
-        accepted = inspect.signature(gen).parameters
-        if "seed" in accepted:
-            kwargs.setdefault("seed", suite.seed)
-        if "workdir" in accepted:
-            kwargs["workdir"] = inside(workdir, spec.name, error=SuiteError,
-                                       what="source name")
-            kwargs["workdir"].mkdir(parents=True, exist_ok=True)
-        unknown = set(kwargs) - set(accepted)
-        if unknown and not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
-            raise SuiteError(f"source {spec.name!r}: generator {spec.generate!r} has no "
-                             f"parameter(s) {sorted(unknown)}; it takes {sorted(accepted)}")
-        emb = gen(**kwargs)
-        if not isinstance(emb, EmbeddingSet):
-            raise SuiteError(f"generator {spec.generate!r} returned {type(emb).__name__}, "
-                             "expected an EmbeddingSet")
-    else:
-        emb = load_embeddings(suite.resolve(spec.path), items=suite.resolve(spec.items),
-                              validate=spec.validate)
-    if spec.layers not in (None, "all"):
-        layers = spec.layers if isinstance(spec.layers, list) else [spec.layers]
-        emb = emb.select_layers(layers)
-    twin = None
-    if spec.twin:
-        twin = load_embeddings(suite.resolve(spec.twin), validate=spec.validate)
-        try:
-            twin = twin.align_to(emb)
-        except EmbeddingError as exc:
-            raise EmbeddingError(f"source {spec.name!r}: twin does not match: {exc}") from None
-        if spec.layers not in (None, "all"):
-            twin = twin.select_layers(layers)
-    else:
-        twin = emb.load_twin()
-        if twin is not None and spec.layers not in (None, "all"):
-            twin = twin.select_layers(layers)
-    return emb, twin
+def _load_source(suite: Suite, spec, workdir: Path) -> Source:
+    """The suite source ``spec``, generated or read, with its twin: an explicit ``twin =``
+    path, else the one the set records (:func:`~geoprobe.source.resolve_source`)."""
+    main = _generate(suite, spec, workdir) if spec.generate else suite.resolve(spec.path)
+    return resolve_source(main, items=None if spec.generate else suite.resolve(spec.items),
+                          twin=suite.resolve(spec.twin) if spec.twin else AUTO,
+                          layers=spec.layers, validate=spec.validate, name=spec.name)
 
 
-def _describe_source(emb: EmbeddingSet, twin: EmbeddingSet | None, seconds: float) -> dict:
+def _generate(suite: Suite, spec, workdir: Path) -> EmbeddingSet:
+    gen = get_generator(spec.generate)
+    kwargs = dict(spec.params)
+    accepted = inspect.signature(gen).parameters
+    if "seed" in accepted:
+        kwargs.setdefault("seed", suite.seed)
+    if "workdir" in accepted:
+        kwargs["workdir"] = inside(workdir, spec.name, error=SuiteError, what="source name")
+        kwargs["workdir"].mkdir(parents=True, exist_ok=True)
+    unknown = set(kwargs) - set(accepted)
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        raise SuiteError(f"source {spec.name!r}: generator {spec.generate!r} has no "
+                         f"parameter(s) {sorted(unknown)}; it takes {sorted(accepted)}")
+    emb = gen(**kwargs)
+    if not isinstance(emb, EmbeddingSet):
+        raise SuiteError(f"generator {spec.generate!r} returned {type(emb).__name__}, "
+                         "expected an EmbeddingSet")
+    return emb
+
+
+def _describe_source(source: Source, seconds: float) -> dict:
+    emb, twin = source.embeddings, source.twin
     return {"source": emb.source, "n_items": emb.n_items, "dim": emb.dim,
             "layers": emb.layer_names, "columns": emb.items.names,
             "provenance": {k: v for k, v in emb.provenance.items() if not k.startswith("_")},
@@ -128,19 +117,18 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
         cleanup.callback(shutil.rmtree, tmp, ignore_errors=True)
         scratch = Path(workdir) if workdir else cleanup.enter_context(scratch_dir("run"))
         t_start = time.perf_counter()
-        sources, twins, source_info, warnings = {}, {}, {}, []
+        sources, source_info, warnings = {}, {}, []
         needed = {spec.source for spec in suite.probes}
         for name in progress(sorted(needed), desc="sources", enable=show_progress):
             t0 = time.perf_counter()
-            sources[name], twins[name] = _load_source(suite, suite.sources[name], scratch)
-            source_info[name] = _describe_source(sources[name], twins[name],
-                                                 time.perf_counter() - t0)
-            collapsed = sources[name].collapse_warning()
+            sources[name] = _load_source(suite, suite.sources[name], scratch)
+            source_info[name] = _describe_source(sources[name], time.perf_counter() - t0)
+            collapsed = sources[name].embeddings.collapse_warning()
             if collapsed:  # said now, before the probes run, and kept in the results
                 print(f"geoprobe: warning: {collapsed}", file=sys.stderr)
                 warnings.append(collapsed)
         for spec in suite.probes:  # refuse missing columns/annotations before running any
-            probes[spec.id].check_input(sources[spec.source], spec.annotations, None)
+            probes[spec.id].check_input(sources[spec.source].embeddings, spec.annotations, None)
 
         results, timings = {}, {}
         bar = progress(suite.probes, desc="probes", unit="probe", enable=show_progress)
@@ -152,7 +140,6 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
             annotations = {k: _resolve_annotation(suite, v) for k, v in spec.annotations.items()}
             result = probes[spec.id].run(sources[spec.source], layers=spec.layers,
                                          annotations=annotations, seed=seed,
-                                         twin=twins[spec.source] or False,
                                          progress=show_progress)
             timings[spec.id] = round(time.perf_counter() - t0, 3)
             results[spec.id] = (spec, result)

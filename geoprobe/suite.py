@@ -12,8 +12,9 @@ Format::
     params = { n_items = 2000 }
     # path = "emb.npy"              # ... or a file (any format load_embeddings reads)
     # items = "labels.csv"          # row descriptions for a file that lacks them
-    # twin = "random_init.npy"      # the random-init control, same items
-    # layers = ["0", "3"]           # restrict to some layers
+    # twin = "random_init.npy"      # the random-init control, same items (default: the
+    #                               # twin the set's provenance records, if any)
+    # layers = ["0", "3"]           # restrict to some layers: "all", "last", a layer, a list
 
     [[probes]]
     id = "spectrum"                 # default: the probe name; must be unique

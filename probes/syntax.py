@@ -49,7 +49,8 @@ all words.
 Baselines per layer (``baseline`` label): ``identity`` (B = I, no training), ``random-probe``
 (an untrained Gaussian B of the same rank); both get prototypes and, for the polar probe, a
 root point fitted on train, so they are scored exactly like the trained probe. The core adds
-the random-init model (``random-init``) when the embedding set names its twin.
+the random-init model (``random-init``) when the source has a twin; on the twin
+(``ctx.is_twin``), itself a control, only the layer sweep runs (no baselines, no rank sweep).
 
 Confidence intervals: percentile bootstrap over dev sentences (``n_boot`` replicates, one
 multinomial draw of sentence counts per replicate shared by every metric of a layer).
@@ -718,8 +719,8 @@ class _SyntaxProbe(Probe):
         dev_b = make_batches(dev, self.max_tokens)
         boot = SentenceBootstrap(dev.n, self.n_boot, self.level, ctx.rng)
         example = int(np.argmin(np.abs(dev.lengths - 12)))
-        # A random-init model's vectors are themselves a control: layer sweep only.
-        control = bool(ctx.embeddings.provenance.get("random_init"))
+        # The random-init twin is itself a control: layer sweep only.
+        control = ctx.is_twin
         metrics, per_layer, info_layers = [], {}, {}
         best = None  # (layer, X, fitted, scores) of the best layer so far; one layer in memory
         for layer, Xn in ctx.iter_layers(dtype=np.float32):

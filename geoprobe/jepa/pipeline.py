@@ -28,6 +28,7 @@ from geoprobe.locks import work_dir
 from geoprobe.plotting import save_figure
 from geoprobe.provenance import write_json_atomic, write_text_atomic
 from geoprobe.safepath import check_name, inside
+from geoprobe.source import AUTO, resolve_source
 
 #: the embedded default: about 3 minutes end to end on 2 cores (benchmarks/results/main_job.md)
 DEFAULTS = {"world": "tworoom", "n_episodes": 300, "steps": 32, "size": 64, "train_steps": 600}
@@ -113,8 +114,9 @@ def probe_latents(emb: EmbeddingSet, *, seed: int = 0, mlp: bool = True,
             ("spectrum", "covariance-spectrum", {"group": "episode"}),
             ("straightness", "temporal-straightness", {"reference": state[:2]}),
             ("voe", "voe-surprise", {}), *plan]
+    source = resolve_source(emb, twin=AUTO)  # the exported twin, read once for every probe
     return {pid: make_probe(name, **{**params, **extra.get(pid, {})}).run(
-                emb, seed=seed, progress=show_progress) for pid, name, params in jobs}
+                source, seed=seed, progress=show_progress) for pid, name, params in jobs}
 
 
 def summary_row(emb: EmbeddingSet, results: dict) -> dict:

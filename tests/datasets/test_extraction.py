@@ -12,6 +12,7 @@ from geoprobe.datasets import extraction
 from geoprobe.datasets.extraction import WordEncoder, extract_treebank, treebank_lm
 from geoprobe.datasets.treebank import default_treebank_path, read_conllu
 from geoprobe.errors import GeoprobeError
+from geoprobe.source import resolve_source, twin_path
 
 SENTENCES = [
     ["Unbelievably", ",", "the", "antidisestablishmentarian", "cat", "snored", "."],
@@ -109,7 +110,7 @@ def test_real_extraction_round_trips_with_twin(tmp_path, encoder):
     assert len(prov["checkpoint_sha256"]) == 64 and prov["random_init"] is False
     assert prov["layer_names"][0] == "embeddings" and prov["twin"] == "dev.random-init.gpemb"
     assert prov["twin_seed"] == 3
-    twin = emb.load_twin()
+    twin = resolve_source(emb, twin="auto").twin
     assert twin.provenance["random_init"] is True and twin.provenance["seed"] == 3
     assert np.array_equal(twin.ids, emb.ids)
     assert not np.allclose(twin.layer(6), emb.layer(6), atol=0.1)
@@ -137,7 +138,7 @@ def test_cli_extract_and_errors(tmp_path, capsys):
     out = tmp_path / "cli.gpemb"
     assert cli_main(["extract", "--split", "dev", "--max-sentences", "3", "--no-twin",
                      "--out", str(out)]) == 0
-    assert "wrote" in capsys.readouterr().out and EmbeddingSet.open(out).twin_path is None
+    assert "wrote" in capsys.readouterr().out and twin_path(EmbeddingSet.open(out)) is None
     assert cli_main(["extract", "--treebank", str(tmp_path / "none.conllu"),
                      "--out", str(tmp_path / "x")]) == 2
     assert "none.conllu" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from geoprobe.jepa.cli import main
 from geoprobe.jepa.export import export
 from geoprobe.jepa.model import JEPAConfig
 from geoprobe.jepa.train import load_model, load_world_model, read_checkpoint, train
+from geoprobe.source import resolve_source
 
 TINY = dict(dim=8, channels=(8, 8), patch=4, hidden=16, batch=8, history=2, n_directions=16,
             warmup=2, val_episodes=2)
@@ -73,7 +74,7 @@ def test_export_round_trips(data, tmp_path):
     assert set(again.items["split"][ep >= 4]) == {"val"} and set(again.items["split"][ep < 4]) == {"train"}
     z = load_world_model(ckpt).encode(np.asarray(ds["frames"]).reshape(-1, 16, 16, 3))
     np.testing.assert_allclose(again.layer("z"), z, rtol=1e-5, atol=1e-5)
-    twin = again.load_twin()
+    twin = resolve_source(again, twin="auto").twin
     assert twin is not None and twin.n_items == 36
     assert not np.allclose(twin.layer("z"), again.layer("z"))
     assert again.provenance["checkpoint"] == str(ckpt.resolve())
