@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from geoprobe.errors import GeoprobeError
+from geoprobe.sigreg import sigreg
 
-from .sigreg import sigreg
 
 
 @dataclass

@@ -28,6 +28,7 @@ from geoprobe.locks import work_dir
 from geoprobe.plotting import save_figure
 from geoprobe.provenance import write_json_atomic, write_text_atomic
 from geoprobe.safepath import check_name, inside
+from geoprobe.sigreg import sigreg
 
 #: the embedded default: small enough for ~10 minutes on 2 shared cores, end to end
 DEFAULTS = {"world": "tworoom", "n_episodes": 300, "steps": 32, "size": 64, "train_steps": 600}
@@ -85,8 +86,6 @@ def gaussianity(emb: EmbeddingSet, split: str = "val", n_directions: int = 1024,
     """SIGReg (Epps-Pulley, averaged over random directions) of the held-out latents: the
     distance of their distribution from N(0, I); 0 would be a perfect isotropic Gaussian
     (a finite sample of one gives about 1 at any N)."""
-    from .sigreg import sigreg
-
     rows = np.flatnonzero(emb.items["split"] == split) if "split" in emb.items else slice(None)
     z = torch.as_tensor(np.asarray(emb.layer("z"))[rows], dtype=torch.float32)
     return float(sigreg(z, n_directions, torch.Generator().manual_seed(seed)))
