@@ -37,7 +37,7 @@ COLLAPSE_FRACTION = 0.25
 
 
 def _dataset(path: Path, world: str, n_episodes: int, steps: int, size: int, seed: int):
-    from geoprobe.datasets.worlds import write_dataset
+    from .worlds import write_dataset
 
     if not (path / "meta.json").exists():
         write_dataset(path, world, n_episodes, steps, size, seed)
