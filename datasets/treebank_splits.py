@@ -18,6 +18,7 @@ import numpy as np
 
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import EmbeddingError, GeoprobeError
+from geoprobe.io import load_twin
 from geoprobe.locks import work_dir
 from geoprobe.safepath import check_name, inside
 
@@ -96,7 +97,7 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
                          workdir=workdir) for s in splits]
     prov = _joined_provenance(parts[0], key)
     if twin:
-        twins = [p.load_twin() for p in parts]
+        twins = [load_twin(p) for p in parts]
         twin_out = out.with_name(out.stem + TWIN_SUFFIX + out.suffix)
         concat_sets(twins, twin_out, provenance=_joined_provenance(twins[0], key))
         prov["twin"] = twin_out.name

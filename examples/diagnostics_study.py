@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe import EmbeddingSet
+from geoprobe.io import load_twin
 from geoprobe.plotting import save_figure, style
 from geoprobe.probes.fracture import Fracture, fracture_table
 from geoprobe.probes.gaussianity import Gaussianity
@@ -72,7 +73,7 @@ def main():
         from geoprobe.datasets.extraction import treebank_lm
 
         emb = treebank_lm("dev", max_sentences=args.sentences, workdir=args.out / "extract")
-        run("minilm", minilm_columns(emb), minilm_columns(emb.load_twin()), args.out,
+        run("minilm", minilm_columns(emb), minilm_columns(load_twin(emb)), args.out,
             {"group": "sentence_id", "n_boot": 100},
             {"target": "noun", "context": "half", "others": ["verb", "rel_position"],
              "group": "sentence_id", "n_resamples": 8},
@@ -82,7 +83,7 @@ def main():
             emb = EmbeddingSet.open(path)
             val = np.flatnonzero(emb.items["split"] == "val")
             run(path.name, jepa_columns(emb).subset(val),
-                jepa_columns(emb.load_twin()).subset(val), args.out, {"group": "episode"},
+                jepa_columns(load_twin(emb)).subset(val), args.out, {"group": "episode"},
                 {"target": "y", "context": "room", "others": ["x"], "group": "episode",
                  "n_resamples": 10}, None)
 

@@ -36,6 +36,7 @@ from .items import ID_COLUMN, ItemTable
 from .locks import hold, remove_leftovers
 from .provenance import apply_umask, read_json
 from .safepath import inside
+from .version import __version__
 
 FORMAT_NAME = "geoprobe-embeddings"
 FORMAT_VERSION = 1
@@ -49,12 +50,6 @@ COLLAPSE_RTOL = 1e-6
 #: cut short (EOFError) or not a Python literal (SyntaxError, tokenize.TokenError), and a
 #: declared shape larger than memory (MemoryError).
 NPY_ERRORS = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError, MemoryError)
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def load_npy(path, *, mmap: bool = False) -> np.ndarray:
@@ -313,15 +308,6 @@ class EmbeddingSet:
             path = Path(self.provenance["_dir"]) / path
         return path
 
-    def load_twin(self) -> "EmbeddingSet | None":
-        """The random-init twin, aligned to this set's items, or None if there is none."""
-        path = self.twin_path
-        if path is None:
-            return None
-        from .io import load_embeddings
-
-        return load_embeddings(path).align_to(self)
-
     # -- saving --------------------------------------------------------------------------
     def save(self, path, *, dtype=None) -> Path:
         """Write this set in geoprobe's on-disk format, atomically; returns the path."""
@@ -571,7 +557,7 @@ class EmbeddingWriter:
             col_specs[name] = {"file": fname, "dtype": values.dtype.str}
         provenance = {
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "geoprobe_version": _version(),
+            "geoprobe_version": __version__,
             **self.provenance,
             "dtype": self.dtype.name,
             "layer_names": self.layer_names,

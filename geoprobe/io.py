@@ -141,6 +141,15 @@ def load_embeddings(path, *, items=None, layer_names=None, validate: bool = True
                         layer_names=layer_names or names, source=source, validate=validate)
 
 
+def load_twin(emb: EmbeddingSet) -> EmbeddingSet | None:
+    """The random-init twin that ``emb``'s provenance names (:attr:`EmbeddingSet.twin_path`),
+    read like any file here and aligned to ``emb``'s items; None if it names none."""
+    path = emb.twin_path
+    if path is None:
+        return None
+    return load_embeddings(path).align_to(emb)
+
+
 def _read_safetensors(path: Path):
     from safetensors import SafetensorError, safe_open
 

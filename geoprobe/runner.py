@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .embeddings import EmbeddingSet, replace_dir
 from .errors import EmbeddingError, GeoprobeError, SuiteError
-from .io import load_embeddings
+from .io import load_embeddings, load_twin
 from .locks import clean_work, hold, remove_leftovers, scratch_dir
 from .probe import ProbeResult
 from .progress import progress
@@ -79,7 +79,7 @@ def _load_source(suite: Suite, spec, workdir: Path) -> tuple[EmbeddingSet, Embed
         if spec.layers not in (None, "all"):
             twin = twin.select_layers(layers)
     else:
-        twin = emb.load_twin()
+        twin = load_twin(emb)
         if twin is not None and spec.layers not in (None, "all"):
             twin = twin.select_layers(layers)
     return emb, twin

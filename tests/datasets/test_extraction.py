@@ -12,6 +12,7 @@ from geoprobe.datasets import extraction
 from geoprobe.datasets.extraction import WordEncoder, extract_treebank, treebank_lm
 from geoprobe.datasets.treebank import default_treebank_path, read_conllu
 from geoprobe.errors import GeoprobeError
+from geoprobe.io import load_twin
 
 SENTENCES = [
     ["Unbelievably", ",", "the", "antidisestablishmentarian", "cat", "snored", "."],
@@ -109,7 +110,7 @@ def test_real_extraction_round_trips_with_twin(tmp_path, encoder):
     assert len(prov["checkpoint_sha256"]) == 64 and prov["random_init"] is False
     assert prov["layer_names"][0] == "embeddings" and prov["twin"] == "dev.random-init.gpemb"
     assert prov["twin_seed"] == 3
-    twin = emb.load_twin()
+    twin = load_twin(emb)
     assert twin.provenance["random_init"] is True and twin.provenance["seed"] == 3
     assert np.array_equal(twin.ids, emb.ids)
     assert not np.allclose(twin.layer(6), emb.layer(6), atol=0.1)

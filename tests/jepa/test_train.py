@@ -4,6 +4,7 @@ import torch
 
 from geoprobe import EmbeddingSet
 from geoprobe.errors import GeoprobeError
+from geoprobe.io import load_twin
 from geoprobe.jepa.cli import main
 from geoprobe.jepa.export import export
 from geoprobe.jepa.model import JEPAConfig
@@ -73,7 +74,7 @@ def test_export_round_trips(data, tmp_path):
     assert set(again.items["split"][ep >= 4]) == {"val"} and set(again.items["split"][ep < 4]) == {"train"}
     z = load_world_model(ckpt).encode(np.asarray(ds["frames"]).reshape(-1, 16, 16, 3))
     np.testing.assert_allclose(again.layer("z"), z, rtol=1e-5, atol=1e-5)
-    twin = again.load_twin()
+    twin = load_twin(again)
     assert twin is not None and twin.n_items == 36
     assert not np.allclose(twin.layer("z"), again.layer("z"))
     assert again.provenance["checkpoint"] == str(ckpt.resolve())

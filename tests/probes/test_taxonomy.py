@@ -6,6 +6,7 @@ import pytest
 from geoprobe import make_probe
 from geoprobe.datasets.taxonomy import Taxonomy, perfect_binary_parents, planted_taxonomy
 from geoprobe.errors import ProbeInputError
+from geoprobe.io import load_twin
 from geoprobe.probes.taxonomy import (
     GramEigenTaxonomy, alignment_area, alignment_curves, averaged_projectors,
     child_parent_cosines, ledoit_wolf_direction, split_levels, theory_eigen, transform,
@@ -155,7 +156,7 @@ def test_real_minilm_beats_its_baselines_and_twin(tmp_path):
     from geoprobe.datasets.wordvectors import wordnet_embeddings
 
     emb = wordnet_embeddings(monosemous=False, max_words=4000, seed=0, workdir=tmp_path)
-    assert emb.load_twin() is not None
+    assert load_twin(emb) is not None
     r = GramEigenTaxonomy(depth=2, n_subtrees=300, n_boot=200).run(emb, seed=0,
                                                                     progress=False)
     data = r.metric("alignment_area", layer="input")
