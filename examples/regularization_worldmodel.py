@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import geoprobe
-from geoprobe.datasets.worlds import COLOURS, make_world, render_episodes, rollout
+from geoprobe.jepa.worlds import COLOURS, make_world, render_episodes, rollout
 from geoprobe.jepa.model import JEPA, WorldModel
 from geoprobe.jepa.train import load_model
 from geoprobe.plotting import save_figure

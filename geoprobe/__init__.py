@@ -9,17 +9,17 @@ A notebook session::
     fig = result.plot()
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
-from .embeddings import EmbeddingSet, EmbeddingWriter  # noqa: E402
-from .errors import (  # noqa: E402
+from .embeddings import EmbeddingSet, EmbeddingWriter
+from .errors import (
     EmbeddingError, FormatError, GeoprobeError, ProbeInputError, SuiteError, UnknownProbeError,
 )
-from .io import export_embeddings, load_embeddings  # noqa: E402
-from .items import ItemTable  # noqa: E402
-from .probe import Metric, Probe, ProbeContext, ProbeResult, Requirements  # noqa: E402
-from .registry import available, get_probe, make_probe  # noqa: E402
-from .source import Source, resolve_source  # noqa: E402
+from .io import export_embeddings, load_embeddings
+from .items import ItemTable
+from .probe import Metric, Probe, ProbeContext, ProbeResult, Requirements
+from .registry import available, get_probe, make_probe
+from .source import Source, resolve_source
 
 __all__ = [
     "EmbeddingSet", "EmbeddingWriter", "ItemTable", "load_embeddings", "export_embeddings",

@@ -36,6 +36,7 @@ from .items import ID_COLUMN, ItemTable
 from .locks import hold, remove_leftovers
 from .provenance import apply_umask, read_json
 from .safepath import inside
+from .version import __version__
 
 FORMAT_NAME = "geoprobe-embeddings"
 FORMAT_VERSION = 1
@@ -49,12 +50,6 @@ COLLAPSE_RTOL = 1e-6
 #: cut short (EOFError) or not a Python literal (SyntaxError, tokenize.TokenError), and a
 #: declared shape larger than memory (MemoryError).
 NPY_ERRORS = (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError, MemoryError)
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def load_npy(path, *, mmap: bool = False) -> np.ndarray:
@@ -562,7 +557,7 @@ class EmbeddingWriter:
             col_specs[name] = {"file": fname, "dtype": values.dtype.str}
         provenance = {
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "geoprobe_version": _version(),
+            "geoprobe_version": __version__,
             **self.provenance,
             "dtype": self.dtype.name,
             "layer_names": self.layer_names,

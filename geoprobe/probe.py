@@ -42,8 +42,10 @@ import numpy as np
 
 from .embeddings import EmbeddingSet
 from .errors import ProbeInputError
+from .metric import Metric, json_number
+from .plugins import PROBE_GROUP, load
 from .source import AUTO, Source, resolve_source
-from .stats import Interval, as_generator
+from .stats import as_generator
 
 
 @dataclass(frozen=True)
@@ -73,73 +75,10 @@ class Requirements:
         return "; ".join(parts) or "vectors only"
 
 
-@dataclass
-class Metric:
-    """One number a probe reports, with its confidence interval.
-
-    name : metric name, e.g. ``"rankme"``.
-    value : point estimate on the full data.
-    ci_low, ci_high : interval bounds (NaN when the probe gives none, which it should say why).
-    n : number of resampling units behind the interval; ``unit`` names them.
-    labels : qualifiers that make the record unique, e.g. ``{"layer": "3"}``,
-        ``{"target": "x"}``, ``{"baseline": "shuffled"}``. A metric whose labels contain
-        ``baseline`` is a baseline or control, not a finding.
-    higher_is_better : direction, for checks and reports (None when neither).
-    """
-
-    name: str
-    value: float
-    ci_low: float = math.nan
-    ci_high: float = math.nan
-    n: int | None = None
-    unit: str = "rows"
-    labels: dict[str, str] = field(default_factory=dict)
-    higher_is_better: bool | None = None
-
-    @classmethod
-    def from_interval(cls, name: str, interval: Interval, *, higher_is_better=None,
-                      **labels) -> "Metric":
-        return cls(name, interval.value, interval.low, interval.high, interval.n, interval.unit,
-                   {k: str(v) for k, v in labels.items()}, higher_is_better)
-
-    @property
-    def is_baseline(self) -> bool:
-        return "baseline" in self.labels
-
-    def key(self) -> str:
-        """``name[label=value,...]``, unique within a result."""
-        if not self.labels:
-            return self.name
-        return self.name + "[" + ",".join(f"{k}={v}" for k, v in sorted(self.labels.items())) + "]"
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "value": _num(self.value), "ci_low": _num(self.ci_low),
-                "ci_high": _num(self.ci_high), "n": self.n, "unit": self.unit,
-                "labels": dict(self.labels), "higher_is_better": self.higher_is_better}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "Metric":
-        return cls(d["name"], _unnum(d["value"]), _unnum(d.get("ci_low")),
-                   _unnum(d.get("ci_high")), d.get("n"), d.get("unit", "rows"),
-                   dict(d.get("labels", {})), d.get("higher_is_better"))
-
-
-def _num(x):
-    """JSON has no NaN/Inf: store them as strings."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else str(x)
-
-
-def _unnum(x):
-    return math.nan if x is None else float(x)
-
-
 def encode_array(arr) -> dict:
     arr = np.asarray(arr)
     if arr.dtype.kind in "fc":
-        data = [_num(v) for v in arr.ravel().tolist()]
+        data = [json_number(v) for v in arr.ravel().tolist()]
     else:
         data = arr.ravel().tolist()
     return {"dtype": arr.dtype.str, "shape": list(arr.shape), "data": data}
@@ -268,12 +207,10 @@ class ProbeResult:
 
     def plot(self):
         """Render this result's figure with the probe class that made it."""
-        from .registry import get_probe
-
         from .plotting import style
 
         with style():
-            return get_probe(self.probe).plot(self)
+            return load(PROBE_GROUP, self.probe, "probe", base=Probe).plot(self)
 
     def to_dict(self) -> dict:
         return {"probe": self.probe, "params": _jsonable(self.params), "seed": self.seed,
@@ -299,7 +236,7 @@ def _jsonable(obj):
     if isinstance(obj, np.generic):
         return _jsonable(obj.item())
     if isinstance(obj, float):
-        return _num(obj)
+        return json_number(obj)
     if obj is None or isinstance(obj, (str, int, bool)):
         return obj
     return str(obj)

@@ -1,63 +1,22 @@
-"""Discovery of probes, data generators and CLI commands through entry points.
-
-geoprobe's own probes are registered in ``pyproject.toml`` under the ``geoprobe.probes``
-entry-point group, exactly as a third-party package registers its own::
-
-    [project.entry-points."geoprobe.probes"]
-    my-probe = "my_package.my_module:MyProbe"
+"""Probes and data generators by name: the entry points of :mod:`geoprobe.plugins`, checked.
 
 Nothing in the core names a particular probe.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib.metadata import EntryPoint, entry_points
-
-from .errors import GeoprobeError, UnknownProbeError
-
-PROBE_GROUP = "geoprobe.probes"
-GENERATOR_GROUP = "geoprobe.generators"
-COMMAND_GROUP = "geoprobe.commands"
-
-
-@lru_cache(maxsize=None)
-def _group(group: str) -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=group):
-        found.setdefault(ep.name, ep)  # first on sys.path wins, as for imports
-    return dict(sorted(found.items()))
-
-
-def refresh() -> None:
-    """Forget cached entry points (after installing a plug-in in a running process)."""
-    _group.cache_clear()
-
-
-def available(group: str = PROBE_GROUP) -> dict[str, EntryPoint]:
-    """Registered names in ``group`` mapped to their (not yet loaded) entry points."""
-    return _group(group)
-
-
-def _load(group: str, name: str, kind: str):
-    eps = _group(group)
-    if name not in eps:
-        known = ", ".join(eps) or "none"
-        raise UnknownProbeError(f"unknown {kind} {name!r}; registered: {known}")
-    try:
-        return eps[name].load()
-    except Exception as exc:  # a broken plug-in must not look like our bug, nor be hidden
-        raise GeoprobeError(f"{kind} {name!r} ({eps[name].value}) failed to load: "
-                            f"{type(exc).__name__}: {exc}") from exc
+from .errors import GeoprobeError
+# COMMAND_GROUP, available and refresh stay importable from here: shipped names (cli.py, tests,
+# geoprobe.available) from before discovery moved to geoprobe.plugins.
+from .plugins import (  # noqa: F401
+    COMMAND_GROUP, GENERATOR_GROUP, PROBE_GROUP, available, load, refresh,
+)
+from .probe import Probe
 
 
 def get_probe(name: str):
     """The probe class registered as ``name``."""
-    from .probe import Probe
-
-    cls = _load(PROBE_GROUP, name, "probe")
-    if not (isinstance(cls, type) and issubclass(cls, Probe)):
-        raise GeoprobeError(f"entry point {name!r} does not name a geoprobe Probe subclass")
+    cls = load(PROBE_GROUP, name, "probe", base=Probe)
     if cls.name != name:
         # One name everywhere: results.json records cls.name and report looks it up again.
         cls.name = name
@@ -77,4 +36,4 @@ def make_probe(name: str, **params):
 
 def get_generator(name: str):
     """The data generator registered as ``name`` (a callable returning an EmbeddingSet)."""
-    return _load(GENERATOR_GROUP, name, "generator")
+    return load(GENERATOR_GROUP, name, "generator")

@@ -19,9 +19,10 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
+
+from .metric import Interval, Metric
 
 DEFAULT_N_BOOT = 1000
 DEFAULT_LEVEL = 0.95
@@ -197,8 +198,6 @@ class ClusterBootstrap:
         has no interval (NaN), e.g. a baseline computed once. ``kind`` and ``bounds`` as in
         :meth:`interval`; labels are stored as strings.
         """
-        from .probe import Metric  # probe imports this module
-
         lo, hi = (math.nan, math.nan) if samples is None else self.interval(
             estimate, samples, kind, bounds)
         return Metric(name, float(estimate), lo, hi, self.n_units, self.unit,
@@ -246,17 +245,6 @@ def centred_interval(estimate: float, samples: np.ndarray,
     lo, hi = percentile_interval(samples, level)
     med = float(np.median(samples))
     return estimate - (med - lo), estimate + (hi - med)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with a percentile bootstrap interval over ``n`` resampling units."""
-
-    value: float
-    low: float
-    high: float
-    n: int
-    unit: str = "rows"
 
 
 def percentile_interval(samples: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:

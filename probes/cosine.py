@@ -4,7 +4,7 @@ Definitions (Steck, Ekanadham & Kallus 2024, "Is cosine-similarity of embeddings
 -------------------------------------------------------------------------------------------
 The layer is a data matrix X of shape (n, p): rows are users (or samples), columns are items
 (or features). A linear factorization ``X ~ X A B^T`` with A, B of shape (p, k) gives item
-vectors, the rows of B. Closed forms (``probes/linear_models.py``), with ``X = U S V^T``:
+vectors, the rows of B. Closed forms (``geoprobe/linear_models.py``), with ``X = U S V^T``:
 
 * obj1 ``||X - XAB^T||^2 + lam ||AB^T||^2``: ``A = V_k diag(shrink) D``, ``B = V_k D^-1``,
   ``shrink = s^2 / (s^2 + lam)``, optimal for *every* invertible diagonal D. Predictions
@@ -50,15 +50,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from geoprobe.errors import ProbeInputError
+from geoprobe.linear_models import (
+    cluster_gap, cosine_matrix, gram, obj1_factors, obj1_shrink, obj2_factors, off_diagonal,
+    spearman_rows, top_eigen,
+)
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, WIDTH
 from geoprobe.probe import Probe, ProbeResult
 from geoprobe.stats import ClusterBootstrap
 
 from geoprobe.datasets.recsys import item_clusters
-from geoprobe.probes.linear_models import (
-    cluster_gap, cosine_matrix, gram, obj1_factors, obj1_shrink, obj2_factors, off_diagonal,
-    spearman_rows, top_eigen,
-)
 
 CANONICAL = ("D=I", "symmetric", "A=V_k")
 SCALARS = ("cosine_range_mean", "cosine_range_p90", "rescaling_rank_corr_mean",

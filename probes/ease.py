@@ -20,7 +20,7 @@ Geometry: ``negative_share`` is the share of off-diagonal weights below zero; th
 ``ease-nonneg`` model zeroes them (``max(B, 0)``), which the anchor reports drops accuracy to
 about SLIM's level. Item vectors are compared across lam for three models: EASE^R's columns
 ``B[:, j]`` (how item j is predicted from the others), and the item factors of the two
-regularized factorizations of Steck et al. 2024 (``probes/linear_models.py``): obj1 with the
+regularized factorizations of Steck et al. 2024 (``geoprobe/linear_models.py``): obj1 with the
 symmetric split ``A = B = V_k diag(sqrt(shrink))`` and obj2 with ``B = V_k
 diag(sqrt((s - sqrt(lam))_+))`` (obj2's penalty lives on the singular-value scale, so the
 common grid uses ``sqrt(lam)`` for it). For each we report the Spearman correlation of the
@@ -45,15 +45,15 @@ from __future__ import annotations
 import numpy as np
 
 from geoprobe.errors import ProbeInputError
+from geoprobe.linear_models import (
+    cluster_gap, cosine_matrix, ease_weights, gram, obj1_factors, obj1_shrink, obj2_factors,
+    off_diagonal, spearman_rows, top_eigen,
+)
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import ClusterBootstrap, bootstrap_mean
 
 from geoprobe.datasets.recsys import fold_in_split, item_clusters
-from geoprobe.probes.linear_models import (
-    cluster_gap, cosine_matrix, ease_weights, gram, obj1_factors, obj1_shrink, obj2_factors,
-    off_diagonal, spearman_rows, top_eigen,
-)
 
 #: the models compared across lam, in figure order
 MODELS = ("ease", "ease-nonneg", "obj1", "obj2")

@@ -4,7 +4,7 @@ The FER hypothesis (Kumar, Clune, Lehman & Stanley 2025, "Questioning representa
 optimism in deep learning: the fractured entangled representation hypothesis") says a factor can be decodable yet encoded in fractured,
 redundant, context-dependent pieces that are fragile under perturbation. The paper shows it
 with pictures; these are the numbers we define for it (rationale in ``docs/fracture.md``).
-Every linear readout is a ridge fit of ``geoprobe.probes.decodability.ridge_cv_predict`` (the
+Every linear readout is a ridge fit of ``geoprobe.decoding.ridge_cv_predict`` (the
 shared engine: alpha chosen by GCV inside the training rows), scored out of fold.
 
 Scores: continuous targets use Pearson r of held-out predictions; categorical targets are
@@ -59,11 +59,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from geoprobe.decoding import group_folds, ridge_cv_predict
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult
-from geoprobe.probes.decodability import group_folds, ridge_cv_predict
-from geoprobe.probes.spectrum import rankme
+from geoprobe.spectra import rankme
 from geoprobe.stats import (
     bootstrap_indices, group_codes, percentile_interval, shuffle_labels,
 )

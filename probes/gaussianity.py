@@ -37,7 +37,7 @@ null gives a critical value and the fraction of directions that exceed it (5% un
 the distribution over directions shows whether a failure is global or confined to a few.
 
 Spectrum statistics (from the streamed Gram matrix, ``geoprobe.streaming``):
-- RankMe and participation ratio: ``geoprobe.probes.spectrum`` (uncentred RankMe, anchor).
+- RankMe and participation ratio: ``geoprobe.spectra`` (uncentred RankMe, anchor).
 - alpha-ReQ (Agrawal et al. 2022): ``alpha`` in ``lambda_k ~ k^{-alpha}``, the least-squares
   slope of log covariance eigenvalue on log rank over ranks 5..100 (1-based, clipped to d and
   to positive eigenvalues), as the anchor states; alpha -> 0 for an isotropic space.
@@ -70,12 +70,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
-from geoprobe.probes.spectrum import participation_ratio, rankme, spectra_from_moments
 from geoprobe.provenance import atomic_path, cache_root
+from geoprobe.sigreg import ep_grid
+from geoprobe.spectra import participation_ratio, rankme, spectra_from_moments
 from geoprobe.stats import ClusterBootstrap, group_codes
 from geoprobe.streaming import MomentAccumulator, blocked_moments
 
@@ -85,16 +87,6 @@ CHUNK_ROWS = 32768
 
 
 # -- the statistic ------------------------------------------------------------------------
-def epps_pulley_grid(t_max: float = 3.0, n_points: int = 17):
-    """``t`` (n_points,), the weights ``w`` (n_points,) and the target cf ``exp(-t^2/2)``."""
-    t = np.linspace(0.0, t_max, n_points)
-    dt = t[1] - t[0]
-    w = np.full(n_points, 2.0 * dt)
-    w[[0, -1]] = dt
-    phi = np.exp(-0.5 * t ** 2)
-    return t, w * phi, phi
-
-
 def random_directions(dim: int, n_directions: int, rng: np.random.Generator) -> np.ndarray:
     """Uniform random unit vectors as columns, shape (dim, n_directions)."""
     A = rng.standard_normal((dim, n_directions))
@@ -149,7 +141,8 @@ class EppsPulleyAccumulator:
     def __init__(self, projection, offset, *, t_max=3.0, n_points=17, n_blocks=1):
         self.projection = np.asarray(projection, dtype=np.float64)
         self.offset = np.asarray(offset, dtype=np.float64)
-        self.t, self.weights, self.phi = epps_pulley_grid(t_max, n_points)
+        self.t, self.phi, self.weights = (a.numpy() for a in ep_grid(t_max, n_points,
+                                                                      dtype=torch.float64))
         self.dt = self.t[1] - self.t[0]
         k = self.projection.shape[1]
         self.counts = np.zeros(n_blocks)

@@ -14,7 +14,7 @@ the origin, and say so in the result.
 Participation ratio: ``PR = (sum_k lambda_k)^2 / sum_k lambda_k^2`` over the eigenvalues of
 the (centred) covariance, the usual linear effective dimensionality.
 
-Both are computed from ``X^T X`` accumulated in chunks (``geoprobe.streaming``), so
+Both (:mod:`geoprobe.spectra`) are computed from ``X^T X`` accumulated in chunks (``geoprobe.streaming``), so
 memory-mapped sets larger than RAM work, and singular values come from the ``dim x dim``
 eigenproblem. Confidence intervals are a cluster bootstrap over resampling units (the
 ``group`` column, else rows): units are split into at most ``max_blocks`` random blocks whose
@@ -43,40 +43,9 @@ import numpy as np
 
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Probe, ProbeResult
+from geoprobe.spectra import eigvals_desc, participation_ratio, rankme, spectra_from_moments
 from geoprobe.stats import ClusterBootstrap
 from geoprobe.streaming import blocked_moments, covariance
-
-
-def rankme(singular_values: np.ndarray, eps: float = 1e-7) -> float:
-    """RankMe of a set of singular values, shape (k,) -> float in [1, k] (up to eps)."""
-    s = np.clip(np.asarray(singular_values, dtype=np.float64), 0.0, None)
-    total = s.sum()
-    if total <= 0:
-        return 1.0
-    p = s / total + eps
-    return float(np.exp(-np.sum(p * np.log(p))))
-
-
-def participation_ratio(eigenvalues: np.ndarray) -> float:
-    """(sum lambda)^2 / sum lambda^2 of covariance eigenvalues, shape (k,) -> float in [1, k]."""
-    lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
-    denom = np.sum(lam ** 2)
-    return float(lam.sum() ** 2 / denom) if denom > 0 else 1.0
-
-
-def _eig_desc(M: np.ndarray) -> np.ndarray:
-    return np.clip(np.linalg.eigvalsh(M)[::-1], 0.0, None)
-
-
-def spectra_from_moments(count, total, gram, center: bool = False):
-    """Singular values for RankMe and covariance eigenvalues (both descending) from a row
-    count, column sums (dim,) and the uncentred Gram matrix (dim, dim)."""
-    cov_eig = _eig_desc(covariance(count, total, gram))
-    if center:
-        sing = np.sqrt(cov_eig * count)
-    else:
-        sing = np.sqrt(_eig_desc(gram))
-    return sing, cov_eig
 
 
 def _bootstrap_pair(count, total, gram, center: bool, eps: float) -> tuple[float, float]:
@@ -87,7 +56,7 @@ def _bootstrap_pair(count, total, gram, center: bool, eps: float) -> tuple[float
     cov = covariance(count, total, gram)
     frob = np.sum(cov * cov)
     pr = float(np.trace(cov) ** 2 / frob) if frob > 0 else 1.0
-    sing = np.sqrt(_eig_desc(cov * count if center else gram))
+    sing = np.sqrt(eigvals_desc(cov * count if center else gram))
     return rankme(sing, eps), pr
 
 

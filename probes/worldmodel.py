@@ -259,7 +259,7 @@ class VoESurprise(_ModelProbe):
         self.level = level
 
     def evaluate(self, ctx) -> ProbeResult:
-        from geoprobe.datasets.worlds import voe_episodes
+        from geoprobe.jepa.worlds import voe_episodes
 
         model = self.world_model(ctx)
         h = model.history

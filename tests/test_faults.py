@@ -338,7 +338,7 @@ def test_world_dataset_and_wordnet_copy_remove_what_a_killed_writer_left(tmp_pat
     """Both write through embeddings.staged_dir: a stale ``.NAME.tmp-*`` (its writer was
     killed) is removed by the next write, and a finished write leaves nothing beside it."""
     from geoprobe.datasets import wordnet
-    from geoprobe.datasets.worlds import open_dataset, write_dataset
+    from geoprobe.jepa.worlds import open_dataset, write_dataset
 
     data = tmp_path / "data"
     data.mkdir()

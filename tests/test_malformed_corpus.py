@@ -308,7 +308,7 @@ case("results huge integer")(lambda t: _results(t, '{"geoprobe_results": ' + "9"
 
 # -- Hugging Face model directories --------------------------------------------------------
 def _model_dir(t):
-    from geoprobe.datasets.extraction import default_model_dir
+    from geoprobe.hf import default_model_dir
 
     src, dst = default_model_dir(), t / "model"
     dst.mkdir()

@@ -5,8 +5,9 @@ state, ``geoprobe.jepa.pipeline`` runs generate -> train -> export -> probe -> r
 ``geoprobe jepa`` command exposes all of it. See docs/jepa.md.
 """
 
+from geoprobe.sigreg import epps_pulley, sigreg  # shipped names: SIGReg now lives in the core
+
 from .model import JEPA, JEPAConfig, WorldModel
-from .sigreg import epps_pulley, sigreg
 from .train import load_model, load_world_model, train
 
 __all__ = ["JEPA", "JEPAConfig", "WorldModel", "sigreg", "epps_pulley", "train", "load_model",

@@ -89,7 +89,7 @@ def config_from(args) -> JEPAConfig:
 
 
 def _generate(args) -> int:
-    from geoprobe.datasets.worlds import write_dataset
+    from .worlds import write_dataset
 
     path = write_dataset(args.out, args.world, args.episodes, args.steps, args.size, args.seed)
     print(f"wrote {path}")

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geoprobe.datasets.worlds import open_dataset
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.progress import progress
 from geoprobe.provenance import file_sha256
@@ -16,6 +15,7 @@ from geoprobe.stats import preserves_torch_rng
 
 from .model import JEPA, WorldModel
 from .train import CHECKPOINT, load_model
+from .worlds import open_dataset
 
 LAYER = "z"
 TWIN_SUFFIX = "-random-init"

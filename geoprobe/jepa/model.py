@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from geoprobe.errors import GeoprobeError
+from geoprobe.sigreg import sigreg
 
-from .sigreg import sigreg
+from .worlds import world_from_meta
 
 
 @dataclass
@@ -185,14 +186,12 @@ class WorldModel:
     """A trained :class:`JEPA` with its world, in eval mode, behind a numpy interface.
 
     This is the protocol the world-model probes use (any object with these members works):
-    ``world`` (a :class:`geoprobe.datasets.worlds.World`), ``image_size``, ``history``,
+    ``world`` (a :class:`geoprobe.jepa.worlds.World`), ``image_size``, ``history``,
     ``encode(frames (n, H, W, 3) uint8) -> (n, D)``, ``predict(z (n, history, D),
     actions (n, history, A)) -> (n, D)`` and ``rollout(z_hist, a_hist, plan)``.
     """
 
     def __init__(self, net: JEPA, world=None):
-        from geoprobe.datasets.worlds import world_from_meta
-
         self.net = net.eval()
         self.cfg = net.cfg
         self.world = world if world is not None else world_from_meta(net.cfg.world)

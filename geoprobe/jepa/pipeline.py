@@ -28,6 +28,7 @@ from geoprobe.locks import work_dir
 from geoprobe.plotting import save_figure
 from geoprobe.provenance import write_json_atomic, write_text_atomic
 from geoprobe.safepath import check_name, inside
+from geoprobe.sigreg import sigreg
 from geoprobe.source import AUTO, resolve_source
 
 #: the embedded default: about 3 minutes end to end on 2 cores (benchmarks/results/main_job.md)
@@ -37,7 +38,7 @@ COLLAPSE_FRACTION = 0.25
 
 
 def _dataset(path: Path, world: str, n_episodes: int, steps: int, size: int, seed: int):
-    from geoprobe.datasets.worlds import write_dataset
+    from .worlds import write_dataset
 
     if not (path / "meta.json").exists():
         write_dataset(path, world, n_episodes, steps, size, seed)
@@ -86,8 +87,6 @@ def gaussianity(emb: EmbeddingSet, split: str = "val", n_directions: int = 1024,
     """SIGReg (Epps-Pulley, averaged over random directions) of the held-out latents: the
     distance of their distribution from N(0, I); 0 would be a perfect isotropic Gaussian
     (a finite sample of one gives about 1 at any N)."""
-    from .sigreg import sigreg
-
     rows = np.flatnonzero(emb.items["split"] == split) if "split" in emb.items else slice(None)
     z = torch.as_tensor(np.asarray(emb.layer("z"))[rows], dtype=torch.float32)
     return float(sigreg(z, n_directions, torch.Generator().manual_seed(seed)))

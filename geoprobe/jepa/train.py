@@ -21,13 +21,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from geoprobe.datasets.worlds import open_dataset
 from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.progress import progress
 from geoprobe.provenance import atomic_path
 from geoprobe.stats import preserves_torch_rng
 
 from .model import JEPA, JEPAConfig, WorldModel
+from .worlds import open_dataset
 
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "log.jsonl"

@@ -3,16 +3,17 @@
 import numpy as np
 import pytest
 
+from geoprobe import hf
 from geoprobe.datasets.wordvectors import (
-    contextual_vectors, embedding_rows, load_model, read_word_vectors, wordnet_embeddings,
-    wordnet_vocabulary,
+    contextual_vectors, embedding_rows, read_word_vectors, wordnet_embeddings, wordnet_vocabulary,
 )
 from geoprobe.errors import FormatError, GeoprobeError
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    return load_model()
+    path = hf.model_dir()
+    return hf.load_model(path), hf.load_tokenizer(path), path
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,6 @@ def test_output_matrix_of_a_model_with_a_head(vocab):
     # trained input matrix even though the checkpoint lacks the head's transform layers
     ids = vocab["token_id"][:4]
     for kwargs in ({}, {"random_init": True, "seed": 0}):
-        net, _, _ = load_model(head=True, **kwargs)
+        net = hf.load_model(hf.model_dir(), head=True, **kwargs)
         np.testing.assert_array_equal(embedding_rows(net, ids, "output"),
                                       embedding_rows(net, ids, "input"))

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from geoprobe.jepa.sigreg import random_directions, sigreg, sigreg_reference as naive_sigreg
+from geoprobe.sigreg import random_directions, sigreg, sigreg_reference as naive_sigreg
 
 
 def test_matches_naive_transcription():

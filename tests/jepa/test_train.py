@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from geoprobe import EmbeddingSet
-from geoprobe.datasets.worlds import open_dataset, write_dataset
 from geoprobe.errors import GeoprobeError
 from geoprobe.jepa.cli import main
 from geoprobe.jepa.export import export
 from geoprobe.jepa.model import JEPAConfig
 from geoprobe.jepa.train import load_model, load_world_model, read_checkpoint, train
+from geoprobe.jepa.worlds import open_dataset, write_dataset
 from geoprobe.source import resolve_source
 
 TINY = dict(dim=8, channels=(8, 8), patch=4, hidden=16, batch=8, history=2, n_directions=16,

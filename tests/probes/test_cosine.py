@@ -3,8 +3,8 @@ import pytest
 
 import geoprobe
 from geoprobe.datasets.recsys import implicit_feedback
+from geoprobe.linear_models import gram, obj1_factors, obj2_factors, top_eigen
 from geoprobe.probes.cosine import canonical_rescalings, rescaling_spread
-from geoprobe.probes.linear_models import gram, obj1_factors, obj2_factors, top_eigen
 
 
 def _obj1(X, A, B, lam):

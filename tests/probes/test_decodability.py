@@ -6,11 +6,12 @@ from sklearn.linear_model import RidgeCV
 from sklearn.metrics import balanced_accuracy_score, f1_score, r2_score
 
 import geoprobe
-from geoprobe.errors import ProbeInputError
-from geoprobe.probes.decodability import (
-    LinearDecodability, classification_scores, control_task_labels, decode, group_folds,
-    online_codelength, regression_scores, ridge_cv_predict,
+from geoprobe.decoding import (
+    classification_scores, control_task_labels, decode, group_folds, online_codelength,
+    regression_scores, ridge_cv_predict,
 )
+from geoprobe.errors import ProbeInputError
+from geoprobe.probes.decodability import LinearDecodability
 
 FAST = dict(mlp_max_epochs=30, n_boot=200)
 

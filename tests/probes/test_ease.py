@@ -3,8 +3,8 @@ import pytest
 
 import geoprobe
 from geoprobe.datasets.recsys import fold_in_split, implicit_feedback
+from geoprobe.linear_models import ease_weights, gram
 from geoprobe.probes.ease import rank_metrics
-from geoprobe.probes.linear_models import ease_weights, gram
 
 
 @pytest.fixture(scope="module")

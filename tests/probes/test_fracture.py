@@ -6,7 +6,7 @@ import torch
 
 from geoprobe import EmbeddingSet, ProbeInputError
 from geoprobe.datasets.fracture import planted_fracture, planted_fracture_model
-from geoprobe.probes.decodability import ridge_cv_predict
+from geoprobe.decoding import ridge_cv_predict
 from geoprobe.probes.fracture import (
     Fracture, covariance_root, distinct_features, fracture_table, leace, mean_pairwise_cosine,
     ridge_map, weight_sweep,

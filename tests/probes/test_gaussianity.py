@@ -8,7 +8,7 @@ from geoprobe.probes.gaussianity import (
     EppsPulleyAccumulator, Gaussianity, alpha_req, epps_pulley, epps_pulley_null, lidar,
     random_directions, sliced_epps_pulley_test, uniformity_terms,
 )
-from geoprobe.probes.spectrum import rankme
+from geoprobe.spectra import rankme
 
 
 def _anchor_sigreg(X, A):
@@ -209,7 +209,7 @@ def test_numpy_diagnostic_agrees_with_the_jepa_training_loss():
     """The torch SIGReg the JEPA trains with and this numpy diagnostic are one statistic."""
     import torch
 
-    from geoprobe.jepa.sigreg import sigreg
+    from geoprobe.sigreg import sigreg
 
     rng = np.random.default_rng(9)
     Z = rng.standard_normal((512, 24)) * np.linspace(0.3, 2.0, 24) + 0.5

@@ -3,7 +3,7 @@ import pytest
 
 from geoprobe import EmbeddingSet, make_probe
 from geoprobe.datasets.synthetic import planted_spectrum
-from geoprobe.probes.spectrum import participation_ratio, rankme
+from geoprobe.spectra import participation_ratio, rankme
 
 
 def test_rankme_closed_forms():

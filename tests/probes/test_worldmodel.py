@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from geoprobe import EmbeddingSet
-from geoprobe.datasets.worlds import TwoRoom
+from geoprobe.jepa.worlds import TwoRoom
 from geoprobe.errors import ProbeInputError
 from geoprobe.probes.worldmodel import LatentPlanning, TemporalStraightness, VoESurprise
 

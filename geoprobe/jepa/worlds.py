@@ -379,7 +379,7 @@ def open_dataset(path) -> dict:
     path = Path(path)
     if not (path / "meta.json").exists():
         raise FormatError(f"{path}: not a world dataset (no meta.json); create one with "
-                          f"`geoprobe jepa generate` or geoprobe.datasets.worlds.write_dataset")
+                          f"`geoprobe jepa generate` or geoprobe.jepa.worlds.write_dataset")
     data = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _FILES}
     data["meta"] = json.loads((path / "meta.json").read_text())
     return data

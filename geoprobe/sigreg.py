@@ -13,6 +13,10 @@ exactly that, (N, D) is one time step.
 
 All directions, points and time steps are evaluated in one broadcast: the cost is
 O(T * N * D * M + T * N * M * 17) with no Python loop.
+
+This module is the one definition of the Epps-Pulley test: the JEPA's training loss
+(:mod:`geoprobe.jepa.model`) calls :func:`sigreg`, and the ``gaussianity`` probe streams the
+same statistic over memory-mapped rows with the quadrature of :func:`ep_grid`.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ N_POINTS = 17
 
 def ep_grid(t_max: float = T_MAX, n_points: int = N_POINTS, *, dtype=torch.float32,
             device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Epps-Pulley grid ``t`` (n_points,), target characteristic function ``exp(-t^2/2)`` and
-    quadrature weights, all of shape (n_points,)."""
+    """Epps-Pulley quadrature ``(t, phi, weights)``, each of shape (n_points,): the grid ``t``,
+    the target characteristic function ``phi = exp(-t^2/2)`` and the trapezoid weights times
+    ``phi``. Computed in ``dtype`` (the training loss runs in its batch's dtype; the probe
+    asks for float64)."""
     t = torch.linspace(0.0, t_max, n_points, dtype=dtype, device=device)
     dt = t_max / (n_points - 1)
     w = torch.full((n_points,), 2 * dt, dtype=dtype, device=device)

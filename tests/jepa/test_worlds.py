@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from geoprobe.datasets import worlds as W
+from geoprobe.jepa import worlds as W
 from geoprobe.errors import FormatError
 
 
