@@ -49,9 +49,11 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from geoprobe.contract import Interval, SequenceOf
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, WIDTH
-from geoprobe.probe import Probe, ProbeResult
+from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.stats import ClusterBootstrap
 
 from geoprobe.datasets.recsys import item_clusters
@@ -136,6 +138,29 @@ class CosineNonuniqueness(Probe):
 
     name = "cosine-nonuniqueness"
     summary = "Item cosines under prediction-preserving rescalings (Steck 2024) and across lambda."
+    parameter_constraints = {
+        "rank": [Interval(int, 1, None)], "lam": [Interval(float, 0, None, closed="neither")], "lambdas": [SequenceOf(Interval(float, 0, None, closed="neither"), min_len=1)],
+        "n_rescalings": [Interval(int, 0, None)], "rescale_sigma": [Interval(float, 0, None)],
+        "n_boot": [Interval(int, 1, None)], "max_pairs": [Interval(int, 1, None)], "figure_items": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+    }
+    # how arbitrary cosines are: descriptions of the model class, not scores to improve
+    metric_directions = {"cosine_range_*": None, "rescaling_rank_corr_*": None,
+                         "max_prediction_change": None, "lambda_rank_corr": None,
+                         "cluster_gap": None}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.recsys import implicit_feedback
+
+        one = implicit_feedback(n_users=150, n_items=30, n_clusters=3, mean_items=8,
+                                heldout_users=30, seed=int(rng.integers(2**31)))
+        X = one.layer(0)
+        # a second layer: the same users' interactions with every other item dropped
+        layers = np.stack([X, X * (np.arange(X.shape[1]) % 2 == 0)])
+        return Example(EmbeddingSet(layers, dict(one.items.items()), provenance=one.provenance,
+                                    source="example"),
+                       {"rank": 4, "lambdas": (0.1, 1.0), "n_rescalings": 3, "n_boot": 3,
+                        "max_pairs": 200, "figure_items": 20})
 
     def __init__(self, rank=10, lam=1.0, lambdas=(0.01, 0.1, 0.3, 1.0, 3.0, 10.0),
                  n_rescalings=20, rescale_sigma=1.0, n_boot=30, max_pairs=20000,

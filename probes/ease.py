@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from geoprobe.contract import Interval, SequenceOf
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
+from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import ClusterBootstrap, bootstrap_mean
 
 from geoprobe.datasets.recsys import fold_in_split, item_clusters
@@ -124,6 +126,28 @@ class EASE(Probe):
     summary = "EASE^R zero-diagonal autoencoder: Recall/NDCG, negative weights, item cosines vs lam."
     requires = Requirements(min_items=20)
     uses_twin = False
+    # ``split`` is optional (users are split at random without it): not a required column
+    parameter_constraints = {
+        "lambdas": [SequenceOf(Interval(float, 0, None, closed="neither"), min_len=1)], "rank": [Interval(int, 1, None)], "split": [str],
+        "target_fraction": [Interval(float, 0, 1, closed="neither")], "ks": [SequenceOf(Interval(int, 1, None), min_len=1)], "n_boot": [Interval(int, 1, None)],
+        "n_boot_fit": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+    }
+    # the drop pattern comes first: "ndcg@*" would match it too
+    metric_directions = {"ndcg@*_drop_when_negatives_zeroed": None, "recall@*": True,
+                         "ndcg@*": True, "negative_share": None, "selected_lambda": None}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.recsys import implicit_feedback
+
+        one = implicit_feedback(n_users=200, n_items=30, n_clusters=3, mean_items=8,
+                                heldout_users=60, seed=int(rng.integers(2**31)))
+        X = one.layer(0)
+        layers = np.stack([X, X * (np.arange(X.shape[1]) % 2 == 0)])
+        return Example(EmbeddingSet(layers, dict(one.items.items()), provenance=one.provenance,
+                                    source="example"),
+                       {"lambdas": (10, 100), "rank": 4, "ks": (5, 10), "n_boot": 20,
+                        "n_boot_fit": 3})
 
     def __init__(self, lambdas=(10, 30, 100, 300, 1000, 3000, 10000), rank=50, split="split",
                  target_fraction=0.2, ks=(20, 50, 100), n_boot=500, n_boot_fit=20, level=0.95):
