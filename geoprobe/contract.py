@@ -73,7 +73,8 @@ class Interval(Constraint):
         if kind not in (int, float):
             raise TypeError(f"Interval kind must be int or float, got {kind!r}")
         if closed not in ("both", "left", "right", "neither"):
-            raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', got {closed!r}")
+            raise ValueError(f"closed must be 'both', 'left', 'right' or 'neither', "
+                             f"got {closed!r}")
         self.kind, self.low, self.high, self.closed = kind, low, high, closed
 
     def accepts(self, value) -> bool:
@@ -170,6 +171,14 @@ class _NoneOf(Constraint):
 
     def describe(self) -> str:
         return "None"
+
+
+#: the forms most parameters take
+POSITIVE_INT = Interval(int, 1, None)
+POSITIVE = Interval(float, 0, None, closed="neither")
+NON_NEGATIVE = Interval(float, 0, None)
+#: a confidence level, a significance level, a fraction strictly between 0 and 1
+OPEN_UNIT = Interval(float, 0, 1, closed="neither")
 
 
 def _as_constraint(spec) -> Constraint:

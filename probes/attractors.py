@@ -46,7 +46,7 @@ import copy
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from geoprobe.contract import Interval, SequenceOf
+from geoprobe.contract import Interval, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
@@ -270,10 +270,11 @@ class LatentAttractors(Probe):
     requires = Requirements(model=True)
     uses_twin = False
     parameter_constraints = {
-        "input_shape": [SequenceOf(Interval(int, 1, None), min_len=1), None], "tol": [Interval(float, 0, None, closed="neither")],
-        "max_steps": [Interval(int, 1, None)], "n_noise": [Interval(int, 0, None)],
-        "grid_size": [Interval(int, 0, None)], "merge_radius": [Interval(float, 0, None, closed="neither")], "n_boot": [Interval(int, 1, None)],
-        "random_init_control": [bool], "level": [Interval(float, 0, 1, closed="neither")],
+        "input_shape": [SequenceOf(POSITIVE_INT, min_len=1), None], "tol": [POSITIVE],
+        "max_steps": [POSITIVE_INT], "n_noise": [Interval(int, 0, None)],
+        "grid_size": [Interval(int, 0, None)], "merge_radius": [POSITIVE],
+        "n_boot": [POSITIVE_INT],
+        "random_init_control": [bool], "level": [OPEN_UNIT],
     }
     # every metric describes the map's dynamics (more attractors or more memorization is
     # neither good nor bad in itself): checks on them are two-sided

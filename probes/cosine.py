@@ -49,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from geoprobe.contract import Interval, SequenceOf
+from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, WIDTH
@@ -139,9 +139,10 @@ class CosineNonuniqueness(Probe):
     name = "cosine-nonuniqueness"
     summary = "Item cosines under prediction-preserving rescalings (Steck 2024) and across lambda."
     parameter_constraints = {
-        "rank": [Interval(int, 1, None)], "lam": [Interval(float, 0, None, closed="neither")], "lambdas": [SequenceOf(Interval(float, 0, None, closed="neither"), min_len=1)],
-        "n_rescalings": [Interval(int, 0, None)], "rescale_sigma": [Interval(float, 0, None)],
-        "n_boot": [Interval(int, 1, None)], "max_pairs": [Interval(int, 1, None)], "figure_items": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "rank": [POSITIVE_INT], "lam": [POSITIVE], "lambdas": [SequenceOf(POSITIVE, min_len=1)],
+        "n_rescalings": [Interval(int, 0, None)], "rescale_sigma": [NON_NEGATIVE],
+        "n_boot": [POSITIVE_INT], "max_pairs": [POSITIVE_INT], "figure_items": [POSITIVE_INT],
+        "level": [OPEN_UNIT],
     }
     # how arbitrary cosines are: descriptions of the model class, not scores to improve
     metric_directions = {"cosine_range_*": None, "rescaling_rank_corr_*": None,

@@ -88,7 +88,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 from threadpoolctl import threadpool_limits
 
-from geoprobe.contract import Interval, Options, SequenceOf
+from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Example, Probe, ProbeResult
@@ -736,15 +736,16 @@ class LinearDecodability(Probe):
     summary = ("Held-out linear/MLP decodability of item columns (ridge, logistic) with "
                "group-aware CV, shuffled/control/trivial baselines and selectivity.")
     parameter_constraints = {
-        "targets": [str, SequenceOf(str)], "kind": [Options({"auto", "continuous", "categorical"})],
+        "targets": [str, SequenceOf(str)],
+        "kind": [Options({"auto", "continuous", "categorical"})],
         "angles": [str, SequenceOf(str)], "angle_unit": [Options({"rad", "deg"})],
         "group": [str, None], "control": [str, None], "n_splits": [Interval(int, 2, None)],
-        "alphas": [SequenceOf(Interval(float, 0, None, closed="neither"), min_len=1), None], "select": [Options({"gcv", "loo"})],
-        "lambdas": [SequenceOf(Interval(float, 0, None, closed="neither"), min_len=1), None], "mlp": [bool],
-        "mlp_hidden": [Interval(int, 1, None)], "mlp_max_epochs": [Interval(int, 1, None)], "shuffled": [bool],
+        "alphas": [SequenceOf(POSITIVE, min_len=1), None], "select": [Options({"gcv", "loo"})],
+        "lambdas": [SequenceOf(POSITIVE, min_len=1), None], "mlp": [bool],
+        "mlp_hidden": [POSITIVE_INT], "mlp_max_epochs": [POSITIVE_INT], "shuffled": [bool],
         "trivial": [bool], "mdl": [bool], "missing": [Options({"error", "drop"})],
-        "rare_classes": [Options({"error", "drop"})], "min_class_size": [Interval(int, 1, None)],
-        "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "rare_classes": [Options({"error", "drop"})], "min_class_size": [POSITIVE_INT],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     column_parameters = ("targets", "angles", "group", "control")
     metric_directions = {

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geoprobe.contract import Interval, SequenceOf
+from geoprobe.contract import OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
@@ -128,9 +128,10 @@ class EASE(Probe):
     uses_twin = False
     # ``split`` is optional (users are split at random without it): not a required column
     parameter_constraints = {
-        "lambdas": [SequenceOf(Interval(float, 0, None, closed="neither"), min_len=1)], "rank": [Interval(int, 1, None)], "split": [str],
-        "target_fraction": [Interval(float, 0, 1, closed="neither")], "ks": [SequenceOf(Interval(int, 1, None), min_len=1)], "n_boot": [Interval(int, 1, None)],
-        "n_boot_fit": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "lambdas": [SequenceOf(POSITIVE, min_len=1)], "rank": [POSITIVE_INT], "split": [str, None],
+        "target_fraction": [OPEN_UNIT], "ks": [SequenceOf(POSITIVE_INT, min_len=1)],
+        "n_boot": [POSITIVE_INT],
+        "n_boot_fit": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     # the drop pattern comes first: "ndcg@*" would match it too
     metric_directions = {"ndcg@*_drop_when_negatives_zeroed": None, "recall@*": True,

@@ -59,7 +59,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from geoprobe.contract import Interval, Options, SequenceOf
+from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT,
+                              SequenceOf)
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
@@ -320,9 +321,9 @@ class Fracture(Probe):
         "target": [str], "context": [str, None], "others": [str, SequenceOf(str)],
         "kind": [Options({"auto", "continuous", "categorical"})], "group": [str, None],
         "n_splits": [Interval(int, 2, None)], "n_resamples": [Interval(int, 2, None)],
-        "noise_levels": [SequenceOf(Interval(float, 0, None, closed="neither"), min_len=1)],
-        "merge_threshold": [Interval(float, 0, 1)], "sweep_directions": [Interval(int, 1, None)],
-        "min_score": [Interval(float, 0, None)], "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "noise_levels": [SequenceOf(POSITIVE, min_len=1)],
+        "merge_threshold": [Interval(float, 0, 1)], "sweep_directions": [POSITIVE_INT],
+        "min_score": [NON_NEGATIVE], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     column_parameters = ("target", "context", "others", "group")
     # higher is more unified (less fractured); erasing the target should spare the other

@@ -71,7 +71,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geoprobe.contract import Check, Interval, Options, SequenceOf
+from geoprobe.contract import (Check, Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE,
+                              POSITIVE_INT, SequenceOf)
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
@@ -373,15 +374,15 @@ class Gaussianity(Probe):
                "LiDAR, uniformity, alignment, anisotropy (streaming).")
     requires = Requirements(min_items=8)
     parameter_constraints = {
-        "n_directions": [Interval(int, 1, None)],
+        "n_directions": [POSITIVE_INT],
         "standardize": [Options(STANDARDIZE), SequenceOf(Options(STANDARDIZE), min_len=1)],
-        "t_max": [Interval(float, 0, None, closed="neither")], "n_points": [Interval(int, 2, None)], "n_null": [Interval(int, 1, None)],
+        "t_max": [POSITIVE], "n_points": [Interval(int, 2, None)], "n_null": [POSITIVE_INT],
         "null_seed": [Interval(int, 0, None)], "null_max_rows": [Interval(int, 8, None)],
         "cache_dir": [str, Path, None, Check(lambda v: v is False, "False")],
-        "group": [str, None], "views": [str, None], "n_pairs": [Interval(int, 1, None)],
-        "req_ranks": [SequenceOf(Interval(int, 1, None), min_len=2, max_len=2)],
-        "lidar_delta": [Interval(float, 0, None, closed="neither")], "eps": [Interval(float, 0, None)], "n_boot": [Interval(int, 1, None)],
-        "level": [Interval(float, 0, 1, closed="neither")], "max_blocks": [Interval(int, 1, None)], "chunk_rows": [Interval(int, 1, None)],
+        "group": [str, None], "views": [str, None], "n_pairs": [POSITIVE_INT],
+        "req_ranks": [SequenceOf(POSITIVE_INT, min_len=2, max_len=2)],
+        "lidar_delta": [POSITIVE], "eps": [NON_NEGATIVE], "n_boot": [POSITIVE_INT],
+        "level": [OPEN_UNIT], "max_blocks": [POSITIVE_INT], "chunk_rows": [POSITIVE_INT],
     }
     column_parameters = ("group", "views")
     metric_directions = {

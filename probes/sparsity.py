@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geoprobe.contract import Interval, Options, SequenceOf
+from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE_INT, SequenceOf
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
@@ -115,8 +115,8 @@ class ActivationSparsity(Probe):
     parameter_constraints = {
         "condition": [str], "reference": [str], "group": [str, None],
         "top": [SequenceOf(Interval(float, 0, 100, closed="right"), min_len=1)],
-        "weights": [Options({"energy", "abs"})], "n_boot": [Interval(int, 1, None)],
-        "n_perm": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "weights": [Options({"energy", "abs"})], "n_boot": [POSITIVE_INT],
+        "n_perm": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     column_parameters = ("condition", "group")
     # density is neither good nor bad: these describe, they do not rank

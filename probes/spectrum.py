@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
-from geoprobe.contract import Interval
+from geoprobe.contract import NON_NEGATIVE, OPEN_UNIT, POSITIVE_INT
 from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.stats import ClusterBootstrap
 from geoprobe.streaming import blocked_moments, covariance
@@ -114,9 +114,9 @@ class CovarianceSpectrum(Probe):
     name = "covariance-spectrum"
     summary = "RankMe, participation ratio and the eigen-spectrum (collapse diagnostics)."
     parameter_constraints = {
-        "center": [bool], "eps": [Interval(float, 0, None)], "group": [str, None],
-        "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
-        "max_blocks": [Interval(int, 1, None)], "max_baseline_rows": [Interval(int, 1, None)],
+        "center": [bool], "eps": [NON_NEGATIVE], "group": [str, None],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+        "max_blocks": [POSITIVE_INT], "max_baseline_rows": [POSITIVE_INT],
     }
     column_parameters = ("group",)
     metric_directions = {"rankme": True, "participation_ratio": True}

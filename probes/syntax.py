@@ -64,7 +64,8 @@ import torch
 from scipy.stats import rankdata
 
 from geoprobe.datasets.treebank import batch_tree_distances
-from geoprobe.contract import Interval, Options, SequenceOf
+from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT,
+                              SequenceOf)
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
@@ -672,11 +673,14 @@ class _SyntaxProbe(Probe):
     requires = Requirements(columns=SYNTAX_COLUMNS, min_items=4)
     #: the parameters both probes share
     common_constraints = {
-        "rank": [Interval(int, 1, None)], "lr": [Interval(float, 0, None, closed="neither")], "epochs": [Interval(int, 1, None)], "patience": [Interval(int, 1, None)],
-        "ranks": [Options({"auto"}), SequenceOf(Interval(int, 1, None), min_len=1), None], "baselines": [bool],
-        "train_split": [str], "dev_split": [str], "max_train_sentences": [Interval(int, 1, None), None],
-        "max_tokens": [Interval(int, 1, None)], "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
-        "plot_types": [Interval(int, 1, None)], "plot_edges": [Interval(int, 1, None)],
+        "rank": [POSITIVE_INT], "lr": [POSITIVE], "epochs": [POSITIVE_INT],
+        "patience": [POSITIVE_INT],
+        "ranks": [Options({"auto"}), SequenceOf(POSITIVE_INT, min_len=1), None],
+        "baselines": [bool],
+        "train_split": [str], "dev_split": [str],
+        "max_train_sentences": [Interval(int, 0, None), None],
+        "max_tokens": [POSITIVE_INT], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+        "plot_types": [POSITIVE_INT], "plot_edges": [POSITIVE_INT],
     }
     metric_directions = {"uuas": True, "uas": True, "las": True, "root_accuracy": True,
                          "dspr": True, "nspr": True, "relation_accuracy": True,
@@ -1014,8 +1018,8 @@ class PolarProbe(_SyntaxProbe):
     select_metric = "las"
     curve_metrics = ("uuas", "las", "relation_accuracy")
     parameter_constraints = {**_SyntaxProbe.common_constraints,
-                             "lam": [Interval(float, 0, None)], "beta": [Interval(float, 0, None)],
-                             "select_sentences": [Interval(int, 1, None)]}
+                             "lam": [NON_NEGATIVE], "beta": [NON_NEGATIVE],
+                             "select_sentences": [POSITIVE_INT]}
 
     def __init__(self, rank=128, lam=10.0, beta=0.01, lr=1e-3, epochs=40, patience=5,
                  ranks="auto", baselines=True, train_split="train", dev_split="dev",

@@ -91,7 +91,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoprobe.contract import Interval, Options, SequenceOf
+from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE_INT, SequenceOf
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
@@ -342,10 +342,11 @@ class GramEigenTaxonomy(Probe):
     requires = Requirements(min_items=15)
     parameter_constraints = {
         "taxonomy": [str, Path, dict, None], "node_column": [str], "depth": [Interval(int, 1, 6)],
-        "n_subtrees": [Interval(int, 1, None)], "kernel": [Options(KERNELS)], "beta": [Interval(float, 0, None)],
-        "center": [bool], "whiten": [bool], "roots": [SequenceOf(str, min_len=1), None],
-        "heatmap_root": [str, None], "heatmap_layer": [str, int, None], "n_heatmap": [Interval(int, 1, None)],
-        "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "n_subtrees": [POSITIVE_INT], "kernel": [Options(KERNELS)], "beta": [NON_NEGATIVE],
+        "center": [bool], "whiten": [bool], "roots": [SequenceOf(str), None],
+        "heatmap_root": [str, None], "heatmap_layer": [str, int, None],
+        "n_heatmap": [POSITIVE_INT],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     column_parameters = ("node_column",)
     metric_directions = {"alignment_area": True, "alignment_area_normalised": True,
@@ -668,9 +669,9 @@ class HierarchicalOrthogonality(Probe):
                "and shuffled baselines.")
     requires = Requirements(min_items=10)
     parameter_constraints = {
-        "taxonomy": [str, Path, dict, None], "node_column": [str], "min_words": [Interval(int, 1, None)],
+        "taxonomy": [str, Path, dict, None], "node_column": [str], "min_words": [POSITIVE_INT],
         "estimators": [SequenceOf(Options(ESTIMATORS), min_len=1)], "whiten": [bool],
-        "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     column_parameters = ("node_column",)
     # orthogonality is |cos| near 0; the signed cosine has no better side

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-from geoprobe.contract import Interval, SequenceOf
+from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
@@ -98,7 +98,7 @@ class TemporalStraightness(Probe):
     requires = Requirements(min_items=3)
     parameter_constraints = {
         "episode": [str], "time": [str], "reference": [SequenceOf(str)],
-        "min_speed": [Interval(float, 0, None)], "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "min_speed": [NON_NEGATIVE], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     column_parameters = ("episode", "time", "reference")
     metric_directions = {"straightness": True}
@@ -268,7 +268,8 @@ class VoESurprise(_ModelProbe):
 
     parameter_constraints = {
         "n_episodes": [Interval(int, 2, None)], "steps": [Interval(int, 2, None)],
-        "event_t": [Interval(int, 1, None)], "window": [Interval(int, 1, None)], "alpha": [Interval(float, 0, 1, closed="neither")], "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "event_t": [POSITIVE_INT], "window": [POSITIVE_INT], "alpha": [OPEN_UNIT],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     # surprise describes the model; which condition should surprise it is the reader's call
     metric_directions = {"surprise": None, "surprise_increase": None, "p_value": None,
@@ -377,9 +378,11 @@ class LatentPlanning(_ModelProbe):
                "(needs a world model, or an export naming its checkpoint).")
 
     parameter_constraints = {
-        "n_pairs": [Interval(int, 1, None)], "goal_steps": [Interval(int, 1, None)], "budget": [Interval(int, 1, None)], "horizon": [Interval(int, 1, None)],
-        "n_samples": [Interval(int, 1, None)], "n_elites": [Interval(int, 1, None)], "n_iters": [Interval(int, 1, None)], "tolerance": [Interval(float, 0, None, closed="neither")],
-        "n_boot": [Interval(int, 1, None)], "level": [Interval(float, 0, 1, closed="neither")],
+        "n_pairs": [POSITIVE_INT], "goal_steps": [POSITIVE_INT], "budget": [POSITIVE_INT],
+        "horizon": [POSITIVE_INT],
+        "n_samples": [POSITIVE_INT], "n_elites": [POSITIVE_INT], "n_iters": [POSITIVE_INT],
+        "tolerance": [POSITIVE],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
     }
     metric_directions = {"success_rate": True, "final_distance": False, "success_gain": True}
 
