@@ -7,8 +7,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import GeoprobeError
 from .probe import ProbeResult
 from .provenance import write_text_atomic
+from .registry import get_probe
 from .report import checks_table
 from .suite import OPS, CheckSpec
 
@@ -41,6 +43,18 @@ def _find(doc: dict, check: CheckSpec):
         raise
 
 
+def _direction(doc: dict, check: CheckSpec, metric) -> bool | None:
+    """Whether higher is better for ``metric``: as recorded in the result, else as its probe
+    class declares (results written before directions were declared), else None."""
+    if metric.higher_is_better is not None:
+        return metric.higher_is_better
+    try:
+        cls = get_probe(doc["probes"][check.probe]["probe"])
+    except GeoprobeError:  # a plug-in no longer installed: the direction is unknown
+        return None
+    return cls.direction(metric.name)[1]
+
+
 def evaluate_checks(checks: list[CheckSpec], doc: dict, against: dict | None = None):
     """Evaluate each check on a results dict; returns a list of :class:`CheckOutcome`."""
     outcomes = []
@@ -69,11 +83,18 @@ def evaluate_checks(checks: list[CheckSpec], doc: dict, against: dict | None = N
             continue
         problems, notes = [], []
         if check.max_drop is not None:
-            sign = -1.0 if metric.higher_is_better is False else 1.0
-            change = sign * (value - old.value) / max(abs(old.value), 1e-12)
+            higher = _direction(doc, check, metric)
+            change = (value - old.value) / max(abs(old.value), 1e-12)
             notes.append(f"change {change:+.2%} vs {old.value:.4g}")
-            if change < -check.max_drop:
-                problems.append(f"dropped {-change:.2%} > {check.max_drop:.2%}")
+            if higher is None:  # no better side: a move either way beyond max_drop fails
+                if abs(change) > check.max_drop:
+                    problems.append(f"moved {abs(change):.2%} > {check.max_drop:.2%} (the "
+                                    "metric has no direction, so either way counts)")
+            else:
+                worse = -change if higher else change
+                if worse > check.max_drop:
+                    problems.append(f"{'dropped' if higher else 'rose'} {worse:.2%} > "
+                                    f"{check.max_drop:.2%}")
         if check.ci_overlap:
             if not all(map(math.isfinite, (metric.ci_low, metric.ci_high, old.ci_low,
                                            old.ci_high))):

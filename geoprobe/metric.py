@@ -34,7 +34,8 @@ class Metric:
     labels : qualifiers that make the record unique, e.g. ``{"layer": "3"}``,
         ``{"target": "x"}``, ``{"baseline": "shuffled"}``. A metric whose labels contain
         ``baseline`` is a baseline or control, not a finding.
-    higher_is_better : direction, for checks and reports (None when neither).
+    higher_is_better : direction, for checks and reports (None when neither). Left None,
+        :meth:`~geoprobe.probe.Probe.run` fills it from the probe's ``metric_directions``.
     """
 
     name: str

@@ -4,9 +4,15 @@ A probe is a class deriving from :class:`Probe`, registered in the ``geoprobe.pr
 entry-point group. It
 
 * declares what it needs in ``requires`` (item columns, annotations such as a treebank or a
-  taxonomy, a live model) so the host can refuse bad input by name before any work starts;
+  taxonomy, a live model) and, in ``column_parameters``, which of its parameters name item
+  columns, so the host can refuse bad input by name before any work starts;
 * takes its hyperparameters as ``__init__`` keyword arguments, stored unchanged
-  (scikit-learn's convention: no work and no validation in ``__init__``);
+  (scikit-learn's convention: no work and no validation in ``__init__``), and declares the
+  values each may take in ``parameter_constraints`` (:mod:`geoprobe.contract`);
+* declares in ``metric_directions`` whether each metric it reports is better higher, lower,
+  or neither;
+* provides :meth:`Probe.example_input`, small valid input that ``geoprobe.testing.check_probe``
+  runs it on;
 * implements :meth:`Probe.evaluate`, which fits whatever it fits (learned attributes end with
   an underscore) and returns a :class:`ProbeResult`;
 * implements :meth:`Probe.plot`, a classmethod that renders its figure from a result alone,
@@ -17,6 +23,9 @@ Minimal example::
     class MeanNorm(Probe):
         name = "mean-norm"
         summary = "Mean Euclidean norm of the vectors, per layer."
+
+        parameter_constraints = {"n_boot": [contract.Interval(int, 1, None)]}
+        metric_directions = {"mean_norm": None}
 
         def __init__(self, n_boot=200):
             self.n_boot = n_boot
@@ -32,6 +41,7 @@ Minimal example::
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,6 +50,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .contract import column_names, validate_params
 from .embeddings import EmbeddingSet
 from .errors import ProbeInputError
 from .metric import Metric, json_number
@@ -282,6 +293,22 @@ class ProbeContext:
             yield name, self.embeddings.layer(name, dtype=dtype)
 
 
+@dataclass
+class Example:
+    """Small valid input for a probe (what :meth:`Probe.example_input` returns).
+
+    embeddings : a small embedding set with at least two layers.
+    params : hyperparameters that keep the run fast (seconds) on it.
+    annotations : named external inputs the probe needs.
+    model : the live model, for probes that need one.
+    """
+
+    embeddings: EmbeddingSet
+    params: dict = field(default_factory=dict)
+    annotations: dict = field(default_factory=dict)
+    model: Any = None
+
+
 class Probe:
     """Base class of every probe. See the module docstring for the contract."""
 
@@ -290,8 +317,15 @@ class Probe:
     #: one line for ``geoprobe list``
     summary: ClassVar[str] = ""
     requires: ClassVar[Requirements] = Requirements()
-    #: default layers when none are asked for: "all" or "last"
-    default_layers: ClassVar[str] = "all"
+    #: parameter name -> list of allowed forms (types, None, :mod:`geoprobe.contract`
+    #: constraints); checked by ``make_probe`` and :meth:`check_input`
+    parameter_constraints: ClassVar[dict[str, list]] = {}
+    #: parameters whose value names item columns (a str, a list of str, or None for none):
+    #: with ``requires.columns`` they make :meth:`required_columns`
+    column_parameters: ClassVar[tuple[str, ...]] = ()
+    #: metric name (or ``fnmatch`` pattern, e.g. ``"recall@*"``) -> True when higher is
+    #: better, False when lower is, None when neither
+    metric_directions: ClassVar[dict[str, bool | None]] = {}
     #: run the probe on the embedding set's random-init twin too, when it has one
     uses_twin: ClassVar[bool] = True
 
@@ -310,15 +344,59 @@ class Probe:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    # -- the declared contract -----------------------------------------------------------
+    @classmethod
+    def check_params(cls, params: Mapping, name: str | None = None) -> None:
+        """Refuse a parameter value that ``parameter_constraints`` does not allow."""
+        validate_params(name or cls.name, cls.parameter_constraints, params)
+
+    def required_columns(self) -> dict[str, str | None]:
+        """Item columns this instance reads: column name -> the parameter naming it (None for
+        the static ``requires.columns``)."""
+        needed = {c: None for c in self.requires.columns}
+        for param in self.column_parameters:
+            for column in column_names(getattr(self, param)):
+                needed.setdefault(column, param)
+        return needed
+
+    @classmethod
+    def direction(cls, metric: str) -> tuple[bool, bool | None]:
+        """``(declared, higher_is_better)`` of the metric called ``metric``.
+
+        An exact name in ``metric_directions`` wins over a pattern; ``declared`` is False when
+        neither matches (the direction is then unknown, not "higher is better").
+        """
+        if metric in cls.metric_directions:
+            return True, cls.metric_directions[metric]
+        for pattern, higher in cls.metric_directions.items():
+            if fnmatch.fnmatchcase(metric, pattern):
+                return True, higher
+        return False, None
+
+    @classmethod
+    def example_input(cls, rng: np.random.Generator) -> Example:
+        """Small valid input (seconds to run) drawn with ``rng``, for
+        ``geoprobe.testing.check_probe``; its set should have at least two layers."""
+        raise NotImplementedError(f"probe {cls.name!r} declares no example_input")
+
     # -- running -------------------------------------------------------------------------
     def check_input(self, embeddings: EmbeddingSet, annotations: Mapping, model) -> None:
-        """Refuse input that lacks what ``requires`` declares, naming what is missing."""
+        """Refuse parameters, columns, annotations or a model that break the declared
+        contract, naming what is wrong; nothing has run yet."""
+        self.check_params(self.get_params(), self.name)
         req = self.requires
-        missing = [c for c in req.columns if c not in embeddings.items]
-        if missing:
+        needed = self.required_columns()
+        static = [c for c, param in needed.items() if param is None and c not in embeddings.items]
+        if static:
             raise ProbeInputError(
-                f"probe {self.name!r} needs item column(s) {missing} that {embeddings.source} "
+                f"probe {self.name!r} needs item column(s) {static} that {embeddings.source} "
                 f"lacks; its columns are {embeddings.items.names}")
+        for column, param in needed.items():
+            if column not in embeddings.items:
+                raise ProbeInputError(
+                    f"probe {self.name!r}: parameter {param}={getattr(self, param)!r}: no item "
+                    f"column {column!r} in {embeddings.source}; its columns are "
+                    f"{embeddings.items.names}")
         missing = [a for a in req.annotations if a not in annotations]
         if missing:
             raise ProbeInputError(f"probe {self.name!r} needs annotation(s) {missing}")
@@ -384,6 +462,9 @@ class Probe:
                         m.labels["layer"] = rename.get(m.labels["layer"], m.labels["layer"])
                     result.metrics.append(m)
             result.info["twin_source"] = twin.source
+        for m in result.metrics:
+            if m.higher_is_better is None:
+                m.higher_is_better = self.direction(m.name)[1]
         return result
 
     @staticmethod

@@ -29,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .embeddings import EmbeddingSet, replace_dir
-from .errors import GeoprobeError, SuiteError
+from .errors import GeoprobeError, ProbeInputError, SuiteError
 from .locks import clean_work, hold, remove_leftovers, scratch_dir
 from .probe import ProbeResult
 from .progress import progress
@@ -128,7 +128,11 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                 print(f"geoprobe: warning: {collapsed}", file=sys.stderr)
                 warnings.append(collapsed)
         for spec in suite.probes:  # refuse missing columns/annotations before running any
-            probes[spec.id].check_input(sources[spec.source].embeddings, spec.annotations, None)
+            try:
+                probes[spec.id].check_input(sources[spec.source].embeddings, spec.annotations,
+                                            None)
+            except GeoprobeError as exc:
+                raise ProbeInputError(f"probe {spec.id!r}: {exc}") from None
 
         results, timings = {}, {}
         bar = progress(suite.probes, desc="probes", unit="probe", enable=show_progress)

@@ -46,9 +46,11 @@ import copy
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from geoprobe.contract import Interval, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
+from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import bootstrap_mean, child_seed, percentile_interval, preserves_torch_rng
 
 SENSITIVITY = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -267,6 +269,38 @@ class LatentAttractors(Probe):
     summary = "Fixed points of z <- E(D(z)): attractors, basins, Jacobian radius, memorization."
     requires = Requirements(model=True)
     uses_twin = False
+    parameter_constraints = {
+        "input_shape": [SequenceOf(POSITIVE_INT, min_len=1), None], "tol": [POSITIVE],
+        "max_steps": [POSITIVE_INT], "n_noise": [Interval(int, 0, None)],
+        "grid_size": [Interval(int, 0, None)], "merge_radius": [POSITIVE],
+        "n_boot": [POSITIVE_INT],
+        "random_init_control": [bool], "level": [OPEN_UNIT],
+    }
+    # every metric describes the map's dynamics (more attractors or more memorization is
+    # neither good nor bad in itself): checks on them are two-sided
+    metric_directions = {"memorization*": None, "n_attractors*": None, "n_fixed_points": None,
+                         "converged_share": None, "noise_to_data_share": None,
+                         "steps_to_converge": None, "steps_distance_pearson": None,
+                         "spectral_radius": None, "jacobian_norm": None,
+                         "fixed_point_residual": None}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        import torch
+        from torch import nn
+
+        # a linear autoencoder whose E(D(z)) = A z + c contracts to one fixed point
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        M, _ = torch.linalg.qr(torch.randn(8, 2, generator=g))
+        dec, enc = nn.Linear(2, 8), nn.Linear(8, 2)
+        with torch.no_grad():
+            dec.weight.copy_(M)
+            enc.weight.copy_(0.6 * M.T)
+        X = rng.standard_normal((2, 40, 8)).astype(np.float32)
+        split = np.where(np.arange(40) < 20, "train", "test")
+        return Example(EmbeddingSet(X, {"split": split}, source="example"),
+                       {"n_noise": 20, "grid_size": 4, "max_steps": 100, "n_boot": 50},
+                       model=(enc, dec))
 
     def __init__(self, input_shape=None, tol=1e-6, max_steps=500, n_noise=500, grid_size=30,
                  merge_radius=0.05, n_boot=500, random_init_control=True, level=0.95):

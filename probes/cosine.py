@@ -49,13 +49,15 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.linear_models import (
     cluster_gap, cosine_matrix, gram, obj1_factors, obj1_shrink, obj2_factors, off_diagonal,
     spearman_rows, top_eigen,
 )
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, WIDTH
-from geoprobe.probe import Probe, ProbeResult
+from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.stats import ClusterBootstrap
 
 from geoprobe.datasets.recsys import item_clusters
@@ -136,6 +138,30 @@ class CosineNonuniqueness(Probe):
 
     name = "cosine-nonuniqueness"
     summary = "Item cosines under prediction-preserving rescalings (Steck 2024) and across lambda."
+    parameter_constraints = {
+        "rank": [POSITIVE_INT], "lam": [POSITIVE], "lambdas": [SequenceOf(POSITIVE, min_len=1)],
+        "n_rescalings": [Interval(int, 0, None)], "rescale_sigma": [NON_NEGATIVE],
+        "n_boot": [POSITIVE_INT], "max_pairs": [POSITIVE_INT], "figure_items": [POSITIVE_INT],
+        "level": [OPEN_UNIT],
+    }
+    # how arbitrary cosines are: descriptions of the model class, not scores to improve
+    metric_directions = {"cosine_range_*": None, "rescaling_rank_corr_*": None,
+                         "max_prediction_change": None, "lambda_rank_corr": None,
+                         "cluster_gap": None}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.recsys import implicit_feedback
+
+        one = implicit_feedback(n_users=150, n_items=30, n_clusters=3, mean_items=8,
+                                heldout_users=30, seed=int(rng.integers(2**31)))
+        X = one.layer(0)
+        # a second layer: the same users' interactions with every other item dropped
+        layers = np.stack([X, X * (np.arange(X.shape[1]) % 2 == 0)])
+        return Example(EmbeddingSet(layers, dict(one.items.items()), provenance=one.provenance,
+                                    source="example"),
+                       {"rank": 4, "lambdas": (0.1, 1.0), "n_rescalings": 3, "n_boot": 3,
+                        "max_pairs": 200, "figure_items": 20})
 
     def __init__(self, rank=10, lam=1.0, lambdas=(0.01, 0.1, 0.3, 1.0, 3.0, 10.0),
                  n_rescalings=20, rescale_sigma=1.0, n_boot=30, max_pairs=20000,

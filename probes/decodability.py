@@ -70,9 +70,10 @@ from geoprobe.decoding import (classification_from_sums, classification_rows,
                                control_task_labels, group_folds, logistic_cv_predict,
                                mlp_cv_predict, online_codelength, regression_from_sums,
                                regression_rows, ridge_cv_predict, wrap_angle)
+from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
-from geoprobe.probe import Probe, ProbeResult
+from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.stats import ClusterBootstrap, as_generator, child_seed
 
 
@@ -149,6 +150,35 @@ class LinearDecodability(Probe):
     name = "linear-decodability"
     summary = ("Held-out linear/MLP decodability of item columns (ridge, logistic) with "
                "group-aware CV, shuffled/control/trivial baselines and selectivity.")
+    parameter_constraints = {
+        "targets": [str, SequenceOf(str)],
+        "kind": [Options({"auto", "continuous", "categorical"})],
+        "angles": [str, SequenceOf(str)], "angle_unit": [Options({"rad", "deg"})],
+        "group": [str, None], "control": [str, None], "n_splits": [Interval(int, 2, None)],
+        "alphas": [SequenceOf(POSITIVE, min_len=1), None], "select": [Options({"gcv", "loo"})],
+        "lambdas": [SequenceOf(POSITIVE, min_len=1), None], "mlp": [bool],
+        "mlp_hidden": [POSITIVE_INT], "mlp_max_epochs": [POSITIVE_INT], "shuffled": [bool],
+        "trivial": [bool], "mdl": [bool], "missing": [Options({"error", "drop"})],
+        "rare_classes": [Options({"error", "drop"})], "min_class_size": [POSITIVE_INT],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    column_parameters = ("targets", "angles", "group", "control")
+    metric_directions = {
+        "r2": True, "pearson_r": True, "mse": False, "accuracy": True, "balanced_accuracy": True,
+        "macro_f1": True, "angle_mae": False, "selectivity": True, "mdl_codelength": False,
+        "mdl_compression": True, "mlp_gain_*": None, "mlp_mse": False, "mlp_angle_mae": False,
+        "mlp_*": True,
+    }
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.planted_decoding import planted_decodability
+
+        emb = planted_decodability(n_items=200, dim=8, noise=(None, 0.5), episode_length=10,
+                                   seed=int(rng.integers(2**31)))
+        return Example(emb, {"targets": ["x", "region"], "angles": ["theta"], "group": "episode",
+                             "control": "episode", "n_splits": 3, "mlp_hidden": 8,
+                             "mlp_max_epochs": 3, "mdl": True, "n_boot": 20})
 
     def __init__(self, targets=(), kind="auto", angles=(), angle_unit="rad", group=None,
                  control=None, n_splits=5, alphas=None, select="gcv", lambdas=None, mlp=True,
@@ -188,16 +218,6 @@ class LinearDecodability(Probe):
         targets, angles = self._columns()
         if not targets and not angles:
             raise ProbeInputError(f"probe {self.name!r} needs targets=[...] and/or angles=[...]")
-        wanted = targets + angles + [c for c in (self.group, self.control) if c]
-        missing = [c for c in wanted if c not in embeddings.items]
-        if missing:
-            raise ProbeInputError(
-                f"probe {self.name!r}: {embeddings.source} has no item column(s) {missing}; "
-                f"its columns are {embeddings.items.names}")
-        for opt, allowed in (("missing", ("error", "drop")), ("rare_classes", ("error", "drop")),
-                             ("angle_unit", ("rad", "deg")), ("select", ("gcv", "loo"))):
-            if getattr(self, opt) not in allowed:
-                raise ProbeInputError(f"{opt} must be one of {allowed}, got {getattr(self, opt)!r}")
 
     def _prepare(self, ctx):
         """Resolve kinds, rows kept, and target arrays; errors name the item and column."""

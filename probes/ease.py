@@ -44,13 +44,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from geoprobe.contract import OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.linear_models import (
     cluster_gap, cosine_matrix, ease_weights, gram, obj1_factors, obj1_shrink, obj2_factors,
     off_diagonal, spearman_rows, top_eigen,
 )
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
+from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import ClusterBootstrap, bootstrap_mean
 
 from geoprobe.datasets.recsys import fold_in_split, item_clusters
@@ -124,6 +126,29 @@ class EASE(Probe):
     summary = "EASE^R zero-diagonal autoencoder: Recall/NDCG, negative weights, item cosines vs lam."
     requires = Requirements(min_items=20)
     uses_twin = False
+    # ``split`` is optional (users are split at random without it): not a required column
+    parameter_constraints = {
+        "lambdas": [SequenceOf(POSITIVE, min_len=1)], "rank": [POSITIVE_INT], "split": [str, None],
+        "target_fraction": [OPEN_UNIT], "ks": [SequenceOf(POSITIVE_INT, min_len=1)],
+        "n_boot": [POSITIVE_INT],
+        "n_boot_fit": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    # the drop pattern comes first: "ndcg@*" would match it too
+    metric_directions = {"ndcg@*_drop_when_negatives_zeroed": None, "recall@*": True,
+                         "ndcg@*": True, "negative_share": None, "selected_lambda": None}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.recsys import implicit_feedback
+
+        one = implicit_feedback(n_users=200, n_items=30, n_clusters=3, mean_items=8,
+                                heldout_users=60, seed=int(rng.integers(2**31)))
+        X = one.layer(0)
+        layers = np.stack([X, X * (np.arange(X.shape[1]) % 2 == 0)])
+        return Example(EmbeddingSet(layers, dict(one.items.items()), provenance=one.provenance,
+                                    source="example"),
+                       {"lambdas": (10, 100), "rank": 4, "ks": (5, 10), "n_boot": 20,
+                        "n_boot_fit": 3})
 
     def __init__(self, lambdas=(10, 30, 100, 300, 1000, 3000, 10000), rank=50, split="split",
                  target_fraction=0.2, ks=(20, 50, 100), n_boot=500, n_boot_fit=20, level=0.95):

@@ -59,10 +59,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT,
+                              SequenceOf)
 from geoprobe.decoding import group_folds, ridge_cv_predict
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult
+from geoprobe.probe import Example, Metric, Probe, ProbeResult
 from geoprobe.spectra import rankme
 from geoprobe.stats import (
     bootstrap_indices, group_codes, percentile_interval, shuffle_labels,
@@ -314,6 +317,38 @@ class Fracture(Probe):
     name = "fracture"
     summary = ("Decodable but fractured? Probe consistency across resamples and contexts, "
                "transfer, noise/weight robustness, redundancy, LEACE amnesic effect.")
+    parameter_constraints = {
+        "target": [str], "context": [str, None], "others": [str, SequenceOf(str)],
+        "kind": [Options({"auto", "continuous", "categorical"})], "group": [str, None],
+        "n_splits": [Interval(int, 2, None)], "n_resamples": [Interval(int, 2, None)],
+        "noise_levels": [SequenceOf(POSITIVE, min_len=1)],
+        "merge_threshold": [Interval(float, 0, 1)], "sweep_directions": [POSITIVE_INT],
+        "min_score": [NON_NEGATIVE], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    column_parameters = ("target", "context", "others", "group")
+    # higher is more unified (less fractured); erasing the target should spare the other
+    # factors (low collateral), while what stays decodable after erasure is neither
+    metric_directions = {
+        "bootstrap_cosine": True, "context_cosine": True, "within_score": True,
+        "transfer_score": True, "transfer_ratio": True, "global_score": True, "noise_auc": True,
+        "distinct_features": True, "stacked_rankme_share": True, "on_target_share": True,
+        "weight_noise_auc": True, "residual_within": None, "collateral": False,
+    }
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.fracture import planted_fracture
+
+        one = planted_fracture(n_items=240, dim=8, n_contexts=2, group_size=6,
+                               seed=int(rng.integers(2**31)))
+        X = one.layer(0)
+        # a second layer: the same factor under more noise
+        layers = np.stack([X, X + rng.standard_normal(X.shape).astype(X.dtype)])
+        items = {k: v for k, v in one.items.items()}
+        return Example(EmbeddingSet(layers, items, source="example"),
+                       {"target": "factor", "context": "context", "others": ["other"],
+                        "group": "group", "n_splits": 3, "n_resamples": 4,
+                        "noise_levels": (0.5, 1.0), "n_boot": 20})
 
     def __init__(self, target=None, context=None, others=(), kind="auto", group=None,
                  n_splits=5, n_resamples=20, noise_levels=NOISE_LEVELS, merge_threshold=0.99,
@@ -334,14 +369,6 @@ class Fracture(Probe):
 
     def check_input(self, embeddings, annotations, model) -> None:
         super().check_input(embeddings, annotations, model)
-        if not self.target:
-            raise ProbeInputError("probe 'fracture' needs target=<item column>")
-        cols = [self.target, *([self.context] if self.context else []), *self._others(),
-                *([self.group] if self.group else [])]
-        missing = [c for c in cols if c not in embeddings.items]
-        if missing:
-            raise ProbeInputError(f"probe 'fracture': {embeddings.source} has no item column(s) "
-                                  f"{missing}; its columns are {embeddings.items.names}")
         if model is not None and "inputs" not in annotations:
             raise ProbeInputError("probe 'fracture' got a model but no annotations['inputs'] "
                                   "(the tensor the model maps to the representation)")

@@ -72,9 +72,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from geoprobe.contract import (Check, Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE,
+                              POSITIVE_INT, SequenceOf)
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
+from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.provenance import atomic_path, cache_root
 from geoprobe.sigreg import ep_grid
 from geoprobe.spectra import participation_ratio, rankme, spectra_from_moments
@@ -363,6 +366,34 @@ class Gaussianity(Probe):
     summary = ("SIGReg / sliced Epps-Pulley with calibrated p-value, RankMe, alpha-ReQ, PR, "
                "LiDAR, uniformity, alignment, anisotropy (streaming).")
     requires = Requirements(min_items=8)
+    parameter_constraints = {
+        "n_directions": [POSITIVE_INT],
+        "standardize": [Options(STANDARDIZE), SequenceOf(Options(STANDARDIZE), min_len=1)],
+        "t_max": [POSITIVE], "n_points": [Interval(int, 2, None)], "n_null": [POSITIVE_INT],
+        "null_seed": [Interval(int, 0, None)], "null_max_rows": [Interval(int, 8, None)],
+        "cache_dir": [str, Path, None, Check(lambda v: v is False, "False")],
+        "group": [str, None], "views": [str, None], "n_pairs": [POSITIVE_INT],
+        "req_ranks": [SequenceOf(POSITIVE_INT, min_len=2, max_len=2)],
+        "lidar_delta": [POSITIVE], "eps": [NON_NEGATIVE], "n_boot": [POSITIVE_INT],
+        "level": [OPEN_UNIT], "max_blocks": [POSITIVE_INT], "chunk_rows": [POSITIVE_INT],
+    }
+    column_parameters = ("group", "views")
+    metric_directions = {
+        "rankme": True, "participation_ratio": True, "alpha_req": None, "lidar": True,
+        "anisotropy": False, "uniformity": False, "alignment": False, "sigreg": False,
+        "sigreg_p": True, "sigreg_z": False, "directions_rejected": False,
+    }
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        # 60 samples seen in two augmented views each; layer 1 is anisotropic
+        base = rng.standard_normal((60, 10))
+        views = np.repeat(base, 2, axis=0) + 0.3 * rng.standard_normal((120, 10))
+        layers = np.stack([views, views * np.linspace(0.1, 2.0, 10)]).astype(np.float32)
+        items = {"sample": np.repeat(np.arange(60), 2)}
+        return Example(EmbeddingSet(layers, items, source="example"),
+                       {"views": "sample", "n_directions": 16, "n_null": 20, "cache_dir": False,
+                        "n_pairs": 500, "req_ranks": (2, 8), "n_boot": 20, "max_blocks": 8})
 
     def __init__(self, n_directions=256, standardize=("scale", "whiten"), t_max=3.0,
                  n_points=17, n_null=100, null_seed=0, null_max_rows=5000, cache_dir=None,
@@ -388,15 +419,6 @@ class Gaussianity(Probe):
         self.chunk_rows = chunk_rows
 
     # -- evaluation ------------------------------------------------------------------------
-    def check_input(self, embeddings, annotations, model) -> None:
-        super().check_input(embeddings, annotations, model)
-        missing = [c for c in (self.group, self.views) if c and c not in embeddings.items]
-        if missing:
-            raise ProbeInputError(f"probe 'gaussianity': {embeddings.source} has no item "
-                                  f"column(s) {missing}; its columns are "
-                                  f"{embeddings.items.names}")
-        self._modes()
-
     def _modes(self) -> list[str]:
         modes = [self.standardize] if isinstance(self.standardize, str) else list(
             self.standardize)

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE_INT, SequenceOf
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Probe, ProbeResult, Requirements
+from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.stats import ClusterBootstrap, shuffle_labels
 
 #: measures drawn in the figure (``l1_norm`` is reported but scale-dependent)
@@ -110,8 +112,27 @@ class ActivationSparsity(Probe):
 
     name = "activation-sparsity"
     summary = "Top-k energy, Hoyer, Gini, L1/L2, effective rank: in-distribution vs shifted."
-    # the condition column's name is a parameter, so check_input checks it
-    requires = Requirements()
+    parameter_constraints = {
+        "condition": [str], "reference": [str], "group": [str, None],
+        "top": [SequenceOf(Interval(float, 0, 100, closed="right"), min_len=1)],
+        "weights": [Options({"energy", "abs"})], "n_boot": [POSITIVE_INT],
+        "n_perm": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    column_parameters = ("condition", "group")
+    # density is neither good nor bad: these describe, they do not rank
+    metric_directions = {"top*_energy": None, "hoyer": None, "gini": None, "l1_l2": None,
+                         "l1_norm": None, "effective_rank": None, "*_shift": None}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        # 40 inputs seen in distribution and shifted (sparser: half the units silenced)
+        X = rng.standard_normal((2, 40, 12))
+        shifted = X * (np.arange(12) < 6)
+        layers = np.concatenate([X, shifted], axis=1).astype(np.float32)
+        items = {"condition": np.repeat(["in-distribution", "shifted"], 40),
+                 "sentence": np.tile(np.arange(40), 2)}
+        return Example(EmbeddingSet(layers, items, source="example"),
+                       {"group": "sentence", "n_boot": 30, "n_perm": 20})
 
     def __init__(self, condition="condition", reference="in-distribution", group=None,
                  top=(5, 10), weights="energy", n_boot=1000, n_perm=200, level=0.95):
@@ -123,13 +144,6 @@ class ActivationSparsity(Probe):
         self.n_boot = n_boot
         self.n_perm = n_perm
         self.level = level
-
-    def check_input(self, embeddings, annotations, model) -> None:
-        if self.condition not in embeddings.items:
-            raise ProbeInputError(f"probe {self.name!r} needs item column {self.condition!r} "
-                                  f"(the input condition); {embeddings.source} has "
-                                  f"{embeddings.items.names}")
-        super().check_input(embeddings, annotations, model)
 
     def evaluate(self, ctx) -> ProbeResult:
         cond = np.asarray(ctx.column(self.condition)).astype(str)

@@ -42,7 +42,8 @@ from __future__ import annotations
 import numpy as np
 
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
-from geoprobe.probe import Probe, ProbeResult
+from geoprobe.contract import NON_NEGATIVE, OPEN_UNIT, POSITIVE_INT
+from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.spectra import eigvals_desc, participation_ratio, rankme, spectra_from_moments
 from geoprobe.stats import ClusterBootstrap
 from geoprobe.streaming import blocked_moments, covariance
@@ -81,6 +82,21 @@ class CovarianceSpectrum(Probe):
 
     name = "covariance-spectrum"
     summary = "RankMe, participation ratio and the eigen-spectrum (collapse diagnostics)."
+    parameter_constraints = {
+        "center": [bool], "eps": [NON_NEGATIVE], "group": [str, None],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+        "max_blocks": [POSITIVE_INT], "max_baseline_rows": [POSITIVE_INT],
+    }
+    column_parameters = ("group",)
+    metric_directions = {"rankme": True, "participation_ratio": True}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.synthetic import planted_spectrum
+
+        emb = planted_spectrum(n_items=200, dim=16, ranks=(16, 2), episode_length=10,
+                               seed=int(rng.integers(2**31)))
+        return Example(emb, {"group": "episode", "n_boot": 20})
 
     def __init__(self, center=False, eps=1e-7, group=None, n_boot=100, level=0.95,
                  max_blocks=100, max_baseline_rows=100_000):

@@ -65,9 +65,11 @@ import torch
 from scipy.stats import rankdata
 
 from geoprobe.datasets.treebank import batch_tree_distances
+from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT,
+                              SequenceOf)
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
+from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import ClusterBootstrap, child_seed
 
 #: the structural-probes reference's punctuation (PTB XPOS)
@@ -670,7 +672,31 @@ class _SyntaxProbe(Probe):
     """Shared machinery: splits, batches, layer and rank sweeps, baselines, figure arrays."""
 
     requires = Requirements(columns=SYNTAX_COLUMNS, min_items=4)
+    #: the parameters both probes share
+    common_constraints = {
+        "rank": [POSITIVE_INT], "lr": [POSITIVE], "epochs": [POSITIVE_INT],
+        "patience": [POSITIVE_INT],
+        "ranks": [Options({"auto"}), SequenceOf(POSITIVE_INT, min_len=1), None],
+        "baselines": [bool],
+        "train_split": [str], "dev_split": [str],
+        "max_train_sentences": [Interval(int, 0, None), None],
+        "max_tokens": [POSITIVE_INT], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+        "plot_types": [POSITIVE_INT], "plot_edges": [POSITIVE_INT],
+    }
+    metric_directions = {"uuas": True, "uas": True, "las": True, "root_accuracy": True,
+                         "dspr": True, "nspr": True, "relation_accuracy": True,
+                         "relation_balanced_accuracy": True, "ref_*": True}
     kind = ""
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.planted_trees import planted_trees
+
+        # planted trees stand in for a treebank run through a language model
+        emb = planted_trees(n_sentences=40, dim=24, rank=18, n_layers=2, max_len=10,
+                            seed=int(rng.integers(2**31)))
+        return Example(emb, {"rank": 8, "epochs": 2, "ranks": None, "n_boot": 20,
+                             "plot_types": 3, "plot_edges": 20})
     #: the metric that picks the best layer for the rank sweep and the figure
     select_metric = "uuas"
 
@@ -947,6 +973,7 @@ class StructuralProbe(_SyntaxProbe):
     kind = "structural"
     select_metric = "uuas"
     curve_metrics = ("uuas", "dspr", "root_accuracy")
+    parameter_constraints = _SyntaxProbe.common_constraints
 
     def __init__(self, rank=128, lr=1e-3, epochs=40, patience=5, ranks="auto", baselines=True,
                  train_split="train", dev_split="dev", max_train_sentences=None,
@@ -991,6 +1018,9 @@ class PolarProbe(_SyntaxProbe):
     kind = "polar"
     select_metric = "las"
     curve_metrics = ("uuas", "las", "relation_accuracy")
+    parameter_constraints = {**_SyntaxProbe.common_constraints,
+                             "lam": [NON_NEGATIVE], "beta": [NON_NEGATIVE],
+                             "select_sentences": [POSITIVE_INT]}
 
     def __init__(self, rank=128, lam=10.0, beta=0.01, lr=1e-3, epochs=40, patience=5,
                  ranks="auto", baselines=True, train_split="train", dev_split="dev",

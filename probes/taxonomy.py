@@ -91,9 +91,10 @@ from pathlib import Path
 
 import numpy as np
 
+from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE_INT, SequenceOf
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
+from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import ClusterBootstrap
 
 KERNELS = ("exponential", "power")
@@ -132,14 +133,6 @@ def _wordnet_taxonomy():
     if "tree" not in _WORDNET:  # one build per process: the suite runs two probes on it
         _WORDNET["tree"] = Taxonomy.from_wordnet()
     return _WORDNET["tree"]
-
-
-def check_node_column(probe, embeddings) -> None:
-    """Refuse, before any work, an embedding set without the probe's node column."""
-    if probe.node_column not in embeddings.items:
-        raise ProbeInputError(f"{embeddings.source}: probe {probe.name!r} needs an item column "
-                              f"{probe.node_column!r} naming each item's taxonomy node "
-                              f"(node_column=...); columns are {embeddings.items.names}")
 
 
 def item_nodes(ctx, tax, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +340,26 @@ class GramEigenTaxonomy(Probe):
     summary = ("Gram eigenvectors vs a tree kernel on sampled WordNet subtrees: g(k), "
                "Alignment Area, coarse-to-fine splits.")
     requires = Requirements(min_items=15)
-    default_layers = "all"
+    parameter_constraints = {
+        "taxonomy": [str, Path, dict, None], "node_column": [str], "depth": [Interval(int, 1, 6)],
+        "n_subtrees": [POSITIVE_INT], "kernel": [Options(KERNELS)], "beta": [NON_NEGATIVE],
+        "center": [bool], "whiten": [bool], "roots": [SequenceOf(str), None],
+        "heatmap_root": [str, None], "heatmap_layer": [str, int, None],
+        "n_heatmap": [POSITIVE_INT],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    column_parameters = ("node_column",)
+    metric_directions = {"alignment_area": True, "alignment_area_normalised": True,
+                         "coarse_to_fine": True}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.taxonomy import planted_taxonomy
+
+        # the tree travels in the set's provenance: no WordNet needed
+        emb = planted_taxonomy(depth=4, dim=32, seed=int(rng.integers(2**31)))
+        return Example(emb, {"node_column": "node", "depth": 2, "n_subtrees": 50,
+                             "n_boot": 20})
 
     def __init__(self, taxonomy=None, node_column="synset", depth=3, n_subtrees=2000,
                  kernel="exponential", beta=1.0, center=False, whiten=False, roots=None,
@@ -367,10 +379,6 @@ class GramEigenTaxonomy(Probe):
         self.n_heatmap = n_heatmap
         self.n_boot = n_boot
         self.level = level
-
-    def check_input(self, embeddings, annotations, model) -> None:
-        super().check_input(embeddings, annotations, model)
-        check_node_column(self, embeddings)
 
     def _check(self):
         if self.kernel not in KERNELS:
@@ -660,6 +668,21 @@ class HierarchicalOrthogonality(Probe):
     summary = ("Park et al.'s parent-child orthogonality of concept vectors, vs random-parent "
                "and shuffled baselines.")
     requires = Requirements(min_items=10)
+    parameter_constraints = {
+        "taxonomy": [str, Path, dict, None], "node_column": [str], "min_words": [POSITIVE_INT],
+        "estimators": [SequenceOf(Options(ESTIMATORS), min_len=1)], "whiten": [bool],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    column_parameters = ("node_column",)
+    # orthogonality is |cos| near 0; the signed cosine has no better side
+    metric_directions = {"abs_cosine": False, "cosine": None}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        from geoprobe.datasets.taxonomy import planted_taxonomy
+
+        emb = planted_taxonomy(depth=5, dim=32, seed=int(rng.integers(2**31)))
+        return Example(emb, {"node_column": "node", "min_words": 4, "n_boot": 20})
 
     def __init__(self, taxonomy=None, node_column="synset", min_words=10,
                  estimators=("lda", "mean"), whiten=True, n_boot=1000, level=0.95):
@@ -670,10 +693,6 @@ class HierarchicalOrthogonality(Probe):
         self.whiten = whiten
         self.n_boot = n_boot
         self.level = level
-
-    def check_input(self, embeddings, annotations, model) -> None:
-        super().check_input(embeddings, annotations, model)
-        check_node_column(self, embeddings)
 
     def concepts(self, tax, nodes):
         """Concepts, item order and hierarchy for items at ``nodes`` (n,).

@@ -43,9 +43,11 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
+from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Metric, Probe, ProbeResult, Requirements
+from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import bootstrap_mean, child_seed
 
 
@@ -93,7 +95,25 @@ class TemporalStraightness(Probe):
 
     name = "temporal-straightness"
     summary = "Mean cosine between successive latent velocities (LeWM), vs shuffled time."
-    requires = Requirements(min_items=3)  # the columns are parameters: see check_input
+    requires = Requirements(min_items=3)
+    parameter_constraints = {
+        "episode": [str], "time": [str], "reference": [SequenceOf(str)],
+        "min_speed": [NON_NEGATIVE], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    column_parameters = ("episode", "time", "reference")
+    metric_directions = {"straightness": True}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        # 12 episodes of 8 frames: straight lines in layer 0, random walks in layer 1
+        v = rng.standard_normal((12, 1, 4))
+        straight = np.arange(8)[None, :, None] * v + 0.01 * rng.standard_normal((12, 8, 4))
+        walk = np.cumsum(rng.standard_normal((12, 8, 4)), axis=1)
+        layers = np.stack([straight.reshape(96, 4), walk.reshape(96, 4)]).astype(np.float32)
+        items = {"episode": np.repeat(np.arange(12), 8), "t": np.tile(np.arange(8), 12),
+                 "sx": straight.reshape(96, 4)[:, 0]}
+        return Example(EmbeddingSet(layers, items, source="example"),
+                       {"reference": ["sx"], "n_boot": 50})
 
     def __init__(self, episode="episode", time="t", reference=(), min_speed=0.05, n_boot=1000,
                  level=0.95):
@@ -103,14 +123,6 @@ class TemporalStraightness(Probe):
         self.min_speed = min_speed
         self.n_boot = n_boot
         self.level = level
-
-    def check_input(self, embeddings, annotations, model) -> None:
-        super().check_input(embeddings, annotations, model)
-        cols = [self.episode, self.time, *self.reference]
-        missing = [c for c in cols if c not in embeddings.items]
-        if missing:
-            raise ProbeInputError(f"probe {self.name!r}: {embeddings.source} lacks column(s) "
-                                  f"{missing}; its columns are {embeddings.items.names}")
 
     def _metric(self, X, ep, t, rng, **labels):
         cos, groups = straightness_cosines(X, ep, t, self.min_speed)
@@ -196,7 +208,6 @@ class _ModelProbe(Probe):
     """Shared: find the world model (ctx.model or the export's checkpoint)."""
 
     uses_twin = False
-    default_layers = "last"
 
     def check_input(self, embeddings, annotations, model) -> None:
         super().check_input(embeddings, annotations, model)
@@ -213,6 +224,13 @@ class _ModelProbe(Probe):
         from geoprobe.jepa.train import load_world_model
 
         return load_world_model(ctx.embeddings.provenance["checkpoint"])
+
+    @staticmethod
+    def _example(params) -> Example:
+        """The model probes read no vectors: a token two-layer set and the oracle model."""
+        emb = EmbeddingSet(np.zeros((2, 4, 2), np.float32),
+                           {"episode": np.zeros(4, int), "t": np.arange(4)}, source="example")
+        return Example(emb, params, model=OracleWorldModel())
 
 
 def surprise_curves(model, frames: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -247,6 +265,19 @@ class VoESurprise(_ModelProbe):
     name = "voe-surprise"
     summary = ("Prediction error when physics is violated (teleport) vs a colour change "
                "(needs a world model, or an export naming its checkpoint).")
+
+    parameter_constraints = {
+        "n_episodes": [Interval(int, 2, None)], "steps": [Interval(int, 2, None)],
+        "event_t": [POSITIVE_INT], "window": [POSITIVE_INT], "alpha": [OPEN_UNIT],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    # surprise describes the model; which condition should surprise it is the reader's call
+    metric_directions = {"surprise": None, "surprise_increase": None, "p_value": None,
+                         "surprise_ratio": None}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        return cls._example({"n_episodes": 6, "steps": 6, "event_t": 3, "n_boot": 50})
 
     def __init__(self, n_episodes=64, steps=16, event_t=8, window=1, alpha=0.01, n_boot=1000,
                  level=0.95):
@@ -345,6 +376,20 @@ class LatentPlanning(_ModelProbe):
     name = "latent-planning"
     summary = ("CEM planning in latent space to a goal image: success rate vs random actions "
                "(needs a world model, or an export naming its checkpoint).")
+
+    parameter_constraints = {
+        "n_pairs": [POSITIVE_INT], "goal_steps": [POSITIVE_INT], "budget": [POSITIVE_INT],
+        "horizon": [POSITIVE_INT],
+        "n_samples": [POSITIVE_INT], "n_elites": [POSITIVE_INT], "n_iters": [POSITIVE_INT],
+        "tolerance": [POSITIVE],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+    }
+    metric_directions = {"success_rate": True, "final_distance": False, "success_gain": True}
+
+    @classmethod
+    def example_input(cls, rng) -> Example:
+        return cls._example({"n_pairs": 4, "goal_steps": 3, "budget": 4, "n_samples": 16,
+                             "n_elites": 4, "n_iters": 2, "n_boot": 50})
 
     def __init__(self, n_pairs=40, goal_steps=8, budget=16, horizon=5, n_samples=100,
                  n_elites=10, n_iters=3, tolerance=0.06, n_boot=1000, level=0.95):
@@ -462,3 +507,38 @@ class LatentPlanning(_ModelProbe):
         ax_s.set_ylabel("success rate (95% CI)")
         ax_s.set_title(f"held-out pairs (n={ms[0].n})")
         return fig
+
+
+class OracleWorldModel:
+    """A stand-in world model for :meth:`Probe.example_input`: ``encode`` is the centroid of
+    the coloured pixels (the object's position), ``predict`` the last position plus the
+    action, the true wall-free dynamics of the ``tworoom`` world. No training, no checkpoint.
+    """
+
+    SCALE = 10.0
+
+    def __init__(self):
+        from geoprobe.jepa.worlds import TwoRoom
+
+        self.world = TwoRoom()
+        self.image_size = 32
+        self.history = 2
+
+    def encode(self, frames):
+        f = np.asarray(frames, float) / 255
+        w = (f.max(-1) - f.min(-1) > 0.3).astype(float)
+        c = (np.arange(f.shape[1]) + 0.5) / f.shape[1]
+        n = np.maximum(w.sum((1, 2)), 1)
+        return self.SCALE * np.stack([(w * c[None, None]).sum((1, 2)) / n,
+                                      (w * c[None, :, None]).sum((1, 2)) / n], 1)
+
+    def predict(self, z, a):
+        return z[:, -1] + self.SCALE * self.world.max_step * np.clip(a[:, -1], -1, 1)
+
+    def rollout(self, z_hist, a_hist, plan):
+        z = z_hist[:, -1]
+        out = []
+        for k in range(plan.shape[1]):
+            z = z + self.SCALE * self.world.max_step * plan[:, k].clamp(-1, 1)
+            out.append(z)
+        return torch.stack(out, 1)

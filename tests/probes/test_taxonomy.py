@@ -131,7 +131,7 @@ def test_taxonomy_file_gives_the_same_result(planted, tmp_path):
 
 
 def test_bad_input_is_named(planted):
-    with pytest.raises(ProbeInputError, match="needs an item column 'synset'"):
+    with pytest.raises(ProbeInputError, match="no item column 'synset'"):
         make_probe("gram-eigen-taxonomy").run(planted, progress=False)
     with pytest.raises(ProbeInputError, match="kernel='gauss'"):
         make_probe("gram-eigen-taxonomy", node_column="node", kernel="gauss").run(

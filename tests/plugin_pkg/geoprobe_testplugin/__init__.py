@@ -2,8 +2,10 @@
 
 import numpy as np
 
+from geoprobe.contract import Interval
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.plotting import new_figure
-from geoprobe.probe import Metric, Probe, Requirements
+from geoprobe.probe import Example, Metric, Probe, Requirements
 from geoprobe.stats import bootstrap_mean
 
 
@@ -11,6 +13,13 @@ class MeanNorm(Probe):
     name = "mean-norm"
     summary = "Mean vector norm per layer (test plug-in)."
     requires = Requirements(columns=("group",))
+    parameter_constraints = {"n_boot": [Interval(int, 1, None)]}
+    metric_directions = {"mean_norm": None}
+
+    @classmethod
+    def example_input(cls, rng):
+        X = rng.standard_normal((2, 40, 5))
+        return Example(EmbeddingSet(X, {"group": np.arange(40) // 4}), {"n_boot": 20})
 
     def __init__(self, n_boot=100):
         self.n_boot = n_boot
