@@ -186,7 +186,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def check_id(spec: dict) -> str:
     """A check's id: its ``id``, else ``PROBE-METRIC`` and its label values in key order
-    (``spectrum-rankme-rank1``), dots made underscores so ``--set checks.ID...`` reaches it."""
+    (``spectrum-rankme-rank1``), with ``-previous`` for a check against previous results (so
+    a threshold and a regression check on one metric differ), dots made underscores so
+    ``--set checks.ID...`` reaches it."""
     if "id" in spec:
         return spec["id"]
     labels = spec.get("labels")
@@ -194,6 +196,8 @@ def check_id(spec: dict) -> str:
     if "layer" in spec:
         labels["layer"] = str(spec["layer"])
     parts = [spec.get("probe"), spec.get("metric"), *(labels[k] for k in sorted(labels))]
+    if spec.get("against") is not None:
+        parts.append(spec["against"])
     return "-".join(str(p) for p in parts).replace(".", "_")
 
 

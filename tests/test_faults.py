@@ -236,10 +236,12 @@ def test_check_ids_default_explicit_and_overridden():
                    {"probe": "spectrum", "metric": "rankme", "labels": {"layer": "l.3"},
                     "op": ">=", "value": 1},
                    {"id": "floor", "probe": "spectrum", "metric": "rankme", "layer": "rank64",
-                    "op": ">=", "value": 60})
+                    "op": ">=", "value": 60},
+                   {"probe": "spectrum", "metric": "rankme", "layer": "rank1",
+                    "against": "previous", "max_drop": 0.1})
     suite = build_suite(raw)
     assert [c.id for c in suite.checks] == ["spectrum-rankme-rank1", "spectrum-rankme-l_3",
-                                            "floor"]
+                                            "floor", "spectrum-rankme-rank1-previous"]
     suite = build_suite(raw, overrides=["checks.floor.value=63",
                                         "checks.spectrum-rankme-rank1.op='<'"])
     assert suite.checks[2].value == 63 and suite.checks[2].name.endswith(">= 63")

@@ -69,3 +69,17 @@ def test_ci_runs_the_readme_commands_verbatim():
     for command in commands:
         assert f"bash -c '{command}'" in ci
     assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in ci
+
+
+def test_readme_suite_example_parses_and_its_check_override_works():
+    """The README's example suite is valid, and `--set checks.ID.value=` reaches its check."""
+    import tomllib
+
+    from geoprobe.suite import build_suite
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    raw = tomllib.loads(readme.split("```toml\n", 1)[1].split("```", 1)[0])
+    override = re.search(r"--set (checks\.[\w.-]+=\d+)", readme).group(1)
+    suite = build_suite(raw, path=ROOT / "suite.toml", overrides=[override])
+    assert [c.id for c in suite.checks] == ["spectrum-rankme-0", "spectrum-rankme-0-previous"]
+    assert suite.checks[0].value == int(override.rsplit("=", 1)[1])
