@@ -196,13 +196,16 @@ def locate_wordnet(path=None) -> tuple[Path, str]:
 
 @lru_cache(maxsize=4)
 def load_wordnet(path=None):
-    """NLTK's WordNet corpus reader, found as described in the module docstring."""
+    """NLTK's WordNet corpus reader, found as described in the module docstring (memoised per
+    ``path``: loading takes seconds; the reader is read-only)."""
     import warnings
 
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
     root, _ = locate_wordnet(path)
+    # NLTK's path security opens corpora only under nltk.data.path, so the root must be on it
+    # (appended: the user's own entries keep their precedence).
     if str(root) not in nltk.data.path:
         nltk.data.path.append(str(root))
     corpus = root / "corpora" / "wordnet"
@@ -301,6 +304,8 @@ def noun_data(path=None) -> dict[str, np.ndarray]:
         data = _build_noun_data(load_wordnet(path))
         _save_npz_atomic(cache, data)
     data["names"], data["lemmas"] = _unpack(data["names"]), _unpack(data["lemmas"])
+    for arr in data.values():  # memoised and shared by every caller: nobody may change it
+        arr.setflags(write=False)
     return data
 
 
