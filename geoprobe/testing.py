@@ -62,6 +62,7 @@ def check_probe(cls: type[Probe], *, seed: int = 0, tmp_dir=None) -> None:
         with tempfile.TemporaryDirectory(prefix="geoprobe-check-") as tmp:
             return check_probe(cls, seed=seed, tmp_dir=tmp)
     tmp_dir = Path(tmp_dir)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
     _check_declarations(cls)
     ex = cls.example_input(np.random.default_rng(seed))
     _assert(isinstance(ex, Example), cls, f"example_input returned {type(ex).__name__}, "

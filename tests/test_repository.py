@@ -83,3 +83,14 @@ def test_readme_suite_example_parses_and_its_check_override_works():
     suite = build_suite(raw, path=ROOT / "suite.toml", overrides=[override])
     assert [c.id for c in suite.checks] == ["spectrum-rankme-0", "spectrum-rankme-0-previous"]
     assert suite.checks[0].value == int(override.rsplit("=", 1)[1])
+
+
+def test_readme_probe_example_passes_check_probe(tmp_path):
+    """The "Writing a probe" example is real code: it passes the public harness."""
+    from geoprobe.testing import check_probe
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Writing a probe", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # our own README, not user input
+    check_probe(namespace["MeanNorm"], tmp_dir=tmp_path / "figures")
