@@ -12,10 +12,13 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from geoprobe.datasets.planted_trees import planted_trees
 from geoprobe.errors import ProbeInputError
 from geoprobe.probe import ProbeResult
-from geoprobe.probes.syntax import (FittedMap, PolarProbe, SentenceBootstrap, StructuralProbe,
-                                    angular_loss, batched_prim, build_corpus, depth_loss,
-                                    distance_loss, fit_prototypes, gather, make_batches,
-                                    relation_type, root_loss, score)
+from geoprobe.probes.syntax import PolarProbe, StructuralProbe
+from geoprobe.syntax.corpus import build_corpus, gather, make_batches, relation_type
+from geoprobe.syntax.losses import angular_loss, depth_loss, distance_loss, root_loss
+from geoprobe.syntax.maps import FittedMap, fit_prototypes
+from geoprobe.syntax.metrics import SentenceBootstrap
+from geoprobe.syntax.parsing import batched_prim
+from geoprobe.syntax.scoring import score
 
 torch.set_num_threads(1)
 QUICK = dict(rank=24, lr=1e-2, epochs=30, patience=5, max_tokens=256, ranks=None, n_boot=200)
