@@ -29,7 +29,7 @@ import torch
 
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.probes.syntax import PolarProbe
-from geoprobe.syntax.corpus import build_corpus, gather, make_batches, relation_type
+from geoprobe.syntax.corpus import Split, build_corpus, gather, make_batches, relation_type
 from geoprobe.syntax.losses import angular_loss, distance_loss, root_loss
 from geoprobe.syntax.maps import FittedMap, fit_prototypes
 from geoprobe.syntax.scoring import score
@@ -108,9 +108,9 @@ def main() -> None:
     t_epoch = _polar_epoch(X, model, opt, train_b, probe)
     W = model.weight.detach()
     t0 = time.perf_counter()
-    fitted = FittedMap(W.numpy(), fit_prototypes(X, W, train_b, n_types),
-                         model.root.detach().numpy())
-    sc = score(X, fitted, dev, dev_b, n_types)
+    fitted = FittedMap(W.numpy(), fit_prototypes(X, W, train_b, n_types=n_types),
+                       model.root.detach().numpy())
+    sc = score(X, fitted, Split(dev, dev_b), n_types=n_types)
     t_dev = time.perf_counter() - t0
     ours_total = t_epoch + t_dev
 
@@ -159,7 +159,7 @@ def main() -> None:
     # Ours on the same subset, for a like-for-like ratio without extrapolation.
     t_ours_sub = _polar_epoch(X, model, opt, sub_batches, probe)
 
-    las = sc.las[:, 0].sum() / sc.las[:, 1].sum()
+    las = sc.ours.las[:, 0].sum() / sc.ours.las[:, 1].sum()
     lines = [
         "# Syntax probes: speed",
         "",

@@ -58,6 +58,8 @@ multinomial draw of sentence counts per replicate shared by every metric of a la
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -66,13 +68,12 @@ from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSIT
 from geoprobe.errors import ProbeInputError
 from geoprobe.probe import Example, Probe, ProbeResult, Requirements
 from geoprobe.stats import child_seed
-from geoprobe.syntax.corpus import SYNTAX_COLUMNS, build_corpus, gather, make_batches, relation_type
-from geoprobe.syntax.figures import plot_syntax, separating_plane
-from geoprobe.syntax.losses import edge_vectors
+from geoprobe.syntax.corpus import SYNTAX_COLUMNS, Split, build_corpus, relation_type
+from geoprobe.syntax.figures import edge_plot_arrays, plot_syntax
 from geoprobe.syntax.maps import FittedMap, fit_prototypes, fit_root
 from geoprobe.syntax.metrics import SentenceBootstrap, scores_to_metrics
 from geoprobe.syntax.scoring import score
-from geoprobe.syntax.training import train_map
+from geoprobe.syntax.training import TrainConfig, train_map
 
 
 class _SyntaxProbe(Probe):
@@ -142,16 +143,19 @@ class _SyntaxProbe(Probe):
             return ranks
         return [int(r) for r in self.ranks]
 
-    def _fit(self, X, train_b, dev_b, dev, rank, seed, n_types) -> FittedMap:
+    def _fit(self, X, train: Split, dev: Split, *, rank: int, seed: int,
+             n_types: int) -> tuple[FittedMap, dict]:
+        """Train this probe's map(s) of ``rank`` on X (n_rows, d); returns the fitted map and
+        its training record (epochs run, selected epoch)."""
         raise NotImplementedError
 
     def evaluate(self, ctx) -> ProbeResult:
-        types, train, dev = self._setup(ctx)
+        types, train_corpus, dev_corpus = self._setup(ctx)
         n_types = len(types)
-        train_b = make_batches(train, self.max_tokens)
-        dev_b = make_batches(dev, self.max_tokens)
-        boot = SentenceBootstrap(dev.n, self.n_boot, self.level, ctx.rng)
-        example = int(np.argmin(np.abs(dev.lengths - 12)))
+        train = Split.of(train_corpus, self.max_tokens)
+        dev = Split.of(dev_corpus, self.max_tokens)
+        boot = SentenceBootstrap(dev_corpus.n, n_boot=self.n_boot, level=self.level, rng=ctx.rng)
+        example = int(np.argmin(np.abs(dev_corpus.lengths - 12)))
         # The random-init twin is itself a control: layer sweep only.
         control = ctx.is_twin
         metrics, per_layer, info_layers = [], {}, {}
@@ -159,8 +163,9 @@ class _SyntaxProbe(Probe):
         for layer, Xn in ctx.iter_layers(dtype=np.float32):
             X = torch.from_numpy(np.array(Xn, dtype=np.float32))
             rank = min(self.rank, X.shape[1])
-            fitted, meta = self._fit(X, train_b, dev_b, dev, rank, child_seed(ctx.rng), n_types)
-            sc = score(X, fitted, dev, dev_b, n_types, example=example)
+            fitted, meta = self._fit(X, train, dev, rank=rank, seed=child_seed(ctx.rng),
+                                     n_types=n_types)
+            sc = score(X, fitted, dev, n_types=n_types, example=example)
             ms = scores_to_metrics(boot, sc, layer=layer)
             metrics += ms
             per_layer[layer] = {m.name: m for m in ms}
@@ -169,72 +174,52 @@ class _SyntaxProbe(Probe):
             if best is None or value > per_layer[best[0]][self.select_metric].value:
                 best = (layer, X, fitted, sc)
             if self.baselines and not control:
-                for name, base in self._baselines(X, train_b, rank, n_types, ctx.rng).items():
-                    metrics += scores_to_metrics(boot, score(X, base, dev, dev_b, n_types),
+                baselines = self._baselines(X, train, rank=rank, n_types=n_types, rng=ctx.rng)
+                for name, base in baselines.items():
+                    metrics += scores_to_metrics(boot, score(X, base, dev, n_types=n_types),
                                                  layer=layer, baseline=name)
         best, X, fitted, sc = best
         ranks = [] if control else self._ranks(X.shape[1])
         for r in ranks:
-            fr, _ = self._fit(X, train_b, dev_b, dev, r, child_seed(ctx.rng), n_types)
-            for m in scores_to_metrics(boot, score(X, fr, dev, dev_b, n_types),
+            fr, _ = self._fit(X, train, dev, rank=r, seed=child_seed(ctx.rng), n_types=n_types)
+            for m in scores_to_metrics(boot, score(X, fr, dev, n_types=n_types),
                                        layer=best, rank=r):
                 if m.name in ("uuas", "las", "dspr", "relation_accuracy", "root_accuracy"):
                     m.name = f"rank_sweep_{m.name}"
                     metrics.append(m)
-        arrays = self._figure_arrays(X, fitted, sc, dev, dev_b, types, example, ctx)
-        words = (np.asarray(ctx.items["word"])[dev.rows[example, :dev.lengths[example]]]
+        arrays = edge_plot_arrays(X, fitted.weight, dev.batches, n_types=n_types,
+                                  plot_types=self.plot_types, plot_edges=self.plot_edges,
+                                  rng=ctx.rng)
+        arrays.update({k: np.asarray(v).astype(np.int32) for k, v in sc.example.items()})
+        n_words = int(dev_corpus.lengths[example])
+        words = (np.asarray(ctx.items["word"])[dev_corpus.rows[example, :n_words]]
                  .astype(str).tolist() if "word" in ctx.items else
-                 [str(i + 1) for i in range(int(dev.lengths[example]))])
+                 [str(i + 1) for i in range(n_words)])
         return self.result(ctx, metrics, arrays, best_layer=best, ranks=ranks,
-                           relation_types=types.tolist(), n_train_sentences=train.n,
-                           n_dev_sentences=dev.n, training=info_layers,
-                           example_sentence=str(dev.sentence_ids[example]),
+                           relation_types=types.tolist(), n_train_sentences=train_corpus.n,
+                           n_dev_sentences=dev_corpus.n, training=info_layers,
+                           example_sentence=str(dev_corpus.sentence_ids[example]),
                            example_words=words)
 
-    def _baselines(self, X, train_b, rank, n_types, rng) -> dict[str, FittedMap]:
+    def _baselines(self, X, train: Split, *, rank: int, n_types: int,
+                   rng: np.random.Generator) -> dict[str, FittedMap]:
+        """The untrained maps ``identity`` and ``random-probe`` (Gaussian, ``rank`` rows), with
+        prototypes and (polar) a root fitted on train, so they are scored like a trained map."""
         d = X.shape[1]
         W_id = torch.eye(d)
         gen = torch.Generator().manual_seed(child_seed(rng))
         W_rand = torch.randn(rank, d, generator=gen) / np.sqrt(d)
         out = {}
         for name, W in (("identity", W_id), ("random-probe", W_rand)):
-            protos = fit_prototypes(X, W, train_b, n_types)
-            root = fit_root(X, W, train_b) if self.kind == "polar" else None
+            protos = fit_prototypes(X, W, train.batches, n_types=n_types)
+            root = fit_root(X, W, train.batches) if self.kind == "polar" else None
             out[name] = FittedMap(W.numpy(), protos, root,
                                   None if self.kind == "polar" else W.numpy())
         return out
 
-    def _figure_arrays(self, X, fitted, sc, dev, dev_b, types, example, ctx) -> dict:
-        """Polar-plot coordinates of dev edges (best layer) and the example sentence's trees."""
-        W = torch.from_numpy(fitted.weight).float()
-        E_all, R_all = [], []
-        with torch.no_grad():
-            for batch in dev_b:
-                E, rel = edge_vectors(gather(X, batch) @ W.T, batch.heads, batch.rels)
-                E_all.append(E.double().numpy())
-                R_all.append(rel.numpy())
-        E, R = np.concatenate(E_all), np.concatenate(R_all)
-        counts = np.bincount(R[R >= 0], minlength=len(types))
-        top = np.argsort(-counts)[: self.plot_types]
-        top = top[counts[top] > 0]
-        plane = separating_plane(E, R, top)
-        pts, labs = [], []
-        for t in top:
-            idx = np.flatnonzero(R == t)
-            idx = ctx.rng.choice(idx, min(len(idx), self.plot_edges), replace=False)
-            pts.append(E[idx] @ plane.T)
-            labs.append(np.full(len(idx), t))
-        ex = sc.example
-        arrays = {"edge_xy": np.concatenate(pts).astype(np.float32),
-                  "edge_type": np.concatenate(labs).astype(np.int32)}
-        if ex:
-            arrays.update({k: np.asarray(v).astype(np.int32) for k, v in ex.items()})
-        return arrays
-
     @classmethod
     def plot(cls, result: ProbeResult):
         return plot_syntax(result, cls.curve_metrics)
-
 
 
 class StructuralProbe(_SyntaxProbe):
@@ -272,16 +257,17 @@ class StructuralProbe(_SyntaxProbe):
                  max_tokens=256, n_boot=1000, level=0.95, plot_types=8, plot_edges=150):
         self._store(locals())
 
-    def _fit(self, X, train_b, dev_b, dev, rank, seed, n_types):
-        common = dict(rank=rank, lam=0.0, beta=0.0, lr=self.lr, epochs=self.epochs,
-                      patience=self.patience, n_types=n_types)
-        dist = train_map(X, train_b, dev_b, kind="distance", seed=seed, **common)
-        depth = train_map(X, train_b, dev_b, kind="depth", seed=seed + 1, **common)
-        W = torch.from_numpy(dist["weight"])
-        fitted = FittedMap(dist["weight"], fit_prototypes(X, W, train_b, n_types), None,
-                           depth["weight"])
-        meta = {"distance_epochs": dist["epochs"], "distance_best_epoch": dist["best_epoch"],
-                "depth_epochs": depth["epochs"], "depth_best_epoch": depth["best_epoch"]}
+    def _fit(self, X, train, dev, *, rank, seed, n_types):
+        config = TrainConfig(kind="distance", rank=rank, lr=self.lr, epochs=self.epochs,
+                             patience=self.patience)
+        dist = train_map(X, train.batches, dev, config, seed=seed, n_types=n_types)
+        depth = train_map(X, train.batches, dev, replace(config, kind="depth"), seed=seed + 1,
+                          n_types=n_types)
+        W = torch.from_numpy(dist.weight)
+        fitted = FittedMap(dist.weight, fit_prototypes(X, W, train.batches, n_types=n_types),
+                           None, depth.weight)
+        meta = {"distance_epochs": dist.epochs, "distance_best_epoch": dist.best_epoch,
+                "depth_epochs": depth.epochs, "depth_best_epoch": depth.best_epoch}
         return fitted, meta
 
 
@@ -320,16 +306,17 @@ class PolarProbe(_SyntaxProbe):
                  plot_types=8, plot_edges=150, select_sentences=500):
         self._store(locals())
 
-    def _fit(self, X, train_b, dev_b, dev, rank, seed, n_types):
+    def _fit(self, X, train, dev, *, rank, seed, n_types):
         # Selecting by dev LAS decodes dev every epoch: a fixed random subset keeps that cheap.
-        if dev.n > self.select_sentences:
-            pick = np.random.default_rng(seed).choice(dev.n, self.select_sentences, replace=False)
-            dev = dev.take(np.sort(pick))
-            dev_b = make_batches(dev, self.max_tokens)
-        out = train_map(X, train_b, dev_b, kind="polar", rank=rank, lam=self.lam,
-                        beta=self.beta, lr=self.lr, epochs=self.epochs, patience=self.patience,
-                        seed=seed, n_types=n_types, dev_corpus=dev)
-        W = torch.from_numpy(out["weight"])
-        fitted = FittedMap(out["weight"], fit_prototypes(X, W, train_b, n_types), out["root"])
-        return fitted, {"epochs": out["epochs"], "best_epoch": out["best_epoch"],
-                        "dev_las_by_epoch": out["history"]}
+        n_dev = dev.corpus.n
+        if n_dev > self.select_sentences:
+            pick = np.random.default_rng(seed).choice(n_dev, self.select_sentences, replace=False)
+            dev = Split.of(dev.corpus.take(np.sort(pick)), self.max_tokens)
+        config = TrainConfig(kind="polar", rank=rank, lr=self.lr, epochs=self.epochs,
+                             patience=self.patience, lam=self.lam, beta=self.beta)
+        out = train_map(X, train.batches, dev, config, seed=seed, n_types=n_types)
+        W = torch.from_numpy(out.weight)
+        fitted = FittedMap(out.weight, fit_prototypes(X, W, train.batches, n_types=n_types),
+                           out.root)
+        return fitted, {"epochs": out.epochs, "best_epoch": out.best_epoch,
+                        "dev_las_by_epoch": out.history}

@@ -162,6 +162,18 @@ def make_batches(corpus: Corpus, max_tokens: int = 256) -> list[Batch]:
     return batches
 
 
+@dataclass
+class Split:
+    """The sentences of one split with their padded batches (each sentence in exactly one)."""
+
+    corpus: Corpus
+    batches: list[Batch]
+
+    @classmethod
+    def of(cls, corpus: Corpus, max_tokens: int) -> "Split":
+        return cls(corpus, make_batches(corpus, max_tokens))
+
+
 def gather(X: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Word vectors of a batch, (B, L, d), zero at padding."""
     return X[batch.rows] * batch.mask[..., None]

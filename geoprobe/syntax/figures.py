@@ -1,11 +1,14 @@
 """The syntax probes' figure: edge vectors in a polar plot, scores across layers, and one dev
-sentence's gold and predicted trees."""
+sentence's gold and predicted trees; and the edge coordinates the polar plot draws."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
+from geoprobe.syntax.corpus import Batch, gather
+from geoprobe.syntax.losses import edge_vectors
 
 
 def plot_syntax(result, curve_metrics):
@@ -17,6 +20,37 @@ def plot_syntax(result, curve_metrics):
     _plot_layers(axes[0][1], result, curve_metrics)
     _plot_tree(fig.add_subplot(2, 1, 2), result)
     return fig
+
+
+def edge_plot_arrays(X: torch.Tensor, weight: np.ndarray, batches: list[Batch], *,
+                     n_types: int, plot_types: int, plot_edges: int,
+                     rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Polar-plot coordinates of gold edge vectors under the map ``weight`` (k, d).
+
+    The ``plot_types`` most frequent relation types, at most ``plot_edges`` random edges each,
+    projected on their :func:`separating_plane`. Returns ``edge_xy`` (m, 2) float32 and
+    ``edge_type`` (m,) int32 relation codes.
+    """
+    W = torch.from_numpy(weight).float()
+    E_all, R_all = [], []
+    with torch.no_grad():
+        for batch in batches:
+            E, rel = edge_vectors(gather(X, batch) @ W.T, batch.heads, batch.rels)
+            E_all.append(E.double().numpy())
+            R_all.append(rel.numpy())
+    E, R = np.concatenate(E_all), np.concatenate(R_all)
+    counts = np.bincount(R[R >= 0], minlength=n_types)
+    top = np.argsort(-counts)[:plot_types]
+    top = top[counts[top] > 0]
+    plane = separating_plane(E, R, top)
+    pts, labs = [], []
+    for t in top:
+        idx = np.flatnonzero(R == t)
+        idx = rng.choice(idx, min(len(idx), plot_edges), replace=False)
+        pts.append(E[idx] @ plane.T)
+        labs.append(np.full(len(idx), t))
+    return {"edge_xy": np.concatenate(pts).astype(np.float32),
+            "edge_type": np.concatenate(labs).astype(np.int32)}
 
 
 def separating_plane(E: np.ndarray, R: np.ndarray, types: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ class FittedMap:
     depth_weight: np.ndarray | None = None
 
 
-def fit_prototypes(X: torch.Tensor, W: torch.Tensor, batches: list[Batch], n_types: int,
+def fit_prototypes(X: torch.Tensor, W: torch.Tensor, batches: list[Batch], *, n_types: int,
                    max_sentences: int = 5000) -> np.ndarray:
     """Mean gold edge vector per relation type over at most ``max_sentences`` train sentences.
 

@@ -18,7 +18,7 @@ class SentenceBootstrap:
     counts : int array (n_boot, n_sent), sentence counts of each replicate.
     """
 
-    def __init__(self, n_sent: int, n_boot: int, level: float, rng: np.random.Generator):
+    def __init__(self, n_sent: int, *, n_boot: int, level: float, rng: np.random.Generator):
         self.kernel = ClusterBootstrap(None, n_sent, n_boot=n_boot, rng=rng, unit="sentences",
                                        level=level)
         self.counts = self.kernel.counts
@@ -62,18 +62,19 @@ class SentenceBootstrap:
 
 def scores_to_metrics(boot: SentenceBootstrap, sc: SentenceScores, **labels) -> list[Metric]:
     """Every dev metric of one fitted map, both conventions, with sentence-bootstrap CIs."""
-    rel = np.stack([sc.rel_correct.sum(1), sc.rel_total.sum(1)], 1)
-    ref_rel = np.stack([sc.ref_rel_correct.sum(1), sc.ref_rel_total.sum(1)], 1)
-    out = [boot.ratio("uuas", sc.uuas, **labels), boot.ratio("uas", sc.uas, **labels),
-           boot.ratio("las", sc.las, **labels), boot.ratio("root_accuracy", sc.root, **labels),
+    ours, ref = sc.ours, sc.ref
+    # Ours pools counts over the corpus; the reference averages each sentence's tree share.
+    out = [boot.ratio("uuas", ours.uuas, **labels), boot.ratio("uas", ours.uas, **labels),
+           boot.ratio("las", ours.las, **labels), boot.ratio("root_accuracy", ours.root, **labels),
            boot.length_average("dspr", sc.dspr, sc.lengths, **labels),
-           boot.ratio("relation_accuracy", rel, **labels),
-           boot.balanced("relation_balanced_accuracy", sc.rel_correct, sc.rel_total, **labels),
-           boot.mean("ref_uuas", sc.ref_uuas, **labels), boot.mean("ref_uas", sc.ref_uas, **labels),
-           boot.mean("ref_las", sc.ref_las, **labels),
-           boot.ratio("ref_root_accuracy", sc.ref_root, **labels),
-           boot.ratio("ref_relation_accuracy", ref_rel, **labels),
-           boot.balanced("ref_relation_balanced_accuracy", sc.ref_rel_correct, sc.ref_rel_total,
+           boot.ratio("relation_accuracy", ours.relations, **labels),
+           boot.balanced("relation_balanced_accuracy", ours.rel_correct, ours.rel_total,
+                         **labels),
+           boot.mean("ref_uuas", ref.uuas, **labels), boot.mean("ref_uas", ref.uas, **labels),
+           boot.mean("ref_las", ref.las, **labels),
+           boot.ratio("ref_root_accuracy", ref.root, **labels),
+           boot.ratio("ref_relation_accuracy", ref.relations, **labels),
+           boot.balanced("ref_relation_balanced_accuracy", ref.rel_correct, ref.rel_total,
                          **labels)]
     if sc.nspr is not None:
         out.append(boot.length_average("nspr", sc.nspr, sc.lengths, **labels))

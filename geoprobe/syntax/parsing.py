@@ -4,6 +4,8 @@ at once, edges labelled and oriented by relation prototypes, counts of correct e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -48,30 +50,71 @@ def nearest_prototype(E: np.ndarray, protos: np.ndarray) -> tuple[np.ndarray, np
     return C.argmax(1), C
 
 
-def _orient(parent, Zn, nodes, protos):
-    """Label and orient MST edges: returns (b, u, v, head, dep, label) arrays."""
+@dataclass
+class DecodedEdges:
+    """Spanning-tree edges of a batch, each labelled and oriented; m edges in all.
+
+    sentence : int array (m,), batch index of the edge's sentence
+    u, v : int array (m,), the tree edge ``(u, parent[u])``
+    head, dep : int array (m,), the same edge oriented head -> dependent
+    label : int array (m,), relation-type code
+    """
+
+    sentence: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    head: np.ndarray
+    dep: np.ndarray
+    label: np.ndarray
+
+
+@dataclass
+class EdgeCounts:
+    """Per-sentence counts of a batch's decoded trees, each of shape (B,)."""
+
+    undirected: np.ndarray  # tree edges that are gold edges, either direction
+    directed: np.ndarray    # ... with the right head
+    labelled: np.ndarray    # ... with the right head and relation type
+    gold: np.ndarray        # gold edges between two spanned words
+
+
+def decode_edges(parent: np.ndarray, Z: np.ndarray, *, nodes: np.ndarray,
+                 prototypes: np.ndarray) -> DecodedEdges:
+    """Label and orient the spanning trees ``parent`` (B, L) of projected words Z (B, L, k).
+
+    Each edge ``(u, v)`` takes the relation prototype (t, k) of largest ``|cos|`` with
+    ``z_u - z_v`` and points ``u -> v`` (u the head) iff that cosine is positive; only edges
+    whose word u is in ``nodes`` (B, L) count.
+    """
     b, u = np.nonzero((parent >= 0) & nodes)
     v = parent[b, u]
-    vec = Zn[b, u] - Zn[b, v]
-    _, C = nearest_prototype(vec, protos)
+    vec = Z[b, u] - Z[b, v]
+    _, C = nearest_prototype(vec, prototypes)
     label = np.abs(C).argmax(1)
     u_heads = C[np.arange(len(label)), label] > 0
-    return b, u, v, np.where(u_heads, u, v), np.where(u_heads, v, u), label
+    return DecodedEdges(b, u, v, np.where(u_heads, u, v), np.where(u_heads, v, u), label)
 
 
-def _tree_counts(parent, Zn, heads, rels, nodes, protos):
-    """Per sentence: correct undirected, directed and labelled edges, and gold edge count."""
+def count_correct(parent: np.ndarray, Z: np.ndarray, *, heads: np.ndarray, rels: np.ndarray,
+                  nodes: np.ndarray, prototypes: np.ndarray) -> EdgeCounts:
+    """Decode the trees ``parent`` (B, L) and count, per sentence, what they get right.
+
+    heads, rels : int arrays (B, L), gold 0-based heads (-1 root/padding) and relation codes.
+    Gold edges count when both their words are in ``nodes`` (B, L).
+    """
     B = parent.shape[0]
-    b, u, v, head, dep, label = _orient(parent, Zn, nodes, protos)
-    und = (heads[b, u] == v) | (heads[b, v] == u)
-    directed = heads[b, dep] == head
-    labelled = directed & (rels[b, dep] == label)
+    e = decode_edges(parent, Z, nodes=nodes, prototypes=prototypes)
+    und = (heads[e.sentence, e.u] == e.v) | (heads[e.sentence, e.v] == e.u)
+    directed = heads[e.sentence, e.dep] == e.head
+    labelled = directed & (rels[e.sentence, e.dep] == e.label)
     gold = (heads >= 0) & nodes & np.take_along_axis(nodes, np.maximum(heads, 0), axis=1)
-    return (np.bincount(b, und, B), np.bincount(b, directed, B), np.bincount(b, labelled, B),
-            gold.sum(1))
+    return EdgeCounts(np.bincount(e.sentence, und, B), np.bincount(e.sentence, directed, B),
+                      np.bincount(e.sentence, labelled, B), gold.sum(1))
 
 
-def _example_tree(i, parent, Zn, heads, rels, nodes, protos):
-    b, u, v, head, dep, label = _orient(parent[i:i + 1], Zn[i:i + 1], nodes[i:i + 1], protos)
-    return {"pred_head": head, "pred_dep": dep, "pred_rel": label,
+def example_tree(i: int, parent: np.ndarray, Z: np.ndarray, *, heads: np.ndarray,
+                 rels: np.ndarray, nodes: np.ndarray, prototypes: np.ndarray) -> dict:
+    """Sentence ``i`` of a batch, gold and decoded, as the arrays the figure draws."""
+    e = decode_edges(parent[i:i + 1], Z[i:i + 1], nodes=nodes[i:i + 1], prototypes=prototypes)
+    return {"pred_head": e.head, "pred_dep": e.dep, "pred_rel": e.label,
             "gold_head": heads[i], "gold_rel": rels[i], "nodes": nodes[i]}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from geoprobe.syntax.corpus import Batch, Corpus, gather
+from geoprobe.syntax.corpus import Batch, Split, gather
 from geoprobe.syntax.losses import angular_loss, depth_loss, distance_loss, root_loss
 from geoprobe.syntax.maps import FittedMap, fit_prototypes
 from geoprobe.syntax.scoring import score
@@ -26,20 +28,60 @@ class LinearProbe(torch.nn.Module):
         return H @ self.weight.T
 
 
-def train_map(X: torch.Tensor, train: list[Batch], dev: list[Batch], *, rank: int,
-              kind: str, lam: float, beta: float, lr: float, epochs: int, patience: int,
-              seed: int, n_types: int, dev_corpus: Corpus | None = None) -> dict:
-    """Train one probe map. ``kind``: "distance", "depth" or "polar".
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train: the loss (``kind``), the map's rank and the optimiser's schedule.
+
+    kind : "distance" (distance loss), "depth" (depth loss) or "polar"
+        (``distance + lam * angular + beta * root``)
+    rank : int, rows k of the map (k, d)
+    lr : float, Adam learning rate
+    epochs : int, maximum epochs; patience : int, epochs without improvement before stopping
+    lam, beta : float, the polar loss's angular and root weights (unused otherwise)
+    """
+
+    kind: str
+    rank: int
+    lr: float
+    epochs: int
+    patience: int
+    lam: float = 0.0
+    beta: float = 0.0
+
+
+@dataclass
+class TrainedMap:
+    """A trained map at its selected epoch.
+
+    weight : float array (k, d); root : float array (k,), the learned root point (polar)
+    epochs : epochs run; best_epoch : the selected one (0-based)
+    history : the selection criterion after each epoch (dev LAS, or minus the dev loss)
+    """
+
+    weight: np.ndarray
+    root: np.ndarray
+    epochs: int
+    best_epoch: int
+    history: list[float]
+
+
+def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConfig, *,
+              seed: int, n_types: int) -> TrainedMap:
+    """Train one probe map on ``train`` batches, selecting the epoch on ``dev``.
+
+    X : float tensor (n_rows, d), one layer's word vectors
+    n_types : number of relation types (for the polar probe's per-epoch dev LAS)
 
     Selection: the epoch with the lowest dev loss ("distance", "depth", as Hewitt & Manning)
-    or the highest dev LAS ("polar", as the polar reference), with ReduceLROnPlateau(0.1,
-    patience 0) and early stopping after ``patience`` epochs without improvement.
-    Returns dict(weight (k, d), root (k,), epochs run, best epoch, history of dev scores).
+    or the highest dev LAS ("polar", as the polar reference), with ReduceLROnPlateau(0.5,
+    patience 1) on the dev loss and early stopping after ``patience`` epochs without
+    improvement.
     """
+    kind, lam, beta = config.kind, config.lam, config.beta
     gen = torch.Generator().manual_seed(seed)
-    model = LinearProbe(X.shape[1], rank, gen)
+    model = LinearProbe(X.shape[1], config.rank, gen)
     params = list(model.parameters()) if kind == "polar" else [model.weight]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
 
     def loss_of(batch):
@@ -52,19 +94,19 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: list[Batch], *, rank: in
         return loss
 
     best, best_state, best_epoch, history, waited = -np.inf, None, -1, [], 0
-    for epoch in range(epochs):
+    for epoch in range(config.epochs):
         for j in torch.randperm(len(train), generator=gen).tolist():
             opt.zero_grad()
             loss_of(train[j]).backward()
             opt.step()
         with torch.no_grad():
-            dev_loss = float(np.mean([loss_of(b).item() for b in dev]))
+            dev_loss = float(np.mean([loss_of(b).item() for b in dev.batches]))
         if kind == "polar":
             W = model.weight.detach()
-            fitted = FittedMap(W.numpy().copy(), fit_prototypes(X, W, train, n_types),
+            fitted = FittedMap(W.numpy().copy(), fit_prototypes(X, W, train, n_types=n_types),
                                model.root.detach().numpy().copy())
-            sc = score(X, fitted, dev_corpus, dev, n_types, spearman=False)
-            crit = sc.las[:, 0].sum() / max(sc.las[:, 1].sum(), 1)
+            las = score(X, fitted, dev, n_types=n_types, spearman=False).ours.las
+            crit = las[:, 0].sum() / max(las[:, 1].sum(), 1)
         else:
             crit = -dev_loss
         history.append(float(crit))
@@ -74,9 +116,8 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: list[Batch], *, rank: in
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             waited += 1
-            if waited >= patience:
+            if waited >= config.patience:
                 break
     model.load_state_dict(best_state)
-    return {"weight": model.weight.detach().numpy().copy(),
-            "root": model.root.detach().numpy().copy(), "epochs": epoch + 1,
-            "best_epoch": best_epoch, "history": history}
+    return TrainedMap(model.weight.detach().numpy().copy(), model.root.detach().numpy().copy(),
+                      epoch + 1, best_epoch, history)
