@@ -1,6 +1,6 @@
 """Speed of the syntax probes: one training epoch over EWT train plus dev decoding and scoring.
 
-Ours: padded batches of whole sentences, every pair at once (``geoprobe.probes.syntax``).
+Ours: padded batches of whole sentences, every pair at once (``geoprobe.syntax``).
 Baseline: the same polar loss written per pair and per edge pair, as the reference code has it
 (``syntax_reference.py``), one sentence batch at a time, with the same Adam step. The per-pair
 epoch takes minutes, so it is timed on ``--baseline-sentences`` train sentences and scaled to
@@ -28,7 +28,12 @@ import numpy as np
 import torch
 
 from geoprobe.embeddings import EmbeddingSet
-from geoprobe.probes import syntax as S
+from geoprobe.probes.syntax import PolarProbe
+from geoprobe.syntax.corpus import Split, build_corpus, gather, make_batches, relation_type
+from geoprobe.syntax.losses import angular_loss, distance_loss, root_loss
+from geoprobe.syntax.maps import FittedMap, fit_prototypes
+from geoprobe.syntax.scoring import score
+from geoprobe.syntax.training import LinearProbe
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,9 +57,9 @@ def _polar_epoch(X, model, opt, batches, probe) -> float:
     t0 = time.perf_counter()
     for batch in batches:
         opt.zero_grad()
-        Z = model(S.gather(X, batch))
-        loss = (S.distance_loss(Z, batch) + probe.lam * S.angular_loss(Z, batch)
-                + probe.beta * S.root_loss(Z, batch, model.root))
+        Z = model(gather(X, batch))
+        loss = (distance_loss(Z, batch) + probe.lam * angular_loss(Z, batch)
+                + probe.beta * root_loss(Z, batch, model.root))
         loss.backward()
         opt.step()
     return time.perf_counter() - t0
@@ -82,37 +87,37 @@ def main() -> None:
         emb = planted_trees(n_sentences=14_544, dim=384, rank=64, max_len=40, n_layers=1,
                             dev_fraction=2000 / 14_544)
         layer = "0"
-    probe = S.PolarProbe(rank=args.rank)
+    probe = PolarProbe(rank=args.rank)
     items = emb.items
     split = np.asarray(items["split"]).astype(str)
-    types = np.unique(S.relation_type(np.asarray(items["deprel"])[split == "train"]))
+    types = np.unique(relation_type(np.asarray(items["deprel"])[split == "train"]))
     codes = {t: i for i, t in enumerate(types[types != "root"])}
-    train = S.build_corpus(items, np.flatnonzero(split == "train"), codes)
-    dev = S.build_corpus(items, np.flatnonzero(split == "dev"), codes)
+    train = build_corpus(items, np.flatnonzero(split == "train"), codes)
+    dev = build_corpus(items, np.flatnonzero(split == "dev"), codes)
     X = torch.from_numpy(np.asarray(emb.layer(layer), dtype=np.float32))
     n_types = len(codes)
 
     t0 = time.perf_counter()
-    train_b = S.make_batches(train, probe.max_tokens)
-    dev_b = S.make_batches(dev, probe.max_tokens)
+    train_b = make_batches(train, probe.max_tokens)
+    dev_b = make_batches(dev, probe.max_tokens)
     t_batches = time.perf_counter() - t0
 
     gen = torch.Generator().manual_seed(0)
-    model = S.LinearProbe(X.shape[1], args.rank, gen)
+    model = LinearProbe(X.shape[1], args.rank, gen)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     t_epoch = _polar_epoch(X, model, opt, train_b, probe)
     W = model.weight.detach()
     t0 = time.perf_counter()
-    fitted = S.FittedMap(W.numpy(), S.fit_prototypes(X, W, train_b, n_types),
-                         model.root.detach().numpy())
-    sc = S.score(X, fitted, dev, dev_b, n_types)
+    fitted = FittedMap(W.numpy(), fit_prototypes(X, W, train_b, n_types=n_types),
+                       model.root.detach().numpy())
+    sc = score(X, fitted, Split(dev, dev_b), n_types=n_types)
     t_dev = time.perf_counter() - t0
     ours_total = t_epoch + t_dev
 
     # The per-pair baseline, on a random subset of train sentences.
     rng = np.random.default_rng(0)
     sub = train.take(np.sort(rng.choice(train.n, args.baseline_sentences, replace=False)))
-    sub_b = S.make_batches(sub, 10**9)
+    sub_b = make_batches(sub, 10**9)
     sents = []
     for b in sub_b:
         for i in range(len(b.sent)):
@@ -120,7 +125,7 @@ def main() -> None:
             sents.append({"H": X[b.rows[i, :n]], "dist": b.dist[i, :n, :n],
                           "depth": b.depth[i, :n], "heads": b.heads[i, :n],
                           "rels": b.rels[i, :n]})
-    model_r = S.LinearProbe(X.shape[1], args.rank, torch.Generator().manual_seed(0))
+    model_r = LinearProbe(X.shape[1], args.rank, torch.Generator().manual_seed(0))
     opt_r = torch.optim.Adam(model_r.parameters(), lr=1e-3)
     t0 = time.perf_counter()
     for start in range(0, len(sents), args.sentences_per_step):
@@ -140,11 +145,11 @@ def main() -> None:
                                ).backward()
         opt_r.step()
     t_ref_dist = time.perf_counter() - t0
-    sub_batches = S.make_batches(sub, probe.max_tokens)
+    sub_batches = make_batches(sub, probe.max_tokens)
     t0 = time.perf_counter()
     for batch in sub_batches:
         opt.zero_grad()
-        S.distance_loss(model(S.gather(X, batch)), batch).backward()
+        distance_loss(model(gather(X, batch)), batch).backward()
         opt.step()
     t_ours_dist = time.perf_counter() - t0
     pairs_sub = float((sub.lengths ** 2).sum())
@@ -154,7 +159,7 @@ def main() -> None:
     # Ours on the same subset, for a like-for-like ratio without extrapolation.
     t_ours_sub = _polar_epoch(X, model, opt, sub_batches, probe)
 
-    las = sc.las[:, 0].sum() / sc.las[:, 1].sum()
+    las = sc.ours.las[:, 0].sum() / sc.ours.las[:, 1].sum()
     lines = [
         "# Syntax probes: speed",
         "",

@@ -10,11 +10,8 @@ much more obscurely.
 Multiword-token lines (``3-4  don't``) and empty nodes (``8.1``, enhanced dependencies only)
 are skipped: the basic tree is over syntactic words, whose IDs run 1..n.
 
-:func:`tree_distances` and :func:`tree_depths` are vectorised: depths by pointer-following over
-all words at once (one step per tree level), distances from the ancestor matrix ``A`` (``A[i,
-a]`` is true when ``a`` is ``i`` or one of its ancestors): the lowest common ancestor of ``i``
-and ``j`` has depth ``(A @ A.T)[i, j] - 1``, so ``d(i, j) = depth_i + depth_j - 2 depth_lca``.
-:func:`batch_tree_distances` does the same for a padded batch of sentences.
+Tree distances and depths (:meth:`Sentence.distances`, :meth:`Sentence.depths`) come from
+:mod:`geoprobe.syntax.trees`, the core's vectorised tree geometry.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe.errors import FormatError, GeoprobeError, first_line
+from geoprobe.syntax.trees import ancestor_matrix, tree_depths, tree_distances
 
 ENV_VAR = "GEOPROBE_UD_EWT"
 #: UD English-EWT train and dev, shipped inside the package (see its README and LICENSE.txt)
@@ -239,127 +237,11 @@ def _check_tree(heads: np.ndarray, where: str, lines: list[int]) -> None:
     if self_loop.size:
         i = int(self_loop[0])
         raise FormatError(f"{where} line {lines[i]}: word {i + 1} is its own head")
-    _, reached = _climb(heads)
+    _, reached = ancestor_matrix(heads)
     if not reached.all():
         i = int(np.flatnonzero(~reached)[0])
         raise FormatError(f"{where} line {lines[i]}: cycle through word {i + 1} "
                           "(following its heads never reaches the root)")
-
-
-# -- tree geometry --------------------------------------------------------------------------
-def _climb(heads: np.ndarray):
-    """Ancestor-or-self matrix of shape (n, n) and a mask of words whose head chain reaches
-    the root within n steps (false only on cycles)."""
-    heads = np.asarray(heads, dtype=np.int64)
-    n = len(heads)
-    parent = heads - 1
-    root_mask = parent < 0
-    parent[root_mask] = np.flatnonzero(root_mask)  # the root is its own parent: a fixed point
-    anc = np.eye(n, dtype=bool)
-    cur = np.arange(n)
-    rows = np.arange(n)
-    for _ in range(n):
-        nxt = parent[cur]
-        if np.array_equal(nxt, cur):
-            break
-        anc[rows, nxt] = True
-        cur = nxt
-    return anc, root_mask[cur]
-
-
-def _check_heads(heads) -> np.ndarray:
-    heads = np.asarray(heads)
-    if heads.ndim != 1 or heads.size == 0 or heads.dtype.kind not in "iu":
-        raise ValueError(f"heads must be a non-empty 1-D integer array, got {heads.dtype} "
-                         f"of shape {heads.shape}")
-    if ((heads < 0) | (heads > len(heads))).any() or (heads == 0).sum() != 1:
-        raise ValueError(f"heads {heads.tolist()} are not a tree: need exactly one 0 and "
-                         "every other head in 1..n")
-    return heads.astype(np.int64)
-
-
-def _ancestors(heads) -> np.ndarray:
-    anc, reached = _climb(_check_heads(heads))
-    if not reached.all():
-        raise ValueError(f"heads {np.asarray(heads).tolist()} contain a cycle")
-    return anc
-
-
-def tree_depths(heads) -> np.ndarray:
-    """Depth of each word: the number of edges from the root (root = 0).
-
-    Parameters
-    ----------
-    heads : array of int, shape (n,), 1-based heads with 0 for the root (a valid tree)
-
-    Returns
-    -------
-    ndarray of int64, shape (n,)
-    """
-    return _ancestors(heads).sum(axis=1) - 1
-
-
-def tree_distances(heads) -> np.ndarray:
-    """Path lengths in the (undirected) tree between every pair of words.
-
-    Parameters
-    ----------
-    heads : array of int, shape (n,), 1-based heads with 0 for the root (a valid tree)
-
-    Returns
-    -------
-    ndarray of int64, shape (n, n), symmetric with a zero diagonal
-    """
-    return _distances_from_ancestors(_ancestors(heads)[None])[0]
-
-
-def _distances_from_ancestors(anc: np.ndarray) -> np.ndarray:
-    a = anc.astype(np.float32)
-    depth = a.sum(axis=2) - 1                        # (B, L)
-    common = np.rint(a @ a.transpose(0, 2, 1))       # (B, L, L): depth of the LCA + 1
-    d = depth[:, :, None] + depth[:, None, :] - 2 * (common - 1)
-    return d.astype(np.int64)
-
-
-def batch_tree_distances(heads_list, *, pad: int = -1):
-    """Tree distances and depths of many sentences at once, padded to the longest.
-
-    Parameters
-    ----------
-    heads_list : sequence of B int arrays of shape (n_b,), each a valid tree
-    pad : int
-        Value written where a row or column lies beyond a sentence's length.
-
-    Returns
-    -------
-    distances : ndarray of int64, shape (B, L, L), L = max n_b
-    depths : ndarray of int64, shape (B, L)
-    lengths : ndarray of int64, shape (B,)
-    """
-    lengths = np.array([len(h) for h in heads_list], dtype=np.int64)
-    B, L = len(lengths), int(lengths.max(initial=0))
-    valid = np.arange(L)[None, :] < lengths[:, None]           # (B, L)
-    # Padding words become their own roots, so they never join a real word's ancestor chain.
-    parent = np.tile(np.arange(L), (B, 1))
-    for b, h in enumerate(heads_list):
-        h = _check_heads(h)
-        parent[b, :len(h)] = np.where(h > 0, h - 1, np.arange(len(h)))
-    anc = np.zeros((B, L, L), dtype=bool)
-    anc[:, np.arange(L), np.arange(L)] = True
-    cur = np.tile(np.arange(L), (B, 1))
-    rows_b = np.arange(B)[:, None]
-    for _ in range(L):
-        nxt = np.take_along_axis(parent, cur, axis=1)
-        if np.array_equal(nxt, cur):
-            break
-        anc[rows_b, np.arange(L)[None, :], nxt] = True
-        cur = nxt
-    dist = _distances_from_ancestors(anc)
-    depth = anc.sum(axis=2).astype(np.int64) - 1
-    pair_valid = valid[:, :, None] & valid[:, None, :]
-    dist[~pair_valid] = pad
-    depth[~valid] = pad
-    return dist, depth, lengths
 
 
 # -- locating UD English-EWT ----------------------------------------------------------------

@@ -7,11 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geoprobe.datasets.treebank import (
-    Sentence, batch_tree_distances, default_treebank_path, punctuation, read_conllu,
-    tree_depths, tree_distances,
-)
+from geoprobe.datasets.treebank import Sentence, default_treebank_path, punctuation, read_conllu
 from geoprobe.errors import FormatError, GeoprobeError
+from geoprobe.syntax.trees import batch_tree_distances, tree_depths, tree_distances
 
 
 def _row(i, form, head, rel, upos="NOUN", xpos="NN"):

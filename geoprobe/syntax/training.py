@@ -1,0 +1,123 @@
+"""The trainable linear map and the training loop of both probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from geoprobe.syntax.corpus import Batch, Split, gather
+from geoprobe.syntax.losses import angular_loss, depth_loss, distance_loss, root_loss
+from geoprobe.syntax.maps import FittedMap, fit_prototypes
+from geoprobe.syntax.scoring import score
+
+
+class LinearProbe(torch.nn.Module):
+    """``z = W h`` with W of shape (k, d), plus a root point (k,) for the polar probe."""
+
+    def __init__(self, dim: int, rank: int, generator: torch.Generator, init: float = 0.05):
+        super().__init__()
+        # Hewitt & Manning's uniform(-0.05, 0.05): the polar reference's 1e-5 stalls at the
+        # start, since the gradient of ||Wh||^2 is proportional to W.
+        self.weight = torch.nn.Parameter(
+            (torch.rand(rank, dim, generator=generator) * 2 - 1) * init)
+        self.root = torch.nn.Parameter(torch.zeros(rank))
+
+    def forward(self, H: torch.Tensor) -> torch.Tensor:
+        return H @ self.weight.T
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train: the loss (``kind``), the map's rank and the optimiser's schedule.
+
+    kind : "distance" (distance loss), "depth" (depth loss) or "polar"
+        (``distance + lam * angular + beta * root``)
+    rank : int, rows k of the map (k, d)
+    lr : float, Adam learning rate
+    epochs : int, maximum epochs; patience : int, epochs without improvement before stopping
+    lam, beta : float, the polar loss's angular and root weights (unused otherwise)
+    """
+
+    kind: str
+    rank: int
+    lr: float
+    epochs: int
+    patience: int
+    lam: float = 0.0
+    beta: float = 0.0
+
+
+@dataclass
+class TrainedMap:
+    """A trained map at its selected epoch.
+
+    weight : float array (k, d); root : float array (k,), the learned root point (polar)
+    epochs : epochs run; best_epoch : the selected one (0-based)
+    history : the selection criterion after each epoch (dev LAS, or minus the dev loss)
+    """
+
+    weight: np.ndarray
+    root: np.ndarray
+    epochs: int
+    best_epoch: int
+    history: list[float]
+
+
+def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConfig, *,
+              seed: int, n_types: int) -> TrainedMap:
+    """Train one probe map on ``train`` batches, selecting the epoch on ``dev``.
+
+    X : float tensor (n_rows, d), one layer's word vectors
+    n_types : number of relation types (for the polar probe's per-epoch dev LAS)
+
+    Selection: the epoch with the lowest dev loss ("distance", "depth", as Hewitt & Manning)
+    or the highest dev LAS ("polar", as the polar reference), with ReduceLROnPlateau(0.5,
+    patience 1) on the dev loss and early stopping after ``patience`` epochs without
+    improvement.
+    """
+    kind, lam, beta = config.kind, config.lam, config.beta
+    gen = torch.Generator().manual_seed(seed)
+    model = LinearProbe(X.shape[1], config.rank, gen)
+    params = list(model.parameters()) if kind == "polar" else [model.weight]
+    opt = torch.optim.Adam(params, lr=config.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
+
+    def loss_of(batch):
+        Z = model(gather(X, batch))
+        if kind == "depth":
+            return depth_loss(Z, batch)
+        loss = distance_loss(Z, batch)
+        if kind == "polar":
+            loss = loss + lam * angular_loss(Z, batch) + beta * root_loss(Z, batch, model.root)
+        return loss
+
+    best, best_state, best_epoch, history, waited = -np.inf, None, -1, [], 0
+    for epoch in range(config.epochs):
+        for j in torch.randperm(len(train), generator=gen).tolist():
+            opt.zero_grad()
+            loss_of(train[j]).backward()
+            opt.step()
+        with torch.no_grad():
+            dev_loss = float(np.mean([loss_of(b).item() for b in dev.batches]))
+        if kind == "polar":
+            W = model.weight.detach()
+            fitted = FittedMap(W.numpy().copy(), fit_prototypes(X, W, train, n_types=n_types),
+                               model.root.detach().numpy().copy())
+            las = score(X, fitted, dev, n_types=n_types, spearman=False).ours.las
+            crit = las[:, 0].sum() / max(las[:, 1].sum(), 1)
+        else:
+            crit = -dev_loss
+        history.append(float(crit))
+        sched.step(dev_loss)
+        if crit > best + 1e-6:
+            best, best_epoch, waited = crit, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    return TrainedMap(model.weight.detach().numpy().copy(), model.root.detach().numpy().copy(),
+                      epoch + 1, best_epoch, history)
