@@ -22,3 +22,27 @@ def pytest_unconfigure(config):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def check_saved_figure():
+    """Check saved figure files for content, not just size: the PDF is a PDF, and the PNG
+    decodes to the figure's size in pixels (inches x dpi, read from the Figure object) and is
+    not blank. Returns the PNG as an (h, w, 3) uint8 array."""
+    from PIL import Image
+
+    def check(fig, paths):
+        by_ext = {p.suffix: p for p in paths}
+        if ".pdf" in by_ext:
+            assert by_ext[".pdf"].read_bytes().startswith(b"%PDF-")
+        with Image.open(by_ext[".png"]) as im:
+            png = np.asarray(im.convert("RGB"))
+        w, h = fig.get_size_inches() * fig.dpi  # savefig.dpi is "figure", no tight bbox
+        assert png.shape[:2] == (round(h), round(w))
+        assert png.std() > 0  # a blank canvas is one colour
+        # share of pixels with ink (not near-white): a blank figure has 0; axes, tick labels
+        # and curves ink several percent of any probe figure, so 1 % means "something drawn"
+        assert (png.min(axis=2) < 250).mean() > 0.01
+        return png
+
+    return check

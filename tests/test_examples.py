@@ -7,9 +7,19 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def test_quickstart_runs_and_draws(tmp_path, monkeypatch, capsys):
+def test_quickstart_runs_and_draws(tmp_path, monkeypatch, capsys, check_saved_figure):
+    from geoprobe.plotting import save_figure
+
+    figures = []
+    # keep the Figure the example saves, to check the files against it
+    monkeypatch.setattr("geoprobe.plotting.save_figure",
+                        lambda fig, *a, **k: figures.append(fig) or save_figure(fig, *a, **k))
     monkeypatch.setattr(sys, "argv", ["quickstart.py", str(tmp_path)])
     runpy.run_path(str(EXAMPLES / "quickstart.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "layer 2: RankMe   2.0" in out  # the planted collapse onto 2 directions
-    assert (tmp_path / "spectrum.png").stat().st_size > 1000
+    (fig,) = figures
+    # one spectrum curve per layer of the 3-layer export (plus the shuffled baseline)
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()][:3] == [
+        "layer 0", "layer 1", "layer 2"]
+    check_saved_figure(fig, [tmp_path / "spectrum.pdf", tmp_path / "spectrum.png"])

@@ -35,6 +35,12 @@ def test_cluster_interval_covers_the_true_mean_and_row_interval_does_not():
     # design effect sqrt(1 + (10 - 1) * 0.8) makes the honest interval about 2.9 times wider)
     assert hits["rows"] < 0.6 * n_sim
     assert np.median(widths["units"]) > 2.0 * np.median(widths["rows"])
+    # ... and the unit interval is as wide as theory, not merely wide (an infinite interval
+    # covers every time): Var(mean) = unit_sd^2 / 40 + row_sd^2 / 400, width 2 * 1.96 * sd;
+    # the percentile interval over 40 units is narrower by about sqrt(39 / 40), and the median
+    # over 200 datasets of a width whose own sd is ~11 % (40 units) is good to ~1-2 %, so 10 %
+    theory = 2 * 1.959964 * math.sqrt(1.0 / 40 + 0.25 / 400)
+    assert np.median(widths["units"]) == pytest.approx(theory, rel=0.10)
 
 
 def test_draws_are_the_legacy_multinomial_and_repeat_with_the_seed():

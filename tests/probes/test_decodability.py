@@ -83,6 +83,8 @@ def test_linear_target_gets_theoretical_r2_within_ci():
         _emb(X, y=y, g=np.arange(n) // 10), seed=0, progress=False)
     m = res.metric("r2", layer="0", target="y")
     assert m.ci_low <= truth <= m.ci_high
+    # delta method: sd(R^2) ~ 2 sqrt(R^2) (1 - R^2) / sqrt(n) < 0.01 at n = 3000 (R^2 ~ 0.8),
+    # so a 95 % interval is ~0.04 wide at most; an infinite one fails here
     assert m.ci_high - m.ci_low < 0.05
     assert m.unit == "g" and m.n == 300
     mse = res.metric("mse", layer="0", target="y")
@@ -121,9 +123,41 @@ def test_control_task_on_random_embeddings_has_no_selectivity():
         _emb(X, pos=pos, word=np.char.add("w", word.astype(str)), sent=np.arange(n) // 15),
         seed=0, progress=False)
     sel = res.metric("selectivity", layer="0", target="pos")
+    # both accuracies are majority rates over 1500 rows (sd sqrt(0.25 / 1500) ~ 0.013 each):
+    # their difference stays within ~3 sd = 0.05 of 0, and its interval reaches 0
     assert abs(sel.value) < 0.05 and sel.ci_low <= 0.01 and sel.ci_high >= -0.01
     majority = res.metric("accuracy", layer="0", target="pos", baseline="majority").value
+    # no information: at most ~2 sd (0.013 each) above the majority rate
     assert res.metric("accuracy", layer="0", target="pos").value < majority + 0.03
+
+
+def test_selectivity_is_task_minus_control_accuracy_on_a_planted_case():
+    """X encodes the POS class exactly and nothing about the word: the task is decoded
+    perfectly, while the control label (one random label per word type, independent of its
+    POS) can only be guessed at its majority rate. Selectivity = task - control is then
+    1 - (majority control share), about 1 - 0.5. A probe returning constants cannot give
+    both this and ~0 on the uninformative set above."""
+    rng = np.random.default_rng(12)
+    n_types, n = 300, 1500
+    word = rng.integers(0, n_types, n)
+    pos_of_type = rng.choice(3, n_types, p=[0.5, 0.3, 0.2])
+    pos = pos_of_type[word]
+    X = np.eye(3)[pos] * 3 + 0.1 * rng.standard_normal((n, 3))  # classes 30 sd apart
+    names = np.array(["N", "V", "D"])
+    res = LinearDecodability(targets=["pos"], group="sent", control="word", mlp=False,
+                             n_boot=200).run(
+        _emb(X, pos=names[pos], word=np.char.add("w", word.astype(str)),
+             sent=np.arange(n) // 15), seed=0, progress=False)
+    task = res.metric("accuracy", layer="0", target="pos")
+    control = res.metric("accuracy", layer="0", target="pos", baseline="control")
+    sel = res.metric("selectivity", layer="0", target="pos")
+    assert task.value == 1.0  # separable by a 30-sd margin: every held-out row is right
+    # control labels are drawn from the POS shares (0.5, 0.3, 0.2) per type; the best guess
+    # from X is the majority control label: 0.5 plus the sd of a share over 300 types
+    # (sqrt(0.25 / 300) ~ 0.03) and a little held-out overfitting, so within 0.1 of 0.5
+    assert control.value == pytest.approx(0.5, abs=0.1)
+    assert sel.value == pytest.approx(task.value - control.value, abs=1e-12)
+    assert sel.ci_low > 0.3  # the planted gap ~0.5, minus >5 bootstrap sd (~0.03 each)
 
 
 def test_group_folds_expose_a_leak_that_row_folds_hide():
@@ -216,7 +250,7 @@ def test_bad_input_is_refused_or_handled_explicitly():
         LinearDecodability(targets=["nope"]).run(emb, progress=False)
 
 
-def test_same_seed_same_numbers_and_figure(tmp_path):
+def test_same_seed_same_numbers_and_figure(tmp_path, check_saved_figure):
     rng = np.random.default_rng(11)
     X = rng.standard_normal((2, 300, 6))
     lab = np.where(X[1, :, 0] > 0, "p", "n")
@@ -228,10 +262,12 @@ def test_same_seed_same_numbers_and_figure(tmp_path):
     a = probe.run(_emb(X, **items), seed=3, progress=False)
     b = probe.run(_emb(X, **items), seed=3, progress=False)
     assert [m.to_dict() for m in a.metrics] == [m.to_dict() for m in b.metrics]
+    # lab is the sign of a layer-1 coordinate (linearly separable: accuracy ~1 up to 300 rows
+    # of held-out noise); z has R^2 = 1 / (1 + 0.3^2) = 0.92 on layer 0 by construction
     assert a.metric("accuracy", layer="1", target="lab").value > 0.9
     assert a.metric("r2", layer="0", target="z").value > 0.8
     back = geoprobe.ProbeResult.from_dict(a.to_dict())
     fig = back.plot()
     assert len([ax for ax in fig.axes if ax.axison]) == 3
     from geoprobe.plotting import save_figure
-    assert all(p.stat().st_size > 0 for p in save_figure(fig, tmp_path / "fig"))
+    check_saved_figure(fig, save_figure(fig, tmp_path / "fig"))

@@ -29,7 +29,15 @@ def test_planted_ranks_recovered():
     assert got["rank1"] == pytest.approx(1, abs=0.01)        # collapsed: about 1
     pr = res.metric("participation_ratio", layer="rank12")
     assert pr.value == pytest.approx(12, rel=0.1)
-    assert pr.ci_low <= pr.ci_high and pr.n == 150 and pr.unit == "episode"
+    assert pr.n == 150 and pr.unit == "episode"
+    # The plug-in PR is biased low at finite n: for a sample covariance of an isotropic
+    # k-dimensional Gaussian (Wishart moments) E tr(S)^2 / E tr(S^2) = k / (1 + (k + 1) / n),
+    # 11.95 here. The interval must cover that value and be narrow: the estimate's sampling sd
+    # is below 0.01 (an isotropic PR moves only at second order), so an interval wider than
+    # 1 % of the planted 12 (or an infinite one) is not measuring anything.
+    expected = 12 / (1 + 13 / 3000)
+    assert pr.ci_low <= expected <= pr.ci_high
+    assert pr.ci_high - pr.ci_low < 0.01 * 12
 
 
 def test_collapsed_to_a_point_gives_one():
@@ -44,6 +52,8 @@ def test_shuffled_features_baseline_exceeds_correlated_layer():
     main = res.metric("rankme", layer="rank4").value
     shuffled = res.metric("rankme", layer="rank4", baseline="shuffled-features").value
     gauss = res.metric("rankme", layer="rank4", baseline="gaussian").value
+    # planted rank 4 (RankMe <= 4 up to noise); shuffling features decorrelates them, and an
+    # isotropic Gaussian's RankMe is close to d = 32 (test_planted_ranks_recovered: within 3 %)
     assert main < 6 < shuffled and gauss > 30
 
 
@@ -75,14 +85,23 @@ def test_random_init_twin_added_as_baseline(tmp_path):
     assert t.value > 10 > res.metric("rankme", layer="rank2").value
 
 
-def test_figure_renders_from_result_alone(tmp_path):
+def test_figure_renders_from_result_alone(tmp_path, check_saved_figure):
     from geoprobe.plotting import save_figure
     from geoprobe.probe import ProbeResult
 
     res = run(planted_spectrum(n_items=500, dim=16, ranks=(16, 4), seed=7))
     again = ProbeResult.from_dict(res.to_dict())
-    paths = save_figure(again.plot(), tmp_path / "fig")
-    assert all(p.stat().st_size > 1000 for p in paths)
+    fig = again.plot()
+    ax_spec, ax_rank = fig.axes
+    # one spectrum curve per layer plus the shuffled-features one, each over all 16 eigenvalues
+    labels = [line.get_label() for line in ax_spec.get_lines()]
+    assert labels == ["layer rank16", "layer rank4", "shuffled features (last)"]
+    assert all(len(line.get_xdata()) == 16 for line in ax_spec.get_lines())
+    # the RankMe panel draws the result's own numbers, one point per layer
+    rank_line = [line for line in ax_rank.get_lines() if line.get_marker() == "o"][0]
+    np.testing.assert_allclose(rank_line.get_ydata(),
+                               [res.metric("rankme", layer=k).value for k in ("rank16", "rank4")])
+    check_saved_figure(fig, save_figure(fig, tmp_path / "fig"))
 
 
 def test_interval_width_does_not_depend_on_block_count():
@@ -96,4 +115,6 @@ def test_interval_width_does_not_depend_on_block_count():
         return m.ci_high - m.ci_low
 
     exact, blocked = width(2000), width(50)
+    # the bug shrank the width by sqrt(2000 / 50) ~ 6.3; two 300-replicate percentile widths
+    # each vary by ~10 %, so a ratio outside [0.6, 1.6] is a real change, not noise
     assert 0.6 < blocked / exact < 1.6
