@@ -26,6 +26,9 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
            "#000000"]
 BASELINE_COLOR = "#999999"
 
+#: resolution of saved raster figures (PNG), dots per inch
+SAVE_DPI = 200
+
 #: single-column and double-column widths in inches (typical two-column paper)
 WIDTH = {"single": 3.4, "double": 7.0}
 
@@ -41,7 +44,7 @@ _RC = {
     "axes.spines.right": False,
     "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
     "lines.linewidth": 1.4,
-    "savefig.dpi": 200,
+    "savefig.dpi": SAVE_DPI,
     "savefig.bbox": "tight",
     "pdf.fonttype": 42,  # embed TrueType so text stays editable in vector editors
     "svg.fonttype": "none",
@@ -83,7 +86,9 @@ def save_figure(fig, stem, formats=("pdf", "png")) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        with atomic_path(path) as tmp:
+        # the style's savefig settings (200 dpi, tight bounding box) apply when saving, not
+        # when drawing, so the style must be active here too
+        with atomic_path(path) as tmp, style():
             fig.savefig(tmp, format=fmt)
         paths.append(path)
     return paths

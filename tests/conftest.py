@@ -31,14 +31,18 @@ def check_saved_figure():
     not blank. Returns the PNG as an (h, w, 3) uint8 array."""
     from PIL import Image
 
+    from geoprobe import plotting
+
     def check(fig, paths):
         by_ext = {p.suffix: p for p in paths}
         if ".pdf" in by_ext:
             assert by_ext[".pdf"].read_bytes().startswith(b"%PDF-")
         with Image.open(by_ext[".png"]) as im:
             png = np.asarray(im.convert("RGB"))
-        w, h = fig.get_size_inches() * fig.dpi  # savefig.dpi is "figure", no tight bbox
-        assert png.shape[:2] == (round(h), round(w))
+        # saved at the style's dpi with a tight bounding box, which trims or extends the
+        # margins by a fraction of the figure: within 25 % of inches x dpi
+        w, h = fig.get_size_inches() * plotting.SAVE_DPI
+        assert abs(png.shape[1] - w) < 0.25 * w and abs(png.shape[0] - h) < 0.25 * h
         assert png.std() > 0  # a blank canvas is one colour
         # share of pixels with ink (not near-white): a blank figure has 0; axes, tick labels
         # and curves ink several percent of any probe figure, so 1 % means "something drawn"
