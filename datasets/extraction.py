@@ -534,7 +534,8 @@ def register(subparsers) -> None:
     """Add ``geoprobe extract`` to the CLI (entry point in the ``geoprobe.commands`` group)."""
     import argparse
 
-    p = subparsers.add_parser("extract", help="word vectors of a treebank from a language model",
+    p = subparsers.add_parser("extract", help="word vectors of a treebank, or token and text vectors "
+                              "of any module, from a language model",
                               description=EXTRACT_DESCRIPTION, epilog=EXTRACT_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
