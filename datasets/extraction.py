@@ -525,7 +525,7 @@ examples:
   geoprobe extract --treebank my.conllu.gz --model ~/models/bert-base-cased --out mine.gpemb
   geoprobe extract --split dev --max-sentences 100 --no-twin --out smoke.gpemb
   geoprobe extract --text lines.txt --modules 'encoder.layer.*.output' --out tok.gpemb
-  geoprobe extract --jsonl docs.jsonl --field text --modules 'encoder.layer.*.output' \
+  geoprobe extract --jsonl docs.jsonl --field text --modules 'encoder.layer.*.output' \\
       --pool mean --out docs.gpemb
 then, e.g.:  geoprobe probe covariance-spectrum ewt-dev.gpemb -o out/"""
 
