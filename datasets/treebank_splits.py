@@ -20,9 +20,9 @@ from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import EmbeddingError, GeoprobeError
 from geoprobe.locks import work_dir
 from geoprobe.safepath import check_name, inside
-from geoprobe.source import AUTO, resolve_source
+from geoprobe.source import AUTO, TWIN_SUFFIX, resolve_source
 
-from .extraction import TWIN_SUFFIX, reuse_built, treebank_lm
+from .extraction import reuse_built, treebank_lm
 
 _CHUNK_ROWS = 8192
 

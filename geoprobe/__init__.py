@@ -11,6 +11,7 @@ A notebook session::
 
 from .version import __version__
 
+from .activations import extract_activations
 from .embeddings import EmbeddingSet, EmbeddingWriter
 from .errors import (
     EmbeddingError, FormatError, GeoprobeError, ProbeInputError, SuiteError, UnknownProbeError,
@@ -23,6 +24,7 @@ from .source import Source, resolve_source
 
 __all__ = [
     "EmbeddingSet", "EmbeddingWriter", "ItemTable", "load_embeddings", "export_embeddings",
+    "extract_activations",
     "Source", "resolve_source",
     "Probe", "ProbeContext", "ProbeResult", "Metric", "Requirements",
     "available", "get_probe", "make_probe",

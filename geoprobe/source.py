@@ -54,6 +54,17 @@ class Source:
         return Source(self.embeddings)
 
 
+#: what an extractor inserts before a set's suffix to name its random-init twin
+TWIN_SUFFIX = ".random-init"
+
+
+def twin_path_for(out) -> Path:
+    """Where an extractor writes the random-init twin of the set at ``out``:
+    ``x.gpemb`` -> ``x.random-init.gpemb`` (recorded in the set's provenance as ``twin``)."""
+    out = Path(out)
+    return out.with_name(out.stem + TWIN_SUFFIX + out.suffix)
+
+
 def twin_path(emb: EmbeddingSet) -> Path | None:
     """Path of the random-init twin that ``emb``'s provenance records, or None.
 
