@@ -25,7 +25,8 @@ def _text_files():
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
         for name in sorted(files):
             path = Path(folder) / name
-            if path.suffix not in BINARY and path != Path(__file__).resolve():
+            # a ".git" file (a worktree's pointer to its repository) is git's, not ours
+            if path.suffix not in BINARY and name != ".git" and path != Path(__file__).resolve():
                 yield path
 
 
