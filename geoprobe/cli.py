@@ -45,7 +45,8 @@ def _suite_args(p: argparse.ArgumentParser, suite_optional: bool) -> None:
                    help=f"results directory (default: {DEFAULT_OUT}/<suite name>); replaced "
                         "atomically when the run completes")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any suite value, e.g. --set probes.spectrum.params.n_boot=50 "
+                   help="override any suite value, e.g. --set probes.spectrum.params.n_boot=50, "
+                        "--set checks.spectrum-rankme-0.value=25 (probes and checks by id) "
                         "or --set sources.main.path=emb.npy (repeatable; values parse as TOML)")
     p.add_argument("--embeddings", metavar="PATH",
                    help="use this embedding file for the suite's one source")
