@@ -13,12 +13,13 @@ fold. Three ways:
   baseline that already shares the SVD across targets).
 
 Every method runs with geoprobe's thread policy (one BLAS thread by default: the machine is
-shared, threads would only measure the neighbours; ``--threads`` to change it). ``--baseline-layers K`` times every method but ``geoprobe (gcv)`` on the
-first K layers only and scales its time by ``layers / K``, and ``--loop-targets M`` times the
-sklearn loop on M targets and scales by ``targets / M`` (every layer and every target costs the
-same: same shape, same alphas); R^2 is compared where all methods ran. Prints wall and CPU seconds, the ratios, the largest difference in held-out R^2 from the
-sklearn loop, and the peak resident memory; ``--write`` stores the table in
-``benchmarks/results/decodability.md`` (``--out`` elsewhere).
+shared, threads would only measure the neighbours; ``--threads`` to change it).
+``--baseline-layers K`` times every method but ``geoprobe (gcv)`` on the first K layers only
+and scales its time by ``layers / K``, and ``--loop-targets M`` times the sklearn loop on M
+targets and scales by ``targets / M`` (every layer and every target costs the same: same shape,
+same alphas); R^2 is compared where all methods ran. Prints wall and CPU seconds, the ratios,
+the largest difference in held-out R^2 from the sklearn loop, and the peak resident memory;
+``--write`` stores the table in ``benchmarks/results/decodability.md`` (``--out`` elsewhere).
 
     python benchmarks/bench_decodability.py            # the full 7 x 10 on 50,000 x 384
     python benchmarks/bench_decodability.py --quick    # a quick run
@@ -143,7 +144,8 @@ def _main(args, run, n_threads):
     setup = (f"{args.layers} layers x {args.targets} targets, {args.n:,} x {args.dim} float32 "
              f"embeddings, 5-fold CV, {len(ALPHAS)} alphas, alpha per target and fold, "
              f"{n_threads} BLAS thread(s); all but geoprobe (gcv) timed on {n_base} of "
-             f"{args.layers} layers and scaled by {scale:g}, the sklearn loop on {n_loop} of {args.targets} targets and "
+             f"{args.layers} layers and scaled by {scale:g}, the sklearn loop on {n_loop} of "
+             f"{args.targets} targets and "
              f"scaled by {args.targets / n_loop:g} (every layer and target costs the same); R^2 "
              f"compared on the targets and layers all methods ran")
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared "
@@ -159,7 +161,8 @@ def _main(args, run, n_threads):
             f"Peak resident memory of the whole run: {peak_mb:.0f} MB.\n\n"
             "`geoprobe (loo)` uses RidgeCV's leave-one-out criterion and picks the same alphas, "
             "so its R^2 equals the loop's to rounding; `geoprobe (gcv)` is the probe's default. "
-            "CPU seconds are less sensitive than wall seconds to the other jobs on the machine.\n"))
+            "CPU seconds are less sensitive than wall seconds to the other jobs on the "
+            "machine.\n"))
 
 
 if __name__ == "__main__":

@@ -25,26 +25,29 @@ means :data:`DEFAULT`.
 
 Why the default is 1
 --------------------
-Measured by ``benchmarks/bench_threads.py`` (``benchmarks/results/threads.md``: median of 3,
-seconds, 1 thread vs 2 threads) on the project machine, 2 cores shared with other jobs:
+Measured by ``benchmarks/bench_threads.py`` (``benchmarks/results/threads.md``) on the project
+machine, 2 cores shared with other jobs; seconds, median of 3, 1 thread / 2 threads:
 
-=================================================  ============  ============
-workload                                            "idle" (*)   two busy neighbours
-=================================================  ============  ============
-polar-probe epoch, 1,500 planted sentences, d 384   0.32 / 5.40   1.02 / 37.65
-ridge decode, 20,000 x 384, 5 targets, 5 folds      0.24 / 1.33   0.27 / 0.91
-20 JEPA steps, batch 16, 32x32 frames               0.29 / 1.42   0.47 / 4.29
-covariance-spectrum bootstrap, 20,000 x 256, 100    1.22 / 3.32   5.47 / 10.35
-=================================================  ============  ============
+===========================================  =============  ==============  ============
+workload                                     no load added  other jobs (*)  2 busy
+                                             (load ~1)      (load ~2.5)     neighbours
+===========================================  =============  ==============  ============
+polar epoch, 1,500 planted sentences, d 384  0.24 / 0.20    0.32 / 5.40     0.38 / 17.39
+ridge decode, 20,000 x 384, 5 targets        0.19 / 0.14    0.24 / 1.33     0.30 / 0.61
+20 JEPA steps, batch 16, 32x32 frames        0.25 / 0.20    0.29 / 1.42     0.44 / 1.11
+spectrum bootstrap, 20,000 x 256, 100        1.14 / 1.07    1.22 / 3.32     2.24 / 53.07
+===========================================  =============  ==============  ============
 
-(*) no load added by the script; other jobs kept the load average at 2.2-2.8 on 2 cores.
+(*) an earlier run of the same script while other users' jobs held the load average at
+2.2-2.8 (its file is in the history of ``benchmarks/results/threads.md``); the other two
+columns are the run now in that file, whose two neighbours are ``while True: pass`` processes.
 
-Two threads were slower on every workload, 2.7x to 17x without added load and 1.9x to 37x
-with it: a thread that loses its core stalls the other at every barrier, and the polar
-epoch's many small matrix products cost more to split than to compute. A single fast 2-thread
-repeat (the JEPA's 0.21 s) shows threads can pay on cores nobody else uses, so on a machine of
-your own give ``--threads N`` or ``GEOPROBE_THREADS=N``; ``auto`` is 1 until measurements on
-such machines say otherwise.
+With a core to spare, 2 threads gain at most 1.3x (0.77-0.94 of the time); as soon as the
+cores are contended they lose 2x to 46x, because a thread that loses its core stalls the other
+at every barrier (worst for the polar epoch's many small products and the bootstrap's many
+small eigenproblems). On a shared machine the expected cost of 2 threads is far above the
+gain, so the default, and ``auto``, is one thread; on cores of your own give ``--threads N``
+or ``GEOPROBE_THREADS=N``.
 
 Algorithmic pins
 ----------------
