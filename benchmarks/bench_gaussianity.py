@@ -3,11 +3,11 @@
 Baselines, in the same run and on the same data and directions:
 - ``direct``: the anchor's formula in numpy, all rows at once (``cos``/``sin`` of an
   (n, K, 17) array, as LeJEPA's code does in torch);
-- ``torch``: ``geoprobe.sigreg`` (the JEPA's training loss, float64, one thread).
+- ``torch``: ``geoprobe.sigreg`` (the JEPA's training loss, float64, geoprobe's thread policy).
 Ours reads the rows from a memory-mapped ``.npy`` in chunks. Prints seconds, peak traced
-memory and ratios, and writes ``benchmarks/results/gaussianity.md``.
+memory and ratios, and writes ``benchmarks/results/gaussianity.md`` (``--out`` elsewhere).
 
-    python benchmarks/bench_gaussianity.py [--n 20000] [--d 128] [--k 256]
+    python benchmarks/bench_gaussianity.py [--n 20000] [--d 128] [--k 256] [--smoke --out F]
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_spectrum import measure as measure_bytes  # this script's folder is on sys.path
+from _common import Run  # this script's folder is on sys.path
+from bench_spectrum import measure as measure_bytes
 
 from geoprobe.probes.gaussianity import epps_pulley, random_directions
-from geoprobe.provenance import write_text_atomic
 from geoprobe.sigreg import ep_grid
 
 
@@ -42,13 +42,20 @@ def measure(fn):
 
 def main():
     ap = argparse.ArgumentParser()
+    run = Run(ap, "gaussianity")
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--k", type=int, default=256)
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.d, args.k = 300, 8, 8
+    with run.threads(args):
+        _main(args, run)
+
+
+def _main(args, run):
     from geoprobe.sigreg import sigreg
 
-    torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((args.n, args.d))
     A = random_directions(args.d, args.k, rng)
@@ -76,7 +83,7 @@ def main():
               "it materialises the same (n, K, 17) arrays as the direct formula.", ""]
     text = "\n".join(lines)
     print(text)
-    write_text_atomic(Path(__file__).parent / "results" / "gaussianity.md", text)
+    run.write(args, text)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@
 * Density measures: ``density_measures`` on (n, d) vs a per-row loop.
 * Fixed-point search: ``iterate_map`` on all starts at once vs one start at a time.
 
-Prints wall time, the ratio, peak heap (tracemalloc) and the largest difference of results.
+Prints wall time, the ratio, peak heap (tracemalloc) and the largest difference of results;
+``--out FILE`` also writes them there.
 
     python benchmarks/bench_regularization.py [--items 400] [--users 2000] [--rows 5000]
+    python benchmarks/bench_regularization.py --smoke --out /tmp/r.md   # seconds: does it run?
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import platform
 
 import numpy as np
 import torch
-from bench_spectrum import measure  # the same timer (this script's folder is on sys.path)
+from _common import Run  # this script's folder is on sys.path
+from bench_spectrum import measure  # the same timer
 
 from geoprobe.linear_models import ease_weights, gram
 from geoprobe.probes.attractors import iterate_map
@@ -88,8 +91,15 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=2000)
     ap.add_argument("--rows", type=int, default=5000)
     ap.add_argument("--starts", type=int, default=2000)
+    run = Run(ap, "regularization", default_out=False)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    if args.smoke:
+        args.items, args.users, args.rows, args.starts = 20, 60, 50, 20
+    with run.threads(args):
+        _main(args, run)
+
+
+def _main(args, run) -> None:
     rng = np.random.default_rng(0)
     rows = []
 
@@ -122,13 +132,15 @@ def main() -> None:
     rows.append(("fixed-point iteration", f"{args.starts} starts, k=8", t_ref, t_ours, m_ref,
                  m_ours, float((a - b).abs().max())))
 
-    print(f"# regularization kernels ({platform.machine()}, {torch.get_num_threads()} torch "
-          "thread)")
-    print("| kernel | size | loop | ours | speed-up | peak heap loop / ours | max diff |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    lines = [f"# regularization kernels ({platform.machine()}, {torch.get_num_threads()} torch "
+             "thread(s))", "",
+             "| kernel | size | loop | ours | speed-up | peak heap loop / ours | max diff |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, size, tr, to, mr, mo, diff in rows:
-        print(f"| {name} | {size} | {tr:.3f} s | {to:.3f} s | {tr / to:.1f}x | "
-              f"{mr / 2**20:.1f} / {mo / 2**20:.1f} MiB | {diff:.1e} |")
+        lines.append(f"| {name} | {size} | {tr:.3f} s | {to:.3f} s | {tr / to:.1f}x | "
+                     f"{mr / 2**20:.1f} / {mo / 2**20:.1f} MiB | {diff:.1e} |")
+    print("\n".join(lines))
+    run.write(args, "\n".join(lines))
 
 
 if __name__ == "__main__":

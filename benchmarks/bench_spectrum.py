@@ -6,9 +6,10 @@ pass accumulates per-block Gram matrices from the memory-mapped file; each repli
 weighted sum of blocks and a d x d eigenproblem.
 
 Prints wall time, the ratio, peak Python-heap memory (tracemalloc, which sees NumPy buffers)
-and the largest difference in the point estimates.
+and the largest difference in the point estimates; ``--out FILE`` also writes them there.
 
     python benchmarks/bench_spectrum.py [--n 20000] [--dim 256] [--n-boot 20]
+    python benchmarks/bench_spectrum.py --smoke --out /tmp/s.md   # seconds: does it run?
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from _common import Run  # this script's folder is on sys.path
 
 from geoprobe import EmbeddingSet, make_probe
 from geoprobe.spectra import participation_ratio, rankme
@@ -56,7 +58,15 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--n-boot", type=int, default=20)
     ap.add_argument("--episode", type=int, default=20)
+    run = Run(ap, "spectrum", default_out=False)
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.dim, args.n_boot = 400, 16, 2
+    with run.threads(args):
+        _main(args, run)
+
+
+def _main(args, run) -> None:
     rng = np.random.default_rng(0)
     X = (rng.standard_normal((args.n, 32)) @ rng.standard_normal((32, args.dim))
          + 0.1 * rng.standard_normal((args.n, args.dim))).astype(np.float32)
@@ -72,14 +82,17 @@ def main() -> None:
                               groups, args.n_boot, np.random.default_rng(0)))
     rm = ours.metric("rankme", layer="0").value
     pr = ours.metric("participation_ratio", layer="0").value
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
-    print(f"data: {args.n} x {args.dim} float32 on disk, {args.n // args.episode} episodes, "
-          f"{args.n_boot} bootstrap replicates")
-    print(f"reference (SVD per replicate): {t_ref:8.2f} s   peak {m_ref / 2**20:8.1f} MiB")
-    print(f"geoprobe (blocked moments):    {t_ours:8.2f} s   peak {m_ours / 2**20:8.1f} MiB "
-          "(includes both baselines)")
-    print(f"speed-up: {t_ref / t_ours:.1f}x   memory ratio: {m_ref / max(m_ours, 1):.1f}x")
-    print(f"|RankMe diff| = {abs(rm - ref_rm):.2e}   |PR diff| = {abs(pr - ref_pr):.2e}")
+    lines = [
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        f"data: {args.n} x {args.dim} float32 on disk, {args.n // args.episode} episodes, "
+        f"{args.n_boot} bootstrap replicates",
+        f"reference (SVD per replicate): {t_ref:8.2f} s   peak {m_ref / 2**20:8.1f} MiB",
+        f"geoprobe (blocked moments):    {t_ours:8.2f} s   peak {m_ours / 2**20:8.1f} MiB "
+        "(includes both baselines)",
+        f"speed-up: {t_ref / t_ours:.1f}x   memory ratio: {m_ref / max(m_ours, 1):.1f}x",
+        f"|RankMe diff| = {abs(rm - ref_rm):.2e}   |PR diff| = {abs(pr - ref_pr):.2e}"]
+    print("\n".join(lines))
+    run.write(args, "# covariance-spectrum benchmark\n\n```\n" + "\n".join(lines) + "\n```")
 
 
 if __name__ == "__main__":

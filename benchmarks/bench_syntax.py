@@ -13,7 +13,8 @@ Usage::
 
 The embedding set is the one ``treebank-lm-splits`` (the ``syntax-minilm`` suite's source)
 writes; without ``--embeddings`` a planted set of the same size is generated.
-Prints times, ratios and peak memory; writes ``benchmarks/results/syntax.md``.
+Prints times, ratios and peak memory; writes ``benchmarks/results/syntax.md`` (``--out``
+elsewhere). ``--smoke`` runs a tiny planted set in seconds, to check the script runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import Run  # this script's folder is on sys.path
 
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.probes.syntax import PolarProbe
@@ -73,15 +75,25 @@ def main() -> None:
     ap.add_argument("--baseline-sentences", type=int, default=40)
     ap.add_argument("--sentences-per-step", type=int, default=20,
                     help="reference batch size in sentences (Hewitt & Manning use 20)")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "syntax.md")
+    run = Run(ap, "syntax")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.smoke:
+        args.rank, args.baseline_sentences, args.sentences_per_step = 8, 3, 2
+    with run.threads(args):
+        _main(args, run)
+
+
+def _main(args, run) -> None:
     ref = _load_reference()
 
     if args.embeddings:
         emb = EmbeddingSet.open(args.embeddings, validate=False)
         layer = args.layer
+    elif args.smoke:
+        from geoprobe.datasets.planted_trees import planted_trees
+        emb = planted_trees(n_sentences=40, dim=48, rank=24, max_len=12, n_layers=1,
+                            dev_fraction=0.25)
+        layer = "0"
     else:
         from geoprobe.datasets.planted_trees import planted_trees
         emb = planted_trees(n_sentences=14_544, dim=384, rank=64, max_len=40, n_layers=1,
@@ -164,7 +176,8 @@ def main() -> None:
         "# Syntax probes: speed",
         "",
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"torch {torch.__version__}, {args.threads} torch thread(s), shared 2-core host "
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), shared 2-core "
+        "host "
         "(other jobs were running; times are wall-clock).",
         f"Data: {emb.source}, layer {layer}, {train.n} train / {dev.n} dev sentences, "
         f"{int(train.lengths.sum())} train words, dim {X.shape[1]}, probe rank {args.rank}, "
@@ -195,8 +208,7 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    run.write(args, text)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ shapes without needing a 20k-word model vocabulary. Timed, after WordNet's first
    the dense path (eigh of the n x n Gram) at n = ``--dense-n`` (the dense path at n = 20,000
    needs 3.2 GB and hours), with the ratio printed and the dense time extrapolated as n^3.
 
-Run: ``python benchmarks/bench_taxonomy.py [--threads 1] [--out benchmarks/results/taxonomy.md]``
+Run: ``python benchmarks/bench_taxonomy.py [--threads N] [--out benchmarks/results/taxonomy.md]``
+(``--smoke``: 16 dimensions, 20 subtrees, 10 replicates, seconds; checks the script runs).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import resource
 import time
 
 import numpy as np
+from _common import Run  # this script's folder is on sys.path
 
 
 def machine() -> str:
@@ -49,24 +51,28 @@ def main() -> int:
     ap.add_argument("--n-words", type=int, default=20000)
     ap.add_argument("--dim", type=int, default=300)
     ap.add_argument("--dense-n", type=int, default=3000)
-    ap.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    ap.add_argument("--out", default=None, help="write the Markdown results here")
+    ap.add_argument("--n-subtrees", type=int, default=2000)
+    ap.add_argument("--n-boot", type=int, default=1000)
+    run = Run(ap, "taxonomy", default_out=False)
     args = ap.parse_args()
-
-    from threadpoolctl import threadpool_limits
+    if args.smoke:
+        # all --n-words kept: among a few hundred, no depth-3 subtree has all its 15 nodes
+        args.dim, args.dense_n, args.n_subtrees, args.n_boot = 16, 100, 20, 10
 
     from geoprobe import EmbeddingSet, make_probe
     from geoprobe.datasets.taxonomy import Taxonomy, tree_markov_vectors
     from geoprobe.probes import taxonomy as tx
 
     desc = machine()
-    lines = ["# Taxonomy benchmark", "", f"Machine: {desc}. BLAS threads: {args.threads}.", ""]
+    lines = ["# Taxonomy benchmark", ""]
 
     def say(text=""):
         print(text, flush=True)
         lines.append(text)
 
-    with threadpool_limits(args.threads):
+    with run.threads(args) as n_threads:
+        say(f"Machine: {desc}. BLAS threads: {n_threads}.")
+        say()
         t0 = time.perf_counter()
         tree = Taxonomy.from_wordnet()
         t_tree = time.perf_counter() - t0
@@ -82,18 +88,19 @@ def main() -> int:
         say(f"{args.n_words} words, d = {args.dim}")
         say()
         t0 = time.perf_counter()
-        r1 = make_probe("gram-eigen-taxonomy", n_subtrees=2000, n_boot=1000).run(
+        r1 = make_probe("gram-eigen-taxonomy", n_subtrees=args.n_subtrees,
+                        n_boot=args.n_boot).run(
             emb, seed=0, twin=False, progress=False)
         t_gram = time.perf_counter() - t0
         t0 = time.perf_counter()
-        r2 = make_probe("hierarchical-orthogonality", n_boot=1000).run(
+        r2 = make_probe("hierarchical-orthogonality", n_boot=args.n_boot).run(
             emb, seed=0, twin=False, progress=False)
         t_orth = time.perf_counter() - t0
         aa = r1.metric("alignment_area_normalised", layer="planted")
         say("| step | seconds |")
         say("|---|---|")
-        say(f"| gram-eigen-taxonomy (2,000 subtrees, 1,000 bootstrap, baselines, heatmap) "
-            f"| {t_gram:.1f} |")
+        say(f"| gram-eigen-taxonomy ({args.n_subtrees:,} subtrees, {args.n_boot:,} bootstrap, "
+            f"baselines, heatmap) | {t_gram:.1f} |")
         say(f"| hierarchical-orthogonality ({r2.info['n_concepts']} concepts, lda + mean, "
             f"baselines) | {t_orth:.1f} |")
         say(f"| whole pipeline (tree + both probes) | {t_tree + t_gram + t_orth:.1f} |")
@@ -137,10 +144,7 @@ def main() -> int:
             f"{args.n_words ** 2 * 8 / 1e9:.1f} GB Gram) | ~{extrapolated / t_ours_full:.0f}x |")
         say()
         say(f"Peak resident memory: {peak_mb():.0f} MB.")
-    if args.out:
-        from geoprobe.provenance import write_text_atomic
-
-        write_text_atomic(args.out, "\n".join(lines) + "\n")
+        run.write(args, "\n".join(lines))
     return 0
 
 

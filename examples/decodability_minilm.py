@@ -141,14 +141,13 @@ def main(argv=None) -> int:
     ap.add_argument("--layers", nargs="+", default=None, help="layer names (default: all)")
     args = ap.parse_args(argv)
 
-    import torch
-
+    from geoprobe import threads
     from geoprobe.plotting import save_figure
     from geoprobe.probes.decodability import LinearDecodability
     from geoprobe.provenance import write_json_atomic, write_text_atomic
 
-    torch.set_num_threads(1)  # a shared machine: be a good neighbour
-    emb, twin = build_sets(args.conllu or default_dev(), args.sentences, args.seed)
+    with threads.policy():  # the models' forward passes follow geoprobe's policy (probes do)
+        emb, twin = build_sets(args.conllu or default_dev(), args.sentences, args.seed)
     print(f"{emb.n_items} words, {len(np.unique(emb.items['sentence_id']))} sentences, "
           f"{len(np.unique(emb.items['upos']))} UPOS tags, {emb.n_layers} layers")
     probe = LinearDecodability(targets=["upos", "rel_position"], group="sentence_id",

@@ -12,9 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
-
 import geoprobe
+from geoprobe import threads
 from geoprobe.plotting import save_figure
 from geoprobe.provenance import write_json_atomic
 
@@ -41,11 +40,8 @@ def cosine(out: Path) -> None:
 
 
 def sparsity(out: Path) -> None:
-    import torch
-
     from geoprobe.datasets.shifted_text import treebank_shift
 
-    torch.set_num_threads(1)
     emb = treebank_shift(n_sentences=300, seed=0)
     twin = treebank_shift(n_sentences=300, seed=0, random_init=True)
     result = geoprobe.make_probe("activation-sparsity", group="sentence_id").run(
@@ -55,13 +51,10 @@ def sparsity(out: Path) -> None:
 
 def attractors(out: Path) -> None:
     """The conv autoencoder family: bottleneck k x weight decay, 64 training images."""
-    import torch
-
     from geoprobe.autoencoders import reconstruction_error, train_autoencoder
     from geoprobe.datasets.shapes import shape_image_set
     from geoprobe.probes.attractors import plot_family
 
-    torch.set_num_threads(1)
     emb = shape_image_set(n_train=64, n_test=256, seed=0)
     images = emb.layer(0).reshape(-1, 16, 16)
     train, test = images[emb.column("split") == "train"], images[emb.column("split") == "test"]
@@ -102,9 +95,9 @@ def main() -> None:
     parser.add_argument("parts", nargs="*", default=list(PARTS), choices=list(PARTS))
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     args = parser.parse_args()
-    # One BLAS thread: the closed forms are many small eigh/solve calls, which threads slow
-    # down on a shared machine.
-    with threadpool_limits(1):
+    # geoprobe's thread policy (one thread by default: the closed forms are many small
+    # eigh/solve calls, which threads slow down on a shared machine) for every part.
+    with threads.policy():
         for part in args.parts:
             PARTS[part](args.out)
 

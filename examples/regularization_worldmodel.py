@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import geoprobe
+from geoprobe import threads
 from geoprobe.jepa.worlds import COLOURS, make_world, render_episodes, rollout
 from geoprobe.jepa.model import JEPA, WorldModel
 from geoprobe.jepa.train import load_model
@@ -72,7 +73,11 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=64)
     ap.add_argument("--steps", type=int, default=16)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    with threads.policy():
+        _main(args)
+
+
+def _main(args) -> None:
     net, step = load_model(args.run)
     wm = WorldModel(net)
     torch.manual_seed(net.cfg.seed)

@@ -15,13 +15,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from . import __version__
+from . import __version__, threads
 from .errors import GeoprobeError, SuiteError
 from .locks import LockedError, hold
 from .safepath import inside
 
 #: the suite ``geoprobe run`` runs with no arguments
 DEFAULT_SUITE = "jepa-tworoom"
+#: subcommands that take ``--threads`` (extract is a plug-in: it gets the flag here)
+THREADED_COMMANDS = ("run", "check", "probe", "extract")
 DEFAULT_OUT = Path("geoprobe-results")
 
 EPILOG = textwrap.dedent("""\
@@ -296,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     _register_plugins(sub)
+    for name in THREADED_COMMANDS:
+        if name in sub.choices:
+            sub.choices[name].add_argument(
+                "--threads", metavar="N",
+                help="BLAS and torch threads: a count or 'auto' (default $GEOPROBE_THREADS, "
+                     "else auto: one thread, the fastest on a shared machine)")
     return parser
 
 
@@ -317,7 +325,12 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        if not hasattr(args, "threads"):  # no numerical work here, or its entry points
+            return int(args.func(args) or 0)  # open the policy themselves
+        # One thread policy for the whole command (geoprobe.threads); plug-in commands with
+        # their own --threads flag (jepa train) share it.
+        with threads.policy(args.threads):
+            return int(args.func(args) or 0)
     except GeoprobeError as exc:
         print(f"geoprobe: error: {exc}", file=sys.stderr)
         return 2

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
-from threadpoolctl import threadpool_limits
 
+from . import threads
 from .errors import ProbeInputError
 from .stats import ClusterBootstrap, as_generator, child_seed, group_codes, preserves_torch_rng
 
@@ -252,7 +252,7 @@ def _softmax_fit(X, y, n_classes, lam, w0=None, max_iter=100):
     w0 = np.zeros((d + 1) * n_classes) if w0 is None else w0
     # L-BFGS-B's own vector updates are tiny BLAS calls; threaded BLAS on a shared machine
     # makes them ~20x slower than one thread, so the whole fit runs single-threaded.
-    with threadpool_limits(limits=1):
+    with threads.single_blas_thread():
         res = minimize(loss_grad, w0, jac=True, method="L-BFGS-B",
                        options={"maxiter": max_iter, "gtol": 1e-5})
     return res.x
@@ -328,7 +328,8 @@ def mlp_cv_predict(X, T, folds, *, kind: str, n_classes=None, groups=None, rng,
 
     Inputs (and continuous targets) are standardized with training-fold statistics; training
     uses Adam with early stopping on a held-out 20 % of the training groups, keeping the best
-    epoch. Randomness comes from ``rng`` through a private torch generator state.
+    epoch. Randomness comes from ``rng`` through a private torch generator state. Threads
+    follow :func:`geoprobe.threads.policy` (and are restored on return).
 
     Parameters
     ----------
@@ -355,15 +356,9 @@ def mlp_cv_predict(X, T, folds, *, kind: str, n_classes=None, groups=None, rng,
         out_dim = T.shape[1]
     codes = None if groups is None else group_codes(groups, len(X))[0]
     out = np.empty((len(X), out_dim))
-    threads = torch.get_num_threads()
-    # A probe-sized MLP gains nothing from intra-op threads and loses much to contention.
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            _mlp_folds(torch, X, T, folds, out, categorical, out_dim, codes, rng, hidden,
-                       weight_decay, lr, batch_size, max_epochs, patience)
-    finally:
-        torch.set_num_threads(threads)
+    with threads.policy(), torch.random.fork_rng(devices=[]):
+        _mlp_folds(torch, X, T, folds, out, categorical, out_dim, codes, rng, hidden,
+                   weight_decay, lr, batch_size, max_epochs, patience)
     return out
 
 

@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import threads
 from .contract import column_names, validate_params
 from .embeddings import EmbeddingSet
 from .errors import ProbeInputError
@@ -406,6 +407,7 @@ class Probe:
             raise ProbeInputError(f"probe {self.name!r} needs at least {req.min_items} items, "
                                   f"{embeddings.source} has {embeddings.n_items}")
 
+    @threads.follows_policy
     def run(self, embeddings: EmbeddingSet | Source, *,
             layers: Sequence[int | str] | str | None = None,
             annotations: Mapping | None = None, model=None, seed: int = 0,
@@ -426,6 +428,9 @@ class Probe:
             The random-init control. True: the Source's twin, or for a plain set the one its
             provenance records, if any. A set (with a plain set only): that twin, aligned to
             the set's items. False/None: none.
+
+        Runs under :func:`geoprobe.threads.policy` (BLAS and torch threads, restored on
+        return).
         """
         if isinstance(embeddings, Source):
             if isinstance(twin, EmbeddingSet):

@@ -55,12 +55,17 @@ def file_sha256(path) -> str:
 
 
 def environment() -> dict:
+    """How and where a result was made: versions, commit, platform, command line, time, and
+    the thread settings in force (:func:`geoprobe.threads.settings`)."""
+    from .threads import settings
+
     return {
         "versions": package_versions(),
         "git_hash": git_hash(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "argv": sys.argv,
+        "threads": settings(),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

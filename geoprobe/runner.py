@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from . import threads
 from .embeddings import EmbeddingSet, replace_dir
 from .errors import GeoprobeError, ProbeInputError, SuiteError
 from .locks import clean_work, hold, remove_leftovers, scratch_dir
@@ -81,6 +82,7 @@ def _describe_source(source: Source, seconds: float) -> dict:
             "twin": twin.source if twin is not None else None, "seconds": round(seconds, 3)}
 
 
+@threads.follows_policy
 def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | None = None,
               workdir=None, show_progress: bool = True, formats=("pdf", "png"),
               wait: float = 0.0) -> dict:
@@ -95,6 +97,8 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
     workdir : scratch directory for generators (kept); a temporary one if None
     wait : seconds to wait for another process writing ``out_dir`` (``math.inf``: as long as
         it takes) before raising :class:`~geoprobe.locks.LockedError`
+
+    Generators and probes run under :func:`geoprobe.threads.policy`.
     """
     out_dir = Path(out_dir)
     # Validate every probe's name and parameters before any expensive work.

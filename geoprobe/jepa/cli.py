@@ -44,7 +44,9 @@ def register(subparsers) -> None:
     t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint "
                    "exists in --out")
     t.add_argument("--checkpoint-every", type=int, default=250)
-    t.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    t.add_argument("--threads", metavar="N",
+                   help="BLAS and torch threads: a count or 'auto' (default $GEOPROBE_THREADS, "
+                        "else geoprobe's default; see geoprobe.threads)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("export", help="write latents + true state as an embedding set")

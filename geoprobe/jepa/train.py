@@ -21,6 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from geoprobe import threads as thread_policy
 from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.progress import progress
 from geoprobe.provenance import atomic_path
@@ -132,17 +133,22 @@ def load_world_model(path) -> WorldModel:
 @preserves_torch_rng
 def train(cfg: JEPAConfig, out_dir, *, resume: bool = True, checkpoint_every: int = 250,
           stop_after: int | None = None, show_progress: bool = True,
-          threads: int | None = 1) -> Path:
+          threads: int | str | None = None) -> Path:
     """Train a JEPA on ``cfg.data``; write ``checkpoint.safetensors`` and ``log.jsonl``.
 
     resume : continue from ``out_dir``'s checkpoint when there is one (its config must match
         ``cfg`` except for ``steps``).
     stop_after : stop after this global step (simulates an interruption; for tests).
-    threads : torch intra-op threads (1 is fastest on a shared 2-core machine).
+    threads : BLAS and torch threads for the run (a count or "auto"); None follows
+        :func:`geoprobe.threads.policy`. The caller's settings are restored on return.
     Returns the checkpoint path.
     """
-    if threads:
-        torch.set_num_threads(threads)
+    with thread_policy.policy(threads):
+        return _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress)
+
+
+def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress) -> Path:
+    """The body of :func:`train`, under its thread policy."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = open_dataset(cfg.data)
