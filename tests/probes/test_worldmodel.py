@@ -1,44 +1,14 @@
 """World-model probes on planted truth: an oracle model that reads the object's position from
-the pixels and predicts with the true (wall-free) dynamics."""
+the pixels and predicts with the true (wall-free) dynamics: the library's own
+OracleWorldModel, which the probes' example inputs use too."""
 
 import numpy as np
 import pytest
-import torch
 
 from geoprobe import EmbeddingSet
-from geoprobe.jepa.worlds import TwoRoom
 from geoprobe.errors import ProbeInputError
-from geoprobe.probes.worldmodel import LatentPlanning, TemporalStraightness, VoESurprise
-
-SCALE = 10.0
-
-
-class OracleModel:
-    """encode = centroid of saturated (coloured, any hue) pixels; predict = last + action."""
-
-    def __init__(self):
-        self.world = TwoRoom()
-        self.image_size = 32
-        self.history = 2
-
-    def encode(self, frames):
-        f = np.asarray(frames, float) / 255
-        w = (f.max(-1) - f.min(-1) > 0.3).astype(float)
-        c = (np.arange(f.shape[1]) + 0.5) / f.shape[1]
-        n = np.maximum(w.sum((1, 2)), 1)
-        return SCALE * np.stack([(w * c[None, None]).sum((1, 2)) / n,
-                                 (w * c[None, :, None]).sum((1, 2)) / n], 1)
-
-    def predict(self, z, a):
-        return z[:, -1] + SCALE * self.world.max_step * np.clip(a[:, -1], -1, 1)
-
-    def rollout(self, z_hist, a_hist, plan):
-        z = z_hist[:, -1]
-        out = []
-        for k in range(plan.shape[1]):
-            z = z + SCALE * self.world.max_step * plan[:, k].clamp(-1, 1)
-            out.append(z)
-        return torch.stack(out, 1)
+from geoprobe.probes.worldmodel import (LatentPlanning, OracleWorldModel as OracleModel,
+                                        TemporalStraightness, VoESurprise)
 
 
 def _dummy_set():
