@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe import hf
-from geoprobe.activations import POOLS
+from geoprobe.activations import POOLS, model_device, to_device, token_batches
+from geoprobe.device import DTYPES, to_numpy
 from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
 from geoprobe.errors import GeoprobeError
 from geoprobe.locks import work_dir
@@ -89,6 +90,12 @@ class WordEncoder:
     max_length : int, optional
         Maximum sub-word tokens per sentence, special tokens included; default the smaller of
         the tokenizer's ``model_max_length`` and the model's ``max_position_embeddings``.
+    device : str
+        Where the model runs: "cpu" (default), "cuda", "cuda:N", "mps" or "auto". Inputs go
+        there batch by batch; the hidden states come back to the CPU for pooling.
+    precision : str
+        The model's compute dtype: "float32" (default), "float16" or "bfloat16". Sub-word
+        means are taken in float32 whatever the precision.
 
     Attributes
     ----------
@@ -97,14 +104,17 @@ class WordEncoder:
     """
 
     def __init__(self, model_dir=None, *, random_init: bool = False, seed: int = 0,
-                 max_length: int | None = None):
+                 max_length: int | None = None, device="cpu", precision="float32"):
         self.model_dir = hf.model_dir(model_dir)
+        self.precision = precision
         self.random_init, self.seed = bool(random_init), int(seed)
         self.tokenizer = hf.load_tokenizer(self.model_dir)
         if self.tokenizer.init_kwargs.get("add_prefix_space") is False:
             # byte-level BPE (GPT-2, RoBERTa) refuses pre-split words without it
             self.tokenizer = hf.load_tokenizer(self.model_dir, add_prefix_space=True)
-        self.model = hf.load_model(self.model_dir, random_init=self.random_init, seed=self.seed)
+        self.model = hf.load_model(self.model_dir, random_init=self.random_init, seed=self.seed,
+                                   device=device, dtype=precision)
+        self.device = model_device(self.model)
         if not self.tokenizer.is_fast:
             raise GeoprobeError(f"{self.model_dir}: word alignment needs a fast tokenizer "
                                 "(tokenizer.json); this one is a slow Python tokenizer")
@@ -127,9 +137,13 @@ class WordEncoder:
         return dict(self._provenance)
 
     def _describe(self) -> dict:
-        return {**hf.model_provenance(self.model_dir, self.config, self.tokenizer,
-                                   random_init=self.random_init, seed=self.seed),
+        prov = {**hf.model_provenance(self.model_dir, self.config, self.tokenizer,
+                                      random_init=self.random_init, seed=self.seed),
                 "pooling": POOLING, "max_length": self.max_length}
+        if (self.device.type, self.precision) != ("cpu", "float32"):
+            # recorded only off the default, so default sets keep their provenance unchanged
+            prov.update(device=str(self.device), precision=self.precision)
+        return prov
 
     # -- the steps, separable so that the forward pass can run beside the rest -------------
     def tokenize(self, words: Sequence[Sequence[str]], *, truncate: bool = False):
@@ -156,7 +170,7 @@ class WordEncoder:
         import torch
 
         with torch.inference_mode():
-            out = self.model(**inputs, output_hidden_states=True)
+            out = self.model(**to_device(inputs, self.device), output_hidden_states=True)
         return torch.stack(out.hidden_states)
 
     @staticmethod
@@ -221,7 +235,7 @@ class WordEncoder:
             words = self._replace_empty_words(words, names, counts, notes)
             inputs, word_index = self.tokenize(words)
             counts = _token_counts(word_index, n_words)
-        lengths = inputs["attention_mask"].sum(1).numpy()
+        lengths = to_numpy(inputs["attention_mask"].sum(1))
         keep = np.ones(len(words), dtype=bool)
         for b in np.flatnonzero(lengths > self.max_length):
             keep[b] = self._long_sentence(names[b], int(lengths[b]), long_sentences, notes)
@@ -242,18 +256,21 @@ class WordEncoder:
         if hidden is None:
             return (np.zeros((len(self.layer_names), 0, self.dim), np.float32),
                     [np.zeros(0, np.int64) for _ in plan.keep])
+        # pooled on the CPU in float32 (the word index lives there; half-precision sums of
+        # many sub-words lose digits); a no-op for the default float32 CPU model
+        hidden = hidden.float().cpu()
         vectors, counts = self.pool(hidden, plan.word_index, plan.n_kept)
         # Truncation keeps whole words only: a word cut mid-way would be the mean of some of
         # its sub-words, so it gets no row, like the words after it.
-        complete = (counts == plan.full_counts).numpy()
+        complete = to_numpy(counts == plan.full_counts)
         kept_rows = iter(np.split(complete, np.cumsum(plan.n_kept)[:-1]))
         rows = [np.flatnonzero(next(kept_rows)) if k else np.zeros(0, np.int64)
                 for k in plan.keep]
-        return vectors[:, torch.from_numpy(complete)].float().numpy(), rows
+        return to_numpy(vectors[:, torch.from_numpy(complete)].float()), rows
 
     def _replace_empty_words(self, words, names, counts, notes):
         """Words that give no sub-word token at all become the unknown token."""
-        empty = np.flatnonzero(counts.numpy() == 0)
+        empty = np.flatnonzero(to_numpy(counts) == 0)
         if not empty.size:
             return words
         ends = np.cumsum([len(w) for w in words])
@@ -326,7 +343,7 @@ def _write_block(writer: EmbeddingWriter, batch, rows, vectors: np.ndarray, spli
 def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncoder,
                       split: str = "", batch_size: int = 32, dtype="float32",
                       long_sentences: str = "skip", provenance: dict | None = None,
-                      show_progress: bool = True) -> Path:
+                      show_progress: bool = True, batch_tokens: int | None = None) -> Path:
     """Stream the word vectors of ``sentences`` into a new embedding set at ``out``.
 
     Parameters
@@ -339,6 +356,11 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
     dtype : "float32" or "float16" storage
     long_sentences : policy for sentences over the model's maximum length (see WordEncoder)
     provenance : extra provenance entries (e.g. ``twin``, ``source``)
+    batch_tokens : int, optional
+        Instead of ``batch_size`` sentences, batches of consecutive sentences whose padded
+        sub-word tokens (sentences x longest, each at most ``max_length``) stay within this
+        budget, so that long sentences do not blow up a batch's memory (see
+        :func:`geoprobe.activations.token_batches`). Costs one extra tokenizer pass.
 
     Returns
     -------
@@ -357,7 +379,11 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
     # while the model runs (torch releases the GIL), so only the forward pass is on the
     # critical path. The worker runs its jobs in order and each loop waits for the next
     # batch's tokens, queued after the previous write: at most two batches are in memory.
-    batches = [sentences[i:i + batch_size] for i in range(0, len(sentences), batch_size)]
+    if batch_tokens is None:
+        batches = [sentences[i:i + batch_size] for i in range(0, len(sentences), batch_size)]
+    else:
+        batches = [sentences[span] for span in
+                   token_batches(_token_lengths(encoder, sentences), batch_tokens)]
 
     def prepare(batch):
         return encoder.prepare([s.words for s in batch], names=[s.sent_id for s in batch],
@@ -370,6 +396,8 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
     with EmbeddingWriter(out, dim=encoder.dim, layer_names=encoder.layer_names, dtype=dtype,
                          provenance=prov) as writer, ThreadPoolExecutor(max_workers=1) as pool:
         writer.provenance.update(n_sentences=len(sentences))
+        if batch_tokens is not None:
+            writer.provenance.update(batch_tokens=batch_tokens)
         next_plan = pool.submit(prepare, batches[0])
         writes = []
         for k, batch in enumerate(batches):
@@ -394,10 +422,18 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
     return Path(out)
 
 
+def _token_lengths(encoder: WordEncoder, sentences: Sequence[Sentence]) -> list[int]:
+    """Sub-word tokens of each sentence, special tokens included, at most ``max_length``."""
+    ids = encoder.tokenizer([list(s.words) for s in sentences],
+                            is_split_into_words=True)["input_ids"]
+    return [min(len(i), encoder.max_length) for i in ids]
+
+
 def extract_treebank(out, *, treebank=None, split: str | None = None, model=None,
                      max_sentences: int | None = None, batch_size: int = 32, dtype="float32",
                      twin: bool = True, seed: int = 0, long_sentences: str = "skip",
-                     provenance: dict | None = None, show_progress: bool = True) -> Path:
+                     provenance: dict | None = None, show_progress: bool = True,
+                     device="cpu", precision="float32", batch_tokens: int | None = None) -> Path:
     """Extract every word of a CoNLL-U treebank, and (by default) the random-init twin.
 
     Parameters
@@ -409,10 +445,11 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
         ``split`` column's value (default: the file name)
     model : Hugging Face model directory; default the offline MiniLM
     max_sentences : only the first sentences of the file
-    batch_size, dtype, long_sentences : see :func:`extract_sentences`
+    batch_size, dtype, long_sentences, batch_tokens : see :func:`extract_sentences`
     twin : also write the random-init twin
     seed : torch seed of the twin's initialisation
     provenance : extra provenance entries for both sets
+    device, precision : where and in what dtype the model runs (see :class:`WordEncoder`)
 
     Returns
     -------
@@ -429,20 +466,22 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
     extra = dict(source)
     # The real model loads first, so that unloadable weights stop the run before anything is
     # written; a twin whose real set then fails is removed, never left behind alone.
-    encoder = WordEncoder(model)
+    encoder = WordEncoder(model, device=device, precision=precision)
     if twin:
         tpath = twin_path_for(out)
-        extract_sentences(sentences, tpath, encoder=WordEncoder(model, random_init=True, seed=seed),
-                          split=split, batch_size=batch_size, dtype=dtype,
-                          long_sentences=long_sentences, provenance=source,
-                          show_progress=show_progress)
+        twin_encoder = WordEncoder(model, random_init=True, seed=seed, device=device,
+                                   precision=precision)
+        extract_sentences(sentences, tpath, encoder=twin_encoder, split=split,
+                          batch_size=batch_size, dtype=dtype, long_sentences=long_sentences,
+                          provenance=source, show_progress=show_progress,
+                          batch_tokens=batch_tokens)
         extra["twin"] = tpath.name  # relative: resolved beside the real set
         extra["twin_seed"] = seed
     try:
         return extract_sentences(sentences, out, encoder=encoder, split=split,
                                  batch_size=batch_size, dtype=dtype,
                                  long_sentences=long_sentences, provenance=extra,
-                                 show_progress=show_progress)
+                                 show_progress=show_progress, batch_tokens=batch_tokens)
     except BaseException:
         if twin:
             shutil.rmtree(tpath, ignore_errors=True)
@@ -524,6 +563,8 @@ examples:
   geoprobe extract --split train --out ewt-train.gpemb --dtype float16
   geoprobe extract --treebank my.conllu.gz --model ~/models/bert-base-cased --out mine.gpemb
   geoprobe extract --split dev --max-sentences 100 --no-twin --out smoke.gpemb
+  geoprobe extract --split train --device cuda --precision bfloat16 --max-tokens 8192 \\
+      --out ewt-train.gpemb
   geoprobe extract --text lines.txt --modules 'encoder.layer.*.output' --out tok.gpemb
   geoprobe extract --jsonl docs.jsonl --field text --modules 'encoder.layer.*.output' \\
       --pool mean --out docs.gpemb
@@ -562,8 +603,17 @@ def register(subparsers) -> None:
                    help="only the first N sentences or texts (quick runs)")
     p.add_argument("--batch-size", type=int, default=32, metavar="N",
                    help="sentences or texts per forward pass (default: 32)")
+    p.add_argument("--max-tokens", type=int, metavar="N",
+                   help="batch by a budget instead: consecutive sentences or texts whose "
+                        "padded sub-word tokens stay within N per forward pass")
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32",
                    help="storage dtype; float16 halves the size (default: float32)")
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="where the model runs: cpu (default), cuda, cuda:N, mps, or auto "
+                        "(cuda, else mps, else cpu)")
+    p.add_argument("--precision", choices=list(DTYPES), default="float32",
+                   help="the model's compute dtype (default: float32); independent of the "
+                        "storage --dtype")
     p.add_argument("--twin", action=argparse.BooleanOptionalAction, default=True,
                    help="also extract the random-init twin, the standard control (default: yes)")
     p.add_argument("--seed", type=int, default=0,
@@ -585,7 +635,9 @@ def run_extract(args) -> int:
                                 split=args.split or (None if args.treebank else "dev"),
                                 model=args.model, max_sentences=args.max_sentences,
                                 batch_size=args.batch_size, dtype=args.dtype, twin=args.twin,
-                                seed=args.seed, long_sentences=args.long_sentences)
+                                seed=args.seed, long_sentences=args.long_sentences,
+                                device=args.device, precision=args.precision,
+                                batch_tokens=args.max_tokens)
     emb = EmbeddingSet.open(path, validate=False)
     print(f"wrote {path}: {emb.n_items} words x {emb.n_layers} layers x {emb.dim} "
           f"({emb.provenance['dtype']}) from {emb.provenance['n_sentences']} sentences")
@@ -610,7 +662,9 @@ def _run_text_extract(args) -> int:
         path = extract_texts(texts, args.out, modules=args.modules, model=args.model,
                              pool=args.pool or "none", batch_size=args.batch_size,
                              dtype=args.dtype, twin=args.twin, seed=args.seed,
-                             provenance={"source": str(source.resolve()), "field": args.field})
+                             provenance={"source": str(source.resolve()), "field": args.field},
+                             device=args.device, precision=args.precision,
+                             batch_tokens=args.max_tokens)
     emb = EmbeddingSet.open(path, validate=False)
     unit = "tokens" if (args.pool or "none") == "none" else "texts"
     print(f"wrote {path}: {emb.n_items} {unit} x {emb.n_layers} modules x {emb.dim} "

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe import hf
-from geoprobe.activations import extract_activations
+from geoprobe.activations import extract_activations, model_device, token_batches
+from geoprobe.device import to_numpy
 from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.source import twin_path_for
 
@@ -98,14 +99,26 @@ class TextTokenizer:
         self.tokenizer, self.max_length, self.pool = tokenizer, int(max_length), pool
         self.truncated: list[str] = []
 
-    def batches(self, texts: Sequence[tuple[str, str]], batch_size: int = 32) -> Iterator:
+    def batches(self, texts: Sequence[tuple[str, str]], batch_size: int = 32,
+                max_tokens: int | None = None) -> Iterator:
         """Yield ``(inputs, items)`` per batch: ``inputs`` a dict of tensors of shape
         (batch, tokens) for ``model(**inputs)``, ``items`` columns of shape (batch,) or
-        (batch, tokens)."""
+        (batch, tokens).
+
+        ``max_tokens``: batches of consecutive texts whose padded tokens (texts x longest,
+        at most ``max_length`` each) stay within this budget (see
+        :func:`geoprobe.activations.token_batches`), instead of ``batch_size`` texts each.
+        """
         if batch_size < 1:
             raise GeoprobeError(f"batch_size must be at least 1, got {batch_size}")
-        for s in range(0, len(texts), batch_size):
-            yield self.encode(texts[s:s + batch_size])
+        if max_tokens is None:
+            spans = [slice(s, s + batch_size) for s in range(0, len(texts), batch_size)]
+        else:
+            lengths = [min(len(ids), self.max_length) for ids in
+                       self.tokenizer([s for _, s in texts], add_special_tokens=True)["input_ids"]]
+            spans = token_batches(lengths, max_tokens)
+        for span in spans:
+            yield self.encode(texts[span])
 
     def encode(self, texts: Sequence[tuple[str, str]]):
         """One batch of ``(text_id, text)``: ``(inputs, items)`` as :meth:`batches` yields."""
@@ -119,7 +132,7 @@ class TextTokenizer:
                 self.truncated.append(str(text_id))
         enc = self.tokenizer(strings, padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt", return_special_tokens_mask=True)
-        special = enc.pop("special_tokens_mask").numpy().astype(bool)
+        special = to_numpy(enc.pop("special_tokens_mask")).astype(bool)
         inputs = dict(enc)
         items = {"item_id": ids, "text_id": ids}
         if self.pool == "none":
@@ -128,7 +141,7 @@ class TextTokenizer:
             items["special"] = special
         else:
             items["text"] = np.array(strings)
-            items["n_tokens"] = enc["attention_mask"].sum(1).numpy().astype(np.int64)
+            items["n_tokens"] = to_numpy(enc["attention_mask"].sum(1)).astype(np.int64)
         return inputs, items
 
 
@@ -144,7 +157,8 @@ def model_max_length(tokenizer, model) -> int:
 def extract_texts(texts: Sequence[tuple[str, str]], out, *, modules: Sequence[str], model=None,
                   pool: str = "none", batch_size: int = 32, dtype="float32", twin: bool = True,
                   seed: int = 0, max_length: int | None = None, provenance: dict | None = None,
-                  show_progress: bool = True) -> Path:
+                  show_progress: bool = True, device="cpu", precision="float32",
+                  batch_tokens: int | None = None) -> Path:
     """Extract the hooked modules' outputs for ``texts``, and (by default) the random-init twin.
 
     Parameters
@@ -161,6 +175,10 @@ def extract_texts(texts: Sequence[tuple[str, str]], out, *, modules: Sequence[st
     twin, seed : also write the random-init twin, initialised under ``torch.manual_seed(seed)``
     max_length : tokens per text (default: the model's maximum)
     provenance : extra provenance entries for both sets
+    device : where the model runs: "cpu" (default), "cuda", "cuda:N", "mps" or "auto"
+    precision : the model's compute dtype, "float32" (default), "float16" or "bfloat16";
+        independent of ``dtype``, the storage dtype
+    batch_tokens : batch by a budget of padded tokens instead of ``batch_size`` texts
 
     Returns
     -------
@@ -171,9 +189,13 @@ def extract_texts(texts: Sequence[tuple[str, str]], out, *, modules: Sequence[st
     path = hf.model_dir(model)
     tokenizer = hf.load_tokenizer(path)
     # the real model loads first: unloadable weights stop the run before anything is written
-    real = hf.load_model(path)
+    real = hf.load_model(path, device=device, dtype=precision)
     max_length = int(max_length or model_max_length(tokenizer, real))
     base = {"n_texts": len(texts), "max_length": max_length, **(provenance or {})}
+    if (device, precision, batch_tokens) != ("cpu", "float32", None):
+        # recorded only when asked, so that default sets keep their provenance unchanged
+        base.update(device=str(model_device(real)), precision=precision,
+                    batch_tokens=batch_tokens)
     out = Path(out)
 
     def run(net, target, random_init, extra):
@@ -181,14 +203,15 @@ def extract_texts(texts: Sequence[tuple[str, str]], out, *, modules: Sequence[st
         prov = {**hf.model_provenance(path, net.config, tokenizer, random_init=random_init,
                                    seed=seed), **base, **extra}
         prov["truncated_texts"] = tok.truncated   # filled while the batches are read
-        extract_activations(net, tok.batches(texts, batch_size), modules, out=target,
+        extract_activations(net, tok.batches(texts, batch_size, batch_tokens), modules, out=target,
                             pool=pool, dtype=dtype, provenance=prov,
                             show_progress=show_progress)
 
     extra = {}
     if twin:
         tpath = twin_path_for(out)
-        run(hf.load_model(path, random_init=True, seed=seed), tpath, True, {})
+        run(hf.load_model(path, random_init=True, seed=seed, device=device, dtype=precision),
+            tpath, True, {})
         extra = {"twin": tpath.name, "twin_seed": seed}  # relative: resolved beside the set
     try:
         run(real, out, False, extra)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .device import to_numpy
 from .embeddings import EmbeddingSet, EmbeddingWriter
 from .errors import GeoprobeError
 from .hooks import ModuleRecorder, layer_names
@@ -38,7 +39,8 @@ def extract_activations(model, batches: Iterable, modules: Sequence[str], *, out
     ----------
     model : torch.nn.Module
         Run under ``torch.no_grad()`` in eval mode; every submodule's train/eval mode is
-        restored afterwards. Inputs are passed as they are: put them on the model's device.
+        restored afterwards. Each batch's tensors are moved to the device of the model's
+        first parameter (or buffer) batch by batch; the rows come back to the CPU.
     batches : iterable of ``(inputs, items)`` pairs (``items`` a mapping or None), or of
         bare ``inputs``
         ``inputs`` goes to ``model(**inputs)`` when it is a dict, else ``model(inputs)``. A dict
@@ -80,12 +82,14 @@ def extract_activations(model, batches: Iterable, modules: Sequence[str], *, out
             "model_class": type(model).__name__, **(provenance or {})}
     sink = _Sink(out, names, dtype, prov)
     modes = [(m, m.training) for m in model.modules()]
+    device = model_device(model)
     n_inputs = 0
     try:
         model.eval()
         with recorder, torch.no_grad(), sink:
             for batch in progress(batches, enable=show_progress, unit="batch", desc="extract"):
                 inputs, items = _split(batch)
+                inputs = to_device(inputs, device)
                 recorder.clear()
                 if isinstance(inputs, Mapping):
                     model(**inputs)
@@ -100,6 +104,48 @@ def extract_activations(model, batches: Iterable, modules: Sequence[str], *, out
         for m, training in modes:  # per submodule: a model may mix train and eval parts
             m.training = training
     return sink.result()
+
+
+def model_device(model):
+    """The device of ``model``'s first parameter or buffer; the CPU for a model with none."""
+    import torch
+
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def to_device(inputs, device):
+    """``inputs`` (a tensor, or a mapping holding tensors among other values) on ``device``;
+    a tensor already there is returned as is."""
+    import torch
+
+    if isinstance(inputs, torch.Tensor):
+        return inputs.to(device)
+    if isinstance(inputs, Mapping):
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    return inputs
+
+
+def token_batches(lengths: Sequence[int], max_tokens: int) -> list[slice]:
+    """Consecutive batches whose padded size (inputs x longest input) stays within
+    ``max_tokens``; an input longer than the budget is a batch of its own.
+
+    Order is kept (rows come out in input order), so short and long inputs still mix: the
+    budget bounds memory, it does not minimise padding.
+    """
+    if max_tokens < 1:
+        raise GeoprobeError(f"max_tokens must be at least 1, got {max_tokens}")
+    out, start, longest = [], 0, 0
+    for i, n in enumerate(lengths):
+        longest_with = max(longest, int(n))
+        if i > start and (i - start + 1) * longest_with > max_tokens:
+            out.append(slice(start, i))
+            start, longest_with = i, int(n)
+        longest = longest_with
+    if len(lengths):
+        out.append(slice(start, len(lengths)))
+    return out
 
 
 def _split(batch):
@@ -132,7 +178,7 @@ def batch_rows(states, mask, items: Mapping | None, *, pool: str, start: int = 0
         raise GeoprobeError(f"module outputs of shape {tuple(states.shape[1:])}: expected "
                             "(batch, dim) or (batch, positions, dim), batch first")
     n_batch = states.shape[1]
-    states = states.float().cpu()
+    states = states.float().cpu()  # pooling and rows in float32 on the CPU, whatever ran
     index = np.arange(start, start + n_batch)
     items = {k: np.asarray(v) for k, v in (items or {}).items()}
     for k, v in items.items():
@@ -148,17 +194,17 @@ def batch_rows(states, mask, items: Mapping | None, *, pool: str, start: int = 0
             states = _pool(states, _mask(mask, states), pool)
         columns = {**items, "input_index": index}
         columns.setdefault(ID_COLUMN, index.astype(str))
-        return states.numpy(), columns
+        return to_numpy(states), columns
     real = _mask(mask, states)
-    b, t = (x.numpy() for x in torch.nonzero(real, as_tuple=True))
-    position = (real.cumsum(1) - 1).numpy()[b, t]  # among real positions: left padding too
+    b, t = (to_numpy(x) for x in torch.nonzero(real, as_tuple=True))
+    position = to_numpy(real.cumsum(1) - 1)[b, t]  # among real positions: left padding too
     columns = {k: (v[b] if v.ndim == 1 else v[b, t]) for k, v in items.items()}
     ids = items[ID_COLUMN] if ID_COLUMN in items and items[ID_COLUMN].ndim == 1 else index
     if ID_COLUMN not in items or items[ID_COLUMN].ndim == 1:
         columns[ID_COLUMN] = np.char.add(np.char.add(ids[b].astype(str), ":"),
                                          position.astype(str))
     columns.update(input_index=index[b], position=position.astype(np.int64))
-    return states[:, torch.from_numpy(b), torch.from_numpy(t)].numpy(), columns
+    return to_numpy(states[:, torch.from_numpy(b), torch.from_numpy(t)]), columns
 
 
 def _mask(mask, states):

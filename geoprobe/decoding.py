@@ -40,6 +40,7 @@ from scipy.special import log_softmax
 
 from . import threads
 from .errors import ProbeInputError
+from .device import resolve_device, to_numpy
 from .stats import ClusterBootstrap, as_generator, child_seed, group_codes, preserves_torch_rng
 
 #: relative ridge grid (multiples of the mean eigenvalue of the training fold's centred Gram)
@@ -323,7 +324,8 @@ def logistic_cv_predict(X, y, folds, *, n_classes=None, lambdas=None, groups=Non
 # ---------------------------------------------------------------------------------------------
 def mlp_cv_predict(X, T, folds, *, kind: str, n_classes=None, groups=None, rng,
                    hidden: int = 256, weight_decay: float = 1e-4, lr: float = 1e-3,
-                   batch_size: int = 256, max_epochs: int = 100, patience: int = 5):
+                   batch_size: int = 256, max_epochs: int = 100, patience: int = 5,
+                   device="cpu"):
     """Out-of-fold predictions of a one-hidden-layer ReLU MLP.
 
     Inputs (and continuous targets) are standardized with training-fold statistics; training
@@ -337,6 +339,10 @@ def mlp_cv_predict(X, T, folds, *, kind: str, n_classes=None, groups=None, rng,
     T : continuous targets of shape (n_rows, n_targets), or int class codes of shape (n_rows,)
     folds : int array of shape (n_rows,)
     kind : "continuous" or "categorical"
+    device : where the MLPs train: "cpu" (default), "cuda", "cuda:N", "mps" or "auto". The
+        weights are initialised and the mini-batches shuffled by the CPU generator, so a seed
+        gives the same start on every device; training is float32 everywhere (no float64 on
+        MPS), predictions come back and are upcast on the CPU.
 
     Returns
     -------
@@ -344,6 +350,7 @@ def mlp_cv_predict(X, T, folds, *, kind: str, n_classes=None, groups=None, rng,
     """
     import torch
 
+    device = resolve_device(device)
     rng = as_generator(rng)
     X = np.asarray(X, dtype=np.float64)
     categorical = kind == "categorical"
@@ -358,36 +365,37 @@ def mlp_cv_predict(X, T, folds, *, kind: str, n_classes=None, groups=None, rng,
     out = np.empty((len(X), out_dim))
     with threads.policy(), torch.random.fork_rng(devices=[]):
         _mlp_folds(torch, X, T, folds, out, categorical, out_dim, codes, rng, hidden,
-                   weight_decay, lr, batch_size, max_epochs, patience)
+                   weight_decay, lr, batch_size, max_epochs, patience, device)
     return out
 
 
 @preserves_torch_rng
 def _mlp_folds(torch, X, T, folds, out, categorical, out_dim, codes, rng, hidden, weight_decay,
-               lr, batch_size, max_epochs, patience):
+               lr, batch_size, max_epochs, patience, device):
     """Fill ``out`` fold by fold (see :func:`mlp_cv_predict`)."""
     n_splits = int(folds.max()) + 1
     for f in range(n_splits):
         torch.manual_seed(child_seed(rng))
         train, test = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
         mu, sd = _standardizer(X[train])
-        Z = torch.as_tensor((X - mu) / sd, dtype=torch.float32)
+        Z = torch.as_tensor((X - mu) / sd, dtype=torch.float32).to(device)
         if categorical:
-            target = torch.as_tensor(np.asarray(T), dtype=torch.long)
+            target = torch.as_tensor(np.asarray(T), dtype=torch.long).to(device)
             loss_fn = torch.nn.functional.cross_entropy
         else:
             tmu, tsd = _standardizer(T[train])
-            target = torch.as_tensor((T - tmu) / tsd, dtype=torch.float32)
+            target = torch.as_tensor((T - tmu) / tsd, dtype=torch.float32).to(device)
             loss_fn = torch.nn.functional.mse_loss
         fit, val = _holdout_split(train, codes, rng)
+        # built on the CPU (the seeded initialisation is the same on every device), then moved
         net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.ReLU(),
-                                  torch.nn.Linear(hidden, out_dim))
+                                  torch.nn.Linear(hidden, out_dim)).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
         best_loss, best_state, bad = np.inf, None, 0
         fit_t = torch.as_tensor(fit)
         for _ in range(max_epochs):
             net.train()
-            for idx in fit_t[torch.randperm(len(fit_t))].split(batch_size):
+            for idx in fit_t[torch.randperm(len(fit_t))].to(device).split(batch_size):
                 opt.zero_grad()
                 loss_fn(net(Z[idx]), target[idx]).backward()
                 opt.step()
@@ -403,7 +411,7 @@ def _mlp_folds(torch, X, T, folds, out, categorical, out_dim, codes, rng, hidden
                     break
         net.load_state_dict(best_state)
         with torch.no_grad():
-            o = net(Z[test]).double().numpy()
+            o = to_numpy(net(Z[test])).astype(np.float64)
         out[test] = log_softmax(o, axis=1) if categorical else o * tsd + tmu
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from .device import resolve_device, resolve_dtype
 from .errors import FormatError, GeoprobeError, first_line
 from .io import torch_load
 from .provenance import file_sha256
@@ -124,18 +125,25 @@ def load_tokenizer(path: Path, **kwargs):
         raise GeoprobeError(f"{path}: cannot load model or tokenizer ({exc})") from None
 
 
-def load_model(path: Path, *, random_init: bool = False, seed: int = 0, head: bool = False):
-    """The model of directory ``path``, in eval mode.
+def load_model(path: Path, *, random_init: bool = False, seed: int = 0, head: bool = False,
+               device="cpu", dtype="float32"):
+    """The model of directory ``path``, in eval mode, on ``device`` in precision ``dtype``.
 
     random_init : the same architecture from its config with fresh weights (the random-init
-        twin), initialised under ``torch.manual_seed(seed)`` in a forked RNG.
+        twin), initialised under ``torch.manual_seed(seed)`` in a forked RNG. The weights are
+        made on the CPU and then moved, so a twin is the same on every device.
     head : with the language-model head (``AutoModelForCausalLM`` when the config names a
         causal LM, else ``AutoModelForMaskedLM``), for the output / unembedding matrix; a
         pretrained checkpoint without a trained untied head is refused.
+    device : "cpu" (default), "cuda", "cuda:N", "mps" or "auto"
+        (:func:`geoprobe.device.resolve_device`)
+    dtype : compute precision, "float32" (default), "float16" or "bfloat16"
     """
     tf = transformers_module()
     import torch
 
+    # resolved first: an unavailable device or unknown precision stops before any loading
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
     if not random_init:
         check_checkpoint(path)  # before the try: its FormatError names the file
     try:
@@ -159,4 +167,4 @@ def load_model(path: Path, *, random_init: bool = False, seed: int = 0, head: bo
                             for k in info.get("missing_keys", [])):
             raise GeoprobeError(f"{path}: the checkpoint has no trained output (unembedding) "
                                 "matrix; use vectors='input' or a model with an LM head")
-    return net.eval()
+    return net.to(device=device, dtype=dtype).eval()

@@ -54,8 +54,17 @@ def epps_pulley(x: torch.Tensor, t_max: float = T_MAX, n_points: int = N_POINTS)
 
 def random_directions(dim: int, n_directions: int, generator: torch.Generator | None = None,
                       dtype=torch.float32, device=None) -> torch.Tensor:
-    """Unit vectors as the columns of a (dim, n_directions) matrix."""
-    a = torch.randn(dim, n_directions, generator=generator, dtype=dtype, device=device)
+    """Unit vectors as the columns of a (dim, n_directions) matrix, on ``device``.
+
+    With a ``generator`` they are drawn on the generator's device and then moved, so a CPU
+    generator gives the same directions whichever device trains.
+    """
+    if generator is None:
+        a = torch.randn(dim, n_directions, dtype=dtype, device=device)
+    else:
+        a = torch.randn(dim, n_directions, generator=generator, dtype=dtype,
+                        device=generator.device)
+        a = a if device is None else a.to(device)
     return a / a.norm(dim=0, keepdim=True)
 
 

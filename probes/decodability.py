@@ -71,6 +71,7 @@ from geoprobe.decoding import (classification_from_sums, classification_rows,
                                mlp_cv_predict, online_codelength, regression_from_sums,
                                regression_rows, ridge_cv_predict, wrap_angle)
 from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT, SequenceOf
+from geoprobe.device import DEVICE_CONSTRAINT
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Example, Probe, ProbeResult
@@ -136,6 +137,9 @@ class LinearDecodability(Probe):
     mlp : bool, default True
         Fit the one-hidden-layer MLP probe alongside (task and control).
     mlp_hidden, mlp_max_epochs : int
+    device : str, default "cpu"
+        Where the MLPs train: "cpu", "cuda", "cuda:N", "mps" or "auto" (see
+        :mod:`geoprobe.device`); the linear probes always run on the CPU in numpy.
     shuffled, trivial : bool, default True
         Report the shuffled-target baseline and the mean/majority predictor.
     mdl : bool, default False
@@ -160,7 +164,7 @@ class LinearDecodability(Probe):
         "mlp_hidden": [POSITIVE_INT], "mlp_max_epochs": [POSITIVE_INT], "shuffled": [bool],
         "trivial": [bool], "mdl": [bool], "missing": [Options({"error", "drop"})],
         "rare_classes": [Options({"error", "drop"})], "min_class_size": [POSITIVE_INT],
-        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+        "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT], "device": [DEVICE_CONSTRAINT],
     }
     column_parameters = ("targets", "angles", "group", "control")
     metric_directions = {
@@ -184,7 +188,7 @@ class LinearDecodability(Probe):
                  control=None, n_splits=5, alphas=None, select="gcv", lambdas=None, mlp=True,
                  mlp_hidden=256, mlp_max_epochs=100, shuffled=True, trivial=True, mdl=False,
                  missing="error", rare_classes="error", min_class_size=2, n_boot=500,
-                 level=0.95):
+                 level=0.95, device="cpu"):
         self.targets = targets
         self.kind = kind
         self.angles = angles
@@ -198,6 +202,7 @@ class LinearDecodability(Probe):
         self.mlp = mlp
         self.mlp_hidden = mlp_hidden
         self.mlp_max_epochs = mlp_max_epochs
+        self.device = device
         self.shuffled = shuffled
         self.trivial = trivial
         self.mdl = mdl
@@ -325,7 +330,8 @@ class LinearDecodability(Probe):
         if self.mlp:
             preds["mlp"] = (Y, mlp_cv_predict(X, Y, folds, kind="continuous", groups=groups,
                                               rng=rng, hidden=self.mlp_hidden,
-                                              max_epochs=self.mlp_max_epochs))
+                                              max_epochs=self.mlp_max_epochs,
+                                              device=self.device))
         if self.shuffled:
             preds["shuffled"] = (Yall[:, t:], ridge.predictions[:, t:])
         if self.trivial:
@@ -378,7 +384,8 @@ class LinearDecodability(Probe):
             preds[("linear", "control")] = (yc, lc.argmax(1))
         if self.mlp:
             kw = dict(kind="categorical", n_classes=K, groups=groups, rng=rng,
-                      hidden=self.mlp_hidden, max_epochs=self.mlp_max_epochs)
+                      hidden=self.mlp_hidden, max_epochs=self.mlp_max_epochs,
+                      device=self.device)
             preds[("mlp", "task")] = (y, mlp_cv_predict(X, y, folds, **kw).argmax(1))
             if yc is not None:
                 preds[("mlp", "control")] = (yc, mlp_cv_predict(X, yc, folds, **kw).argmax(1))

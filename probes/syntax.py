@@ -65,6 +65,7 @@ import torch
 
 from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT,
                               SequenceOf)
+from geoprobe.device import DEVICE_CONSTRAINT, resolve_device
 from geoprobe.errors import ProbeInputError
 from geoprobe.probe import Example, Probe, ProbeResult, Requirements
 from geoprobe.stats import child_seed
@@ -90,6 +91,7 @@ class _SyntaxProbe(Probe):
         "max_train_sentences": [Interval(int, 0, None), None],
         "max_tokens": [POSITIVE_INT], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
         "plot_types": [POSITIVE_INT], "plot_edges": [POSITIVE_INT],
+        "device": [DEVICE_CONSTRAINT],
     }
     metric_directions = {"uuas": True, "uas": True, "las": True, "root_accuracy": True,
                          "dspr": True, "nspr": True, "relation_accuracy": True,
@@ -239,6 +241,9 @@ class StructuralProbe(_SyntaxProbe):
         batches; larger batches gave fewer steps per epoch and a worse probe in 6 epochs)
     n_boot, level : bootstrap replicates over dev sentences and interval level
     plot_types, plot_edges : relation types and edges per type in the polar plot
+    device : str, default "cpu"
+        Where the maps train: "cpu", "cuda", "cuda:N", "mps" or "auto" (see
+        :mod:`geoprobe.device`). Scoring, prototypes and baselines stay on the CPU.
 
     The distance probe's tree is also labelled and oriented by relation prototypes fitted in
     its space, exactly like the polar probe's ("rooted structural probe" in the polar
@@ -254,15 +259,18 @@ class StructuralProbe(_SyntaxProbe):
 
     def __init__(self, rank=128, lr=1e-3, epochs=40, patience=5, ranks="auto", baselines=True,
                  train_split="train", dev_split="dev", max_train_sentences=None,
-                 max_tokens=256, n_boot=1000, level=0.95, plot_types=8, plot_edges=150):
+                 max_tokens=256, n_boot=1000, level=0.95, plot_types=8, plot_edges=150,
+                 device="cpu"):
         self._store(locals())
 
     def _fit(self, X, train, dev, *, rank, seed, n_types):
         config = TrainConfig(kind="distance", rank=rank, lr=self.lr, epochs=self.epochs,
                              patience=self.patience)
-        dist = train_map(X, train.batches, dev, config, seed=seed, n_types=n_types)
+        device = resolve_device(self.device)
+        dist = train_map(X, train.batches, dev, config, seed=seed, n_types=n_types,
+                         device=device)
         depth = train_map(X, train.batches, dev, replace(config, kind="depth"), seed=seed + 1,
-                          n_types=n_types)
+                          n_types=n_types, device=device)
         W = torch.from_numpy(dist.weight)
         fitted = FittedMap(dist.weight, fit_prototypes(X, W, train.batches, n_types=n_types),
                            None, depth.weight)
@@ -287,8 +295,8 @@ class PolarProbe(_SyntaxProbe):
         sentences (decoding all of dev every epoch doubled the training time); the reported
         scores use all of dev.
     ranks, baselines, train_split, dev_split, max_train_sentences, max_tokens, n_boot,
-    level, plot_types, plot_edges : as :class:`StructuralProbe` (rank sweep at the best layer
-    by dev LAS)
+    level, plot_types, plot_edges, device : as :class:`StructuralProbe` (rank sweep at the
+    best layer by dev LAS)
     """
 
     name = "polar-probe"
@@ -303,7 +311,7 @@ class PolarProbe(_SyntaxProbe):
     def __init__(self, rank=128, lam=10.0, beta=0.01, lr=1e-3, epochs=40, patience=5,
                  ranks="auto", baselines=True, train_split="train", dev_split="dev",
                  max_train_sentences=None, max_tokens=256, n_boot=1000, level=0.95,
-                 plot_types=8, plot_edges=150, select_sentences=500):
+                 plot_types=8, plot_edges=150, select_sentences=500, device="cpu"):
         self._store(locals())
 
     def _fit(self, X, train, dev, *, rank, seed, n_types):
@@ -314,7 +322,8 @@ class PolarProbe(_SyntaxProbe):
             dev = Split.of(dev.corpus.take(np.sort(pick)), self.max_tokens)
         config = TrainConfig(kind="polar", rank=rank, lr=self.lr, epochs=self.epochs,
                              patience=self.patience, lam=self.lam, beta=self.beta)
-        out = train_map(X, train.batches, dev, config, seed=seed, n_types=n_types)
+        out = train_map(X, train.batches, dev, config, seed=seed, n_types=n_types,
+                        device=resolve_device(self.device))
         W = torch.from_numpy(out.weight)
         fitted = FittedMap(out.weight, fit_prototypes(X, W, train.batches, n_types=n_types),
                            out.root)

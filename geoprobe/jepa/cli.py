@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint "
                    "exists in --out")
     t.add_argument("--checkpoint-every", type=int, default=250)
+    t.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="where to train: cpu (default), cuda, cuda:N, mps, or auto (cuda, else "
+                        "mps, else cpu)")
     t.add_argument("--threads", metavar="N",
                    help="BLAS and torch threads: a count or 'auto' (default $GEOPROBE_THREADS, "
                         "else geoprobe's default; see geoprobe.threads)")
@@ -103,7 +106,8 @@ def _train(args) -> int:
 
     cfg = config_from(args)
     path = train(cfg, args.out, resume=not args.no_resume,
-                 checkpoint_every=args.checkpoint_every, threads=args.threads)
+                 checkpoint_every=args.checkpoint_every, threads=args.threads,
+                 device=args.device)
     print(f"wrote {path}")
     return 0
 

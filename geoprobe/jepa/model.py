@@ -159,7 +159,7 @@ class JEPA(nn.Module):
         if self.cfg.lam > 0:
             l_sig = sigreg(z.transpose(0, 1), self.cfg.n_directions, generator)
         else:
-            l_sig = torch.zeros((), dtype=z.dtype)
+            l_sig = torch.zeros((), dtype=z.dtype, device=z.device)
         return {"loss": l_pred + self.cfg.lam * l_sig, "pred": l_pred, "sigreg": l_sig}
 
     @torch.no_grad()

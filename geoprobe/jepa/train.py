@@ -22,6 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from geoprobe import threads as thread_policy
+from geoprobe.device import resolve_device
 from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.progress import progress
 from geoprobe.provenance import atomic_path
@@ -74,13 +75,14 @@ def make_optimizer(net: JEPA, cfg: JEPAConfig) -> torch.optim.AdamW:
 def save_checkpoint(path, net: JEPA, opt: torch.optim.Optimizer | None, step: int) -> Path:
     """Write model (and optimiser) state with the config, atomically."""
     path = Path(path)
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
+    # .cpu(): safetensors writes host memory (a no-op for a model trained on the CPU)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     groups = []
     if opt is not None:
         sd = opt.state_dict()
         for i, state in sd["state"].items():
             for key, val in state.items():
-                tensors[f"optim.{i}.{key}"] = torch.as_tensor(val).contiguous()
+                tensors[f"optim.{i}.{key}"] = torch.as_tensor(val).cpu().contiguous()
         groups = sd["param_groups"]
     meta = {"config": json.dumps(net.cfg.to_dict()), "step": str(step),
             "param_groups": json.dumps(groups), "format": "geoprobe-jepa/1"}
@@ -133,7 +135,7 @@ def load_world_model(path) -> WorldModel:
 @preserves_torch_rng
 def train(cfg: JEPAConfig, out_dir, *, resume: bool = True, checkpoint_every: int = 250,
           stop_after: int | None = None, show_progress: bool = True,
-          threads: int | str | None = None) -> Path:
+          threads: int | str | None = None, device="cpu") -> Path:
     """Train a JEPA on ``cfg.data``; write ``checkpoint.safetensors`` and ``log.jsonl``.
 
     resume : continue from ``out_dir``'s checkpoint when there is one (its config must match
@@ -141,13 +143,21 @@ def train(cfg: JEPAConfig, out_dir, *, resume: bool = True, checkpoint_every: in
     stop_after : stop after this global step (simulates an interruption; for tests).
     threads : BLAS and torch threads for the run (a count or "auto"); None follows
         :func:`geoprobe.threads.policy`. The caller's settings are restored on return.
+    device : where to train: "cpu" (default), "cuda", "cuda:N", "mps" or "auto" (see
+        :mod:`geoprobe.device`). A run option, not part of :class:`JEPAConfig`: the
+        checkpoint's config stays what defines the model, and a run may resume on another
+        device. The weights are initialised and every step's batch and SIGReg directions
+        are drawn on the CPU, so a seed gives the same draws on every device (not the same
+        weights: GPU kernels round differently). Checkpoints are always saved from the CPU.
     Returns the checkpoint path.
     """
+    device = resolve_device(device)
     with thread_policy.policy(threads):
-        return _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress)
+        return _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress,
+                      device)
 
 
-def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress) -> Path:
+def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress, device) -> Path:
     """The body of :func:`train`, under its thread policy."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -165,7 +175,7 @@ def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress) ->
                             f"training windows of {window} frames with {cfg.val_episodes} "
                             f"episodes held out")
     torch.manual_seed(cfg.seed)
-    net = JEPA(cfg)
+    net = JEPA(cfg).to(device)  # initialised on the CPU under the seed, then moved
     opt = make_optimizer(net, cfg)
     ckpt = out / CHECKPOINT
     start = 0
@@ -184,7 +194,7 @@ def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress) ->
             frames, actions = sample_windows(data, n_train, window, cfg.batch, rng)
             for g in opt.param_groups:
                 g["lr"] = learning_rate(cfg, step)
-            losses = net.losses(frames, actions, gen)
+            losses = net.losses(frames.to(device), actions.to(device), gen)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             opt.step()

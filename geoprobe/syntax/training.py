@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
 
+from geoprobe.device import to_numpy
 from geoprobe.syntax.corpus import Batch, Split, gather
 from geoprobe.syntax.losses import angular_loss, depth_loss, distance_loss, root_loss
 from geoprobe.syntax.maps import FittedMap, fit_prototypes
@@ -65,12 +66,23 @@ class TrainedMap:
     history: list[float]
 
 
+def _on(batch: Batch, device) -> Batch:
+    """``batch`` with its tensors on ``device`` (the same object on the CPU)."""
+    if device.type == "cpu":
+        return batch
+    return replace(batch, **{f.name: getattr(batch, f.name).to(device) for f in fields(batch)
+                             if isinstance(getattr(batch, f.name), torch.Tensor)})
+
+
 def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConfig, *,
-              seed: int, n_types: int) -> TrainedMap:
+              seed: int, n_types: int, device=None) -> TrainedMap:
     """Train one probe map on ``train`` batches, selecting the epoch on ``dev``.
 
-    X : float tensor (n_rows, d), one layer's word vectors
+    X : float tensor (n_rows, d), one layer's word vectors, on the CPU
     n_types : number of relation types (for the polar probe's per-epoch dev LAS)
+    device : torch.device to train on (default the CPU). The map is initialised and the
+        batches are shuffled by a CPU generator, so a seed gives the same start everywhere;
+        the polar probe's per-epoch dev LAS is scored on the CPU.
 
     Selection: the epoch with the lowest dev loss ("distance", "depth", as Hewitt & Manning)
     or the highest dev LAS ("polar", as the polar reference), with ReduceLROnPlateau(0.5,
@@ -78,14 +90,18 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConf
     improvement.
     """
     kind, lam, beta = config.kind, config.lam, config.beta
+    device = torch.device("cpu") if device is None else device
     gen = torch.Generator().manual_seed(seed)
-    model = LinearProbe(X.shape[1], config.rank, gen)
+    model = LinearProbe(X.shape[1], config.rank, gen).to(device)
+    Xd = X.to(device)
+    train_d = [_on(b, device) for b in train]
+    dev_d = [_on(b, device) for b in dev.batches]
     params = list(model.parameters()) if kind == "polar" else [model.weight]
     opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
 
     def loss_of(batch):
-        Z = model(gather(X, batch))
+        Z = model(gather(Xd, batch))
         if kind == "depth":
             return depth_loss(Z, batch)
         loss = distance_loss(Z, batch)
@@ -97,14 +113,14 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConf
     for epoch in range(config.epochs):
         for j in torch.randperm(len(train), generator=gen).tolist():
             opt.zero_grad()
-            loss_of(train[j]).backward()
+            loss_of(train_d[j]).backward()
             opt.step()
         with torch.no_grad():
-            dev_loss = float(np.mean([loss_of(b).item() for b in dev.batches]))
+            dev_loss = float(np.mean([loss_of(b).item() for b in dev_d]))
         if kind == "polar":
-            W = model.weight.detach()
-            fitted = FittedMap(W.numpy().copy(), fit_prototypes(X, W, train, n_types=n_types),
-                               model.root.detach().numpy().copy())
+            W = model.weight.detach().cpu()
+            fitted = FittedMap(to_numpy(W).copy(), fit_prototypes(X, W, train, n_types=n_types),
+                               to_numpy(model.root).copy())
             las = score(X, fitted, dev, n_types=n_types, spearman=False).ours.las
             crit = las[:, 0].sum() / max(las[:, 1].sum(), 1)
         else:
@@ -119,5 +135,5 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConf
             if waited >= config.patience:
                 break
     model.load_state_dict(best_state)
-    return TrainedMap(model.weight.detach().numpy().copy(), model.root.detach().numpy().copy(),
+    return TrainedMap(to_numpy(model.weight).copy(), to_numpy(model.root).copy(),
                       epoch + 1, best_epoch, history)
