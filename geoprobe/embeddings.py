@@ -129,12 +129,13 @@ class EmbeddingSet:
                  layer_names: Sequence[str] | None = None, source: str = "embeddings",
                  validate: bool = True):
         self.source = source
-        if isinstance(layers, _LayerFiles):  # lazy on-disk set
-            self._loaders = layers.loaders()
+        if isinstance(layers, LazyLayers):  # layers stay in their file until asked for
+            self._loaders, self._scanners = layers.loaders(), layers.scanners()
             n_items, dim = layers.shape
         else:
             arrays = self._normalise_layers(layers, source)
             self._loaders = [(lambda a=a: a) for a in arrays]
+            self._scanners = self._loaders
             n_items, dim = arrays[0].shape
         self.n_items, self.dim = int(n_items), int(dim)
         self.layer_names = [str(n) for n in (layer_names or range(len(self._loaders)))]
@@ -248,8 +249,13 @@ class EmbeddingSet:
                 f"{self.n_items} rows are (nearly) identical, zero variance")
 
     def validate(self) -> None:
-        """Check every layer for NaN/Inf, naming the file, layer, row, item and column."""
-        for name, X in self.iter_layers():
+        """Check every layer for NaN/Inf, naming the file, layer, row, item and column.
+
+        One layer at a time, in row chunks: a layer held in a file (safetensors, HDF5) is read
+        chunk by chunk, never whole.
+        """
+        for name, scan in zip(self.layer_names, self._scanners):
+            X = scan()
             if X.shape != (self.n_items, self.dim):
                 raise EmbeddingError(f"{self.source}: layer {name!r} has shape {X.shape}")
             check_finite(X, source=self.source, layer=name, ids=self.ids)
@@ -260,6 +266,7 @@ class EmbeddingSet:
         new = object.__new__(EmbeddingSet)
         new.__dict__.update(self.__dict__)
         new._loaders = [self._loaders[i] for i in idx]
+        new._scanners = [self._scanners[i] for i in idx]
         new.layer_names = [self.layer_names[i] for i in idx]
         return new
 
@@ -393,14 +400,52 @@ def _member(root: Path, name, key: str) -> Path:
     return path
 
 
-class _LayerFiles:
-    """Layer files of an on-disk set, each memory-mapped only when asked for."""
+class LazyLayers:
+    """Layers kept in a file and read only when a probe asks for one, one layer at a time.
+
+    Parameters
+    ----------
+    readers : list of layer readers
+        Each has ``shape`` (n_items, dim), ``load()`` returning the whole layer as an array
+        (n_items, dim) of a floating dtype, and row slicing ``reader[start:stop]`` returning
+        an array (stop - start, dim), which validation uses to scan a layer in chunks.
+    shape : tuple (n_items, dim)
+    source : str
+        Named in errors.
+    """
+
+    def __init__(self, readers: Sequence, shape: tuple[int, int], source: str = "embeddings"):
+        self.readers, self.shape = list(readers), tuple(shape)
+        if not self.readers:
+            raise EmbeddingError(f"{source}: no layers")
+        for i, r in enumerate(self.readers):
+            if tuple(r.shape) != self.shape:
+                raise EmbeddingError(f"{source}: layer {i} has shape {tuple(r.shape)} "
+                                     f"but layer 0 has {self.shape}")
+        if 0 in self.shape:
+            raise EmbeddingError(f"{source}: empty embeddings of shape {self.shape}")
+
+    def loaders(self):
+        """One function per layer returning its array (n_items, dim)."""
+        return [r.load for r in self.readers]
+
+    def scanners(self):
+        """One function per layer returning something sliceable by rows (for validation)."""
+        return [lambda r=r: r for r in self.readers]
+
+
+class _LayerFiles(LazyLayers):
+    """Layer files of an on-disk set, each memory-mapped only when asked for (a memory-map
+    is its own chunked scanner)."""
 
     def __init__(self, files: list[Path], shape: tuple[int, int]):
         self.files, self.shape = files, shape
 
     def loaders(self):
         return [lambda f=f: self._load(f) for f in self.files]
+
+    def scanners(self):
+        return self.loaders()
 
     def _load(self, path: Path) -> np.ndarray:
         arr = load_npy(path, mmap=True)
