@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EmbeddingError, FormatError, first_line
-from .items import ID_COLUMN, ItemTable
+from .items import ID_COLUMN, ItemTable, _as_column
 from .locks import hold, remove_leftovers
 from .provenance import apply_umask, read_json
 from .safepath import inside
@@ -129,12 +129,13 @@ class EmbeddingSet:
                  layer_names: Sequence[str] | None = None, source: str = "embeddings",
                  validate: bool = True):
         self.source = source
-        if isinstance(layers, _LayerFiles):  # lazy on-disk set
-            self._loaders = layers.loaders()
+        if isinstance(layers, LazyLayers):  # layers stay in their file until asked for
+            self._loaders, self._scanners = layers.loaders(), layers.scanners()
             n_items, dim = layers.shape
         else:
             arrays = self._normalise_layers(layers, source)
             self._loaders = [(lambda a=a: a) for a in arrays]
+            self._scanners = self._loaders
             n_items, dim = arrays[0].shape
         self.n_items, self.dim = int(n_items), int(dim)
         self.layer_names = [str(n) for n in (layer_names or range(len(self._loaders)))]
@@ -248,8 +249,13 @@ class EmbeddingSet:
                 f"{self.n_items} rows are (nearly) identical, zero variance")
 
     def validate(self) -> None:
-        """Check every layer for NaN/Inf, naming the file, layer, row, item and column."""
-        for name, X in self.iter_layers():
+        """Check every layer for NaN/Inf, naming the file, layer, row, item and column.
+
+        One layer at a time, in row chunks: a layer held in a file (safetensors, HDF5) is read
+        chunk by chunk, never whole.
+        """
+        for name, scan in zip(self.layer_names, self._scanners):
+            X = scan()
             if X.shape != (self.n_items, self.dim):
                 raise EmbeddingError(f"{self.source}: layer {name!r} has shape {X.shape}")
             check_finite(X, source=self.source, layer=name, ids=self.ids)
@@ -260,6 +266,7 @@ class EmbeddingSet:
         new = object.__new__(EmbeddingSet)
         new.__dict__.update(self.__dict__)
         new._loaders = [self._loaders[i] for i in idx]
+        new._scanners = [self._scanners[i] for i in idx]
         new.layer_names = [self.layer_names[i] for i in idx]
         return new
 
@@ -393,14 +400,52 @@ def _member(root: Path, name, key: str) -> Path:
     return path
 
 
-class _LayerFiles:
-    """Layer files of an on-disk set, each memory-mapped only when asked for."""
+class LazyLayers:
+    """Layers kept in a file and read only when a probe asks for one, one layer at a time.
+
+    Parameters
+    ----------
+    readers : list of layer readers
+        Each has ``shape`` (n_items, dim), ``load()`` returning the whole layer as an array
+        (n_items, dim) of a floating dtype, and row slicing ``reader[start:stop]`` returning
+        an array (stop - start, dim), which validation uses to scan a layer in chunks.
+    shape : tuple (n_items, dim)
+    source : str
+        Named in errors.
+    """
+
+    def __init__(self, readers: Sequence, shape: tuple[int, int], source: str = "embeddings"):
+        self.readers, self.shape = list(readers), tuple(shape)
+        if not self.readers:
+            raise EmbeddingError(f"{source}: no layers")
+        for i, r in enumerate(self.readers):
+            if tuple(r.shape) != self.shape:
+                raise EmbeddingError(f"{source}: layer {i} has shape {tuple(r.shape)} "
+                                     f"but layer 0 has {self.shape}")
+        if 0 in self.shape:
+            raise EmbeddingError(f"{source}: empty embeddings of shape {self.shape}")
+
+    def loaders(self):
+        """One function per layer returning its array (n_items, dim)."""
+        return [r.load for r in self.readers]
+
+    def scanners(self):
+        """One function per layer returning something sliceable by rows (for validation)."""
+        return [lambda r=r: r for r in self.readers]
+
+
+class _LayerFiles(LazyLayers):
+    """Layer files of an on-disk set, each memory-mapped only when asked for (a memory-map
+    is its own chunked scanner)."""
 
     def __init__(self, files: list[Path], shape: tuple[int, int]):
         self.files, self.shape = files, shape
 
     def loaders(self):
         return [lambda f=f: self._load(f) for f in self.files]
+
+    def scanners(self):
+        return self.loaders()
 
     def _load(self, path: Path) -> np.ndarray:
         arr = load_npy(path, mmap=True)
@@ -416,9 +461,10 @@ _NPY_HEADER_BYTES = 128  # reserved so the final shape can be written after stre
 
 
 class _NpyAppender:
-    """Append rows to a .npy file whose row count is only known at the end."""
+    """Append rows to a .npy file whose row count is only known at the end: shape
+    (rows, dim), or (rows,) when ``dim`` is None (an item column)."""
 
-    def __init__(self, path: Path, dim: int, dtype: np.dtype):
+    def __init__(self, path: Path, dim: int | None, dtype: np.dtype):
         self.path, self.dim, self.dtype, self.rows = path, dim, np.dtype(dtype), 0
         self.fh = open(path, "wb")
         self.fh.write(b"\0" * _NPY_HEADER_BYTES)
@@ -429,7 +475,8 @@ class _NpyAppender:
 
     def close(self) -> None:
         header = repr({"descr": np.lib.format.dtype_to_descr(self.dtype),
-                       "fortran_order": False, "shape": (self.rows, self.dim)})
+                       "fortran_order": False,
+                       "shape": (self.rows,) if self.dim is None else (self.rows, self.dim)})
         body_len = _NPY_HEADER_BYTES - 10
         text = header.ljust(body_len - 1) + "\n"
         if len(text) != body_len:
@@ -439,8 +486,53 @@ class _NpyAppender:
         self.fh.close()
 
 
+class _ColumnSpool:
+    """One item column streamed to disk as blocks arrive, so no column has to fit in memory.
+
+    Blocks go to a spool file as consecutive .npy records, each at its own dtype, and the
+    column's dtype is the promotion of all of them: a string column is fixed-width unicode as
+    wide as its longest string, which is only known at the end. :meth:`finish` then copies
+    the records, one block at a time, into the final (n_items,) .npy at that dtype. Costs a
+    second write of the column (and its size again on disk until then), never its size in
+    memory.
+    """
+
+    def __init__(self, path: Path, name: str, source: str):
+        self.path, self.name, self.source = path, name, source
+        self.dtype: np.dtype | None = None
+        self.blocks = 0
+        self.fh = open(path, "wb")
+
+    def append(self, values: np.ndarray) -> None:
+        """Add a block of values, shape (batch,), numbers, booleans or strings."""
+        try:
+            self.dtype = values.dtype if self.dtype is None else np.result_type(self.dtype,
+                                                                                values.dtype)
+        except TypeError:  # numpy's DTypePromotionError (a TypeError): numbers then strings
+            raise EmbeddingError(f"{self.source}: item column {self.name!r} changed type "
+                                 f"between blocks ({self.dtype} then {values.dtype})") from None
+        np.save(self.fh, values, allow_pickle=False)
+        self.blocks += 1
+
+    def finish(self, target: Path) -> None:
+        """Write the whole column to ``target`` as one (n_items,) .npy and drop the spool."""
+        self.fh.close()
+        out = _NpyAppender(target, None, self.dtype)
+        try:
+            with open(self.path, "rb") as fh:
+                for _ in range(self.blocks):
+                    out.append(np.load(fh, allow_pickle=False))
+        finally:
+            out.close()
+        self.path.unlink()
+
+
 class EmbeddingWriter:
-    """Stream rows into a new on-disk embedding set; memory stays flat in the vectors.
+    """Stream rows into a new on-disk embedding set; memory stays flat in the rows.
+
+    Layers and item columns both go to disk as blocks arrive (item columns through a spool
+    file each, see :class:`_ColumnSpool`); only closing holds a whole column, the item IDs,
+    to check that they are unique.
 
     Use as a context manager. Rows go to a temporary directory beside ``path`` that is renamed
     into place on a clean exit and deleted on an exception, so no half-written set is left.
@@ -473,7 +565,7 @@ class EmbeddingWriter:
             raise EmbeddingError(f"storage dtype must be floating, got {self.dtype}")
         self.provenance = dict(provenance or {})
         self.validate = validate
-        self._columns: dict[str, list[np.ndarray]] = {}
+        self._columns: dict[str, _ColumnSpool] = {}
         self._tmp: Path | None = None
         self._lock = contextlib.ExitStack()
         self._files: list[_NpyAppender] = []
@@ -520,12 +612,20 @@ class EmbeddingWriter:
         if self._columns and set(items) != set(self._columns):
             raise EmbeddingError(f"{self.path}: item columns changed between blocks: "
                                  f"{sorted(items)} vs {sorted(self._columns)}")
+        checked = {}
         for name, values in items.items():
             values = np.asarray(values)
             if values.shape != (batch,):
                 raise EmbeddingError(f"{self.path}: item column {name!r} has shape "
                                      f"{values.shape} for a block of {batch} rows")
-            self._columns.setdefault(name, []).append(values)
+            checked[name] = _as_column(name, values, batch, str(self.path))
+        checked[ID_COLUMN] = checked[ID_COLUMN].astype(str)
+        if not self._columns:  # IDs first, then the caller's order, as an ItemTable keeps them
+            for j, name in enumerate([ID_COLUMN] + [k for k in checked if k != ID_COLUMN]):
+                self._columns[name] = _ColumnSpool(self._tmp / "items" / f"{j:03d}.spool",
+                                                   name, str(self.path))
+        for name, values in checked.items():
+            self._columns[name].append(values)
         if self.validate:
             for name, X in zip(self.layer_names, layers):
                 check_finite(X, source=str(self.path), layer=name,
@@ -539,6 +639,8 @@ class EmbeddingWriter:
             for f in self._files:
                 if not f.fh.closed:
                     f.close()
+            for spool in self._columns.values():
+                spool.fh.close()
             if exc_type is None:
                 self._finish()
         finally:
@@ -548,13 +650,15 @@ class EmbeddingWriter:
 
     def _finish(self) -> None:
         assert self._tmp is not None
-        columns = {name: np.concatenate(parts) for name, parts in self._columns.items()}
-        table = ItemTable(columns or {}, n_items=self.n_items, source=str(self.path))
         col_specs = {}
-        for j, (name, values) in enumerate(table.items()):
+        for j, (name, spool) in enumerate(self._columns.items()):
             fname = f"items/{j:03d}.npy"
-            np.save(self._tmp / fname, values, allow_pickle=False)
-            col_specs[name] = {"file": fname, "dtype": values.dtype.str}
+            spool.finish(self._tmp / fname)
+            col_specs[name] = {"file": fname, "dtype": spool.dtype.str}
+        # Read back memory-mapped: checks the IDs are unique (the one whole column in memory)
+        ItemTable({name: load_npy(self._tmp / spec["file"], mmap=True)
+                   for name, spec in col_specs.items()},
+                  n_items=self.n_items, source=str(self.path))
         provenance = {
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "geoprobe_version": __version__,

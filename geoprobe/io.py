@@ -7,14 +7,21 @@ file                   what is read
 ``.npy``               one array (n_items, dim) or (n_layers, n_items, dim), memory-mapped
 ``.npz``               arrays of >= 2 dims are layers (natural key order; a 3-D array is
                        split), 1-D arrays are item columns (``item_id`` among them)
-``.safetensors``       as .npz; the string metadata header goes into the provenance
+``.safetensors``       as .npz; the string metadata header goes into the provenance. Lazy:
+                       a layer is read (``safe_open(...).get_slice``) only when a probe
+                       asks for it, one layer at a time
 ``.pt`` / ``.pth``     ``torch.load(weights_only=True)``: a tensor, a list/tuple of tensors
                        (e.g. Hugging Face ``hidden_states``) or a dict of tensors
 ``.hdf5`` / ``.h5``    the structural-probes layout: one dataset per sentence (keys
                        ``"0"``, ``"1"``, ...), each (n_layers, n_tokens, dim) or
                        (n_tokens, dim); rows get ``sentence_id``, ``position`` and IDs
-                       ``"<sentence>:<position>"``. Needs the ``hdf5`` extra (h5py).
+                       ``"<sentence>:<position>"``. Needs the ``hdf5`` extra (h5py). Lazy:
+                       only shapes are read on import; a layer is read from the datasets'
+                       slices when a probe asks for it, one layer at a time
 =====================  ==================================================================
+
+Validation (NaN/Inf) of a lazy file scans one layer at a time in row chunks, naming the file,
+layer, row and item. .npz and torch files are read whole (their formats compress or pickle).
 
 Nothing is ever unpickled: NumPy files load with ``allow_pickle=False`` and torch files with
 ``weights_only=True``. A file that its parser cannot read (truncated, corrupt, lying about its
@@ -33,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embeddings import MANIFEST, NPY_ERRORS, EmbeddingSet, load_npy
+from .embeddings import MANIFEST, NPY_ERRORS, EmbeddingSet, LazyLayers, load_npy
 from .errors import EmbeddingError, FormatError, first_line
 from .items import ItemTable
 from .provenance import atomic_path
@@ -129,7 +136,8 @@ def load_embeddings(path, *, items=None, layer_names=None, validate: bool = True
                           f"({type(exc).__name__}: {first_line(exc)})") from None
     table = None
     if items is not None:
-        n = (layers.shape[-2] if isinstance(layers, np.ndarray) else layers[0].shape[0])
+        n = (layers.shape[0] if isinstance(layers, LazyLayers) else
+             layers.shape[-2] if isinstance(layers, np.ndarray) else layers[0].shape[0])
         table = items if isinstance(items, ItemTable) else (
             ItemTable.from_csv(items, n_items=n) if isinstance(items, (str, Path))
             else ItemTable(items, n_items=n, source="items"))
@@ -141,26 +149,93 @@ def load_embeddings(path, *, items=None, layer_names=None, validate: bool = True
                         layer_names=layer_names or names, source=source, validate=validate)
 
 
+def _safetensors_error(path: Path, exc) -> FormatError:
+    return FormatError(f"{path}: not a valid safetensors file ({first_line(exc)})")
+
+
+class _SafetensorsLayer:
+    """One layer of a safetensors file, read through ``safe_open(...).get_slice`` only when
+    asked for: tensor ``key`` (n_items, dim), or its slice ``index`` when it is 3-D.
+
+    The file is opened per read, so no handle outlives a call and a set holds no open files.
+    """
+
+    def __init__(self, path: Path, key: str, index: int | None, shape, dtype: str):
+        self.path, self.key, self.index = path, key, index
+        self.shape, self.dtype = tuple(shape), dtype
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        """Rows ``start:stop`` (a slice of step 1), shape (stop - start, dim)."""
+        from safetensors import SafetensorError, safe_open
+
+        start, stop, _ = rows.indices(self.shape[0])  # get_slice does not clip as NumPy does
+        rows = slice(start, max(start, stop))
+        try:
+            with safe_open(str(self.path), framework="np") as f:
+                part = f.get_slice(self.key)
+                arr = part[rows] if self.index is None else part[self.index, rows]
+        except SafetensorError as exc:  # the file changed or broke after it was opened
+            raise _safetensors_error(self.path, exc) from None
+        # integer tensors become float32, as in-memory layers do (EmbeddingSet)
+        return arr if arr.dtype.kind == "f" else arr.astype(np.float32)
+
+    def load(self) -> np.ndarray:
+        """The whole layer, shape (n_items, dim)."""
+        return self[0:self.shape[0]]
+
+
+#: safetensors dtypes that NumPy reads (BF16 and FP8 have no NumPy dtype).
+_SAFETENSORS_NUMERIC = {"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64",
+                        "F16", "F32", "F64"}
+
+
 def _read_safetensors(path: Path):
+    """Layers of a safetensors file as lazy readers (only the header and the 1-D item
+    columns are read here), the item columns, and the metadata."""
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="np") as f:
             meta = dict(f.metadata() or {})
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
+            shapes, columns = {}, {}
+            for key in f.keys():
+                part = f.get_slice(key)
+                shape, dtype = tuple(part.get_shape()), part.get_dtype()
+                if dtype not in _SAFETENSORS_NUMERIC:
+                    raise FormatError(f"{path}: tensor {key!r} has dtype {dtype}, which NumPy "
+                                      "cannot read; convert it to float16 or float32")
+                if len(shape) == 1:
+                    columns[key] = part[:]  # item columns are small: read now
+                else:
+                    shapes[key] = (shape, dtype)
     except SafetensorError as exc:  # truncated, a header that lies about sizes or offsets
-        raise FormatError(f"{path}: not a valid safetensors file ({first_line(exc)})") from None
+        raise _safetensors_error(path, exc) from None
     provenance = {}
     for key, value in meta.items():
         try:
             provenance[key] = json.loads(value)
         except (json.JSONDecodeError, TypeError):
             provenance[key] = value
-    layers, names, columns = _split_named(arrays, str(path))
+    readers, names = [], []
+    for key in sorted(shapes, key=_natural_key):
+        shape, dtype = shapes[key]
+        if len(shape) == 2:
+            readers.append(_SafetensorsLayer(path, key, None, shape, dtype))
+            names.append(key)
+        elif len(shape) == 3:
+            readers += [_SafetensorsLayer(path, key, i, shape[1:], dtype)
+                        for i in range(shape[0])]
+            names += [f"{key}.{i}" for i in range(shape[0])]
+        else:
+            raise FormatError(f"{path}: array {key!r} has shape {shape}; "
+                              "expected (n_items, dim) or (n_layers, n_items, dim)")
+    if not readers:
+        raise FormatError(f"{path}: no 2-D or 3-D array found to use as embeddings")
+    layers = LazyLayers(readers, readers[0].shape, source=str(path))
     ids = provenance.pop("item_ids", None)
     if ids is not None and "item_id" not in columns:
         columns["item_id"] = np.asarray(ids, dtype=str)
-    return layers, names, columns, provenance
+    return layers, (names if len(names) > 1 else None), columns, provenance
 
 
 def torch_load(path: Path):
@@ -201,7 +276,55 @@ def _read_torch(path: Path):
     raise FormatError(f"{path}: holds a {type(obj).__name__}, expected tensor, list or dict")
 
 
+class _Hdf5Layer:
+    """Layer ``layer`` of a structural-probes HDF5 file: the rows of every sentence dataset,
+    concatenated, read from the datasets' slices only when asked for (the file is reopened
+    per read, so a set holds no open handle).
+
+    ``keys`` are the sentence datasets in row order, ``offsets`` (len(keys) + 1,) the row
+    where each starts, and ``three_d`` (one bool per key) says whether a dataset is
+    (n_layers, n_tokens, dim) rather than (n_tokens, dim).
+    """
+
+    def __init__(self, path: Path, keys, offsets: np.ndarray, layer: int, dim: int,
+                 three_d: bool, dtype: np.dtype):
+        self.path, self.keys, self.offsets, self.layer = path, keys, offsets, layer
+        self.three_d = three_d
+        self.shape = (int(offsets[-1]), dim)
+        # integer datasets become float32, as in-memory layers do (EmbeddingSet)
+        self.dtype = dtype if dtype.kind == "f" else np.dtype(np.float32)
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        """Rows ``start:stop`` (a slice of step 1), shape (stop - start, dim)."""
+        import h5py
+
+        start, stop, _ = rows.indices(self.shape[0])
+        stop = max(start, stop)
+        out = np.empty((stop - start, self.shape[1]), dtype=self.dtype)
+        first = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        try:
+            with h5py.File(self.path, "r") as f:
+                for k in range(max(first, 0), len(self.keys)):
+                    lo, hi = self.offsets[k], self.offsets[k + 1]
+                    if lo >= stop:
+                        break
+                    a, b = max(start, lo) - lo, min(stop, hi) - lo
+                    ds = f[self.keys[k]]
+                    out[lo + a - start:lo + b - start] = (ds[self.layer, a:b]
+                                                          if self.three_d[k] else ds[a:b])
+        except _PARSE_ERRORS as exc:  # the file changed or broke after it was opened
+            raise FormatError(f"{self.path}: cannot read as HDF5 "
+                              f"({type(exc).__name__}: {first_line(exc)})") from None
+        return out
+
+    def load(self) -> np.ndarray:
+        """The whole layer, shape (n_items, dim)."""
+        return self[0:self.shape[0]]
+
+
 def _read_structural_hdf5(path: Path):
+    """Lazy layer readers and the item columns of a structural-probes HDF5 file; only the
+    datasets' shapes are read here."""
     try:
         import h5py
     except ImportError:
@@ -210,28 +333,34 @@ def _read_structural_hdf5(path: Path):
         keys = sorted(f.keys(), key=_natural_key)
         if not keys:
             raise FormatError(f"{path}: no datasets")
-        blocks, sent, pos = [], [], []
-        n_layers = None
+        shapes, dtypes, three_d = [], [], []
         for key in keys:
-            arr = np.asarray(f[key])
-            if arr.ndim == 2:
-                arr = arr[None]
-            if arr.ndim != 3:
-                raise FormatError(f"{path}: dataset {key!r} has shape {arr.shape}, expected "
+            ds = f[key]
+            if not isinstance(ds, h5py.Dataset):
+                raise FormatError(f"{path}: {key!r} is a {type(ds).__name__}, expected a "
+                                  "dataset (n_layers, n_tokens, dim)")
+            shape = ds.shape if len(ds.shape) != 2 else (1, *ds.shape)
+            if len(shape) != 3:
+                raise FormatError(f"{path}: dataset {key!r} has shape {shape}, expected "
                                   "(n_layers, n_tokens, dim)")
-            if n_layers is None:
-                n_layers = arr.shape[0]
-            elif arr.shape[0] != n_layers or arr.shape[2] != blocks[0].shape[2]:
-                raise FormatError(f"{path}: dataset {key!r} has shape {arr.shape}, "
-                                  f"but dataset {keys[0]!r} has {blocks[0].shape}")
-            blocks.append(arr)
-            sent.append(np.full(arr.shape[1], key))
-            pos.append(np.arange(arr.shape[1]))
-    layers = np.concatenate(blocks, axis=1)
-    sentence, position = np.concatenate(sent), np.concatenate(pos)
+            if shapes and (shape[0] != shapes[0][0] or shape[2] != shapes[0][2]):
+                raise FormatError(f"{path}: dataset {key!r} has shape {shape}, "
+                                  f"but dataset {keys[0]!r} has {shapes[0]}")
+            if ds.dtype.kind not in "fiub":
+                raise FormatError(f"{path}: dataset {key!r} has non-numeric dtype {ds.dtype}")
+            shapes.append(shape)
+            dtypes.append(ds.dtype)
+            three_d.append(len(ds.shape) == 3)
+    n_tokens = np.array([s[1] for s in shapes])
+    offsets = np.r_[0, np.cumsum(n_tokens)]
+    dtype = np.result_type(*dtypes)
+    readers = [_Hdf5Layer(path, keys, offsets, i, shapes[0][2], three_d, dtype)
+               for i in range(shapes[0][0])]
+    sentence = np.repeat(np.asarray(keys), n_tokens)
+    position = np.concatenate([np.arange(t) for t in n_tokens])
     ids = np.char.add(np.char.add(sentence.astype(str), ":"), position.astype(str))
     columns = {"item_id": ids, "sentence_id": sentence, "position": position}
-    return layers, columns
+    return LazyLayers(readers, readers[0].shape, source=str(path)), columns
 
 
 def export_embeddings(emb: EmbeddingSet, path) -> Path:

@@ -46,7 +46,10 @@ from geoprobe.contract import NON_NEGATIVE, OPEN_UNIT, POSITIVE_INT
 from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.spectra import eigvals_desc, participation_ratio, rankme, spectra_from_moments
 from geoprobe.stats import ClusterBootstrap
-from geoprobe.streaming import blocked_moments, covariance
+from geoprobe.streaming import CHUNK_ROWS, MomentAccumulator, blocked_moments, covariance
+
+#: Memory for the shuffled baseline's random sort keys of one block of columns.
+_BASELINE_KEY_BYTES = 64 * 2**20
 
 
 def _bootstrap_pair(count, total, gram, center: bool, eps: float) -> tuple[float, float]:
@@ -144,18 +147,43 @@ class CovarianceSpectrum(Probe):
         return self.result(ctx, metrics, arrays, centered=self.center, n_blocks=n_blocks)
 
     def _shuffled(self, X, rng):
+        """Spectra of at most ``max_baseline_rows`` rows of ``X`` (n, dim) with every column
+        permuted independently, as ``rng.random((m, dim)).argsort(axis=0)`` permutes them.
+
+        Memory stays bounded whatever ``dim``: the sampled rows are kept in the layer's own
+        dtype (a permutation moves values, so nothing is lost), the random sort keys are
+        drawn again from the saved generator state for each block of columns (a block's keys
+        and ranks take at most ``_BASELINE_KEY_BYTES``), and the moments are accumulated in
+        float64 row chunks. Same draws and same permutation as one big call; ``rng`` ends
+        where that call would have left it.
+        """
         n = X.shape[0]
         rows = (np.sort(rng.choice(n, self.max_baseline_rows, replace=False))
                 if n > self.max_baseline_rows else slice(None))
-        Xs = np.asarray(X[rows], dtype=np.float64)
-        Xs = np.take_along_axis(Xs, rng.random(Xs.shape).argsort(axis=0), axis=0)
-        m = Xs.shape[0]
-        return spectra_from_moments(m, Xs.sum(0), Xs.T @ Xs, self.center)
+        Xs = np.asarray(X[rows])
+        m, d = Xs.shape
+        shuffled = np.empty_like(Xs)
+        width = int(np.clip(_BASELINE_KEY_BYTES // (16 * m), 1, d))  # float64 key + int64 rank
+        key_rows = max(1, _BASELINE_KEY_BYTES // (8 * d))  # rows of (·, dim) keys drawn at once
+        start_state = rng.bit_generator.state
+        for lo in range(0, d, width):
+            rng.bit_generator.state = start_state  # the same stream for every column block
+            keys = np.empty((m, min(width, d - lo)))
+            for r in range(0, m, key_rows):
+                keys[r:r + key_rows] = rng.random((min(key_rows, m - r), d))[:, lo:lo + width]
+            shuffled[:, lo:lo + width] = np.take_along_axis(Xs[:, lo:lo + width],
+                                                            keys.argsort(axis=0), axis=0)
+        acc = MomentAccumulator.from_array(shuffled)
+        return spectra_from_moments(acc.n, acc.sum, acc.gram, self.center)
 
     def _gaussian(self, n, d, rng):
+        """Spectra of an isotropic Gaussian sample (min(n, max_baseline_rows), d), drawn and
+        accumulated in row chunks (chunked draws continue the stream of one big draw)."""
         m = min(n, self.max_baseline_rows)
-        G = rng.standard_normal((m, d))
-        return spectra_from_moments(m, G.sum(0), G.T @ G, self.center)
+        acc = MomentAccumulator(d)
+        for start in range(0, m, CHUNK_ROWS):
+            acc.update(rng.standard_normal((min(CHUNK_ROWS, m - start), d)))
+        return spectra_from_moments(m, acc.sum, acc.gram, self.center)
 
     @classmethod
     def plot(cls, result: ProbeResult):
