@@ -208,7 +208,7 @@ def clean_work() -> list[Path]:
 
 
 def work_dir(prefix: str) -> Path:
-    """A new directory ``cache_root()/work/<prefix>-<pid>-<random>``, owned by this process
+    """A new directory ``<prefix>-<pid>-<random>`` in :func:`work_root`, owned by this process
     until :func:`release_work_dir` or its exit (after which the next call removes it).
 
     Stale directories of dead processes are removed first.

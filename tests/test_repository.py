@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache", ".hypothesis",
              "geoprobe-results"}
 BINARY = {".png", ".pdf", ".gz", ".npy", ".npz", ".safetensors", ".pt", ".whl"}
-# an absolute path starts a token: at a line start, after a space, quote, bracket or '='
-# (so "<cache>/work/" is a placeholder, not a machine path)
+# an absolute path starts a token: at a line start, after a space, quote, bracket or '=';
+# a placeholder such as "<cache>" followed by a folder name is not a machine path
 _ABSOLUTE = r"(?:^|(?<=[\s\"'`(\[=]))"
 FORBIDDEN = re.compile(r"\.\./shared\b|\bshared/(data|docs)\b|" + _ABSOLUTE +
                        r"/(work|root|home/\w+)/|\.pyenv\b|docs/anchors/", re.M)
