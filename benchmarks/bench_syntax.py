@@ -32,7 +32,7 @@ from _common import Run  # this script's folder is on sys.path
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.probes.syntax import PolarProbe
 from geoprobe.syntax.corpus import Split, build_corpus, gather, make_batches, relation_type
-from geoprobe.syntax.losses import angular_loss, distance_loss, root_loss
+from geoprobe.syntax.losses import distance_loss, polar_loss
 from geoprobe.syntax.maps import FittedMap, fit_prototypes
 from geoprobe.syntax.scoring import score
 from geoprobe.syntax.training import LinearProbe
@@ -60,8 +60,7 @@ def _polar_epoch(X, model, opt, batches, probe) -> float:
     for batch in batches:
         opt.zero_grad()
         Z = model(gather(X, batch))
-        loss = (distance_loss(Z, batch) + probe.lam * angular_loss(Z, batch)
-                + probe.beta * root_loss(Z, batch, model.root))
+        loss = polar_loss(Z, batch, model.root, lam=probe.lam, beta=probe.beta)
         loss.backward()
         opt.step()
     return time.perf_counter() - t0

@@ -40,7 +40,7 @@ def polar_epoch(n_sentences: int, dim: int, rank: int):
     from geoprobe.datasets.planted_trees import planted_trees
     from geoprobe.probes.syntax import PolarProbe
     from geoprobe.syntax.corpus import build_corpus, gather, make_batches, relation_type
-    from geoprobe.syntax.losses import angular_loss, distance_loss, root_loss
+    from geoprobe.syntax.losses import polar_loss
     from geoprobe.syntax.training import LinearProbe
 
     # the planted rank holds one direction per relation type (8) and per edge of a sentence
@@ -61,8 +61,7 @@ def polar_epoch(n_sentences: int, dim: int, rank: int):
         for batch in batches:
             opt.zero_grad()
             Z = model(gather(X, batch))
-            loss = (distance_loss(Z, batch) + probe.lam * angular_loss(Z, batch)
-                    + probe.beta * root_loss(Z, batch, model.root))
+            loss = polar_loss(Z, batch, model.root, lam=probe.lam, beta=probe.beta)
             loss.backward()
             opt.step()
     return run

@@ -48,3 +48,11 @@ def angular_loss(Z: torch.Tensor, batch: Batch) -> torch.Tensor:
 def root_loss(Z: torch.Tensor, batch: Batch, root: torch.Tensor) -> torch.Tensor:
     is_root = (batch.heads == -1) & batch.mask
     return ((Z[is_root] - root) ** 2).mean()
+
+
+def polar_loss(Z: torch.Tensor, batch: Batch, root: torch.Tensor, *, lam: float,
+               beta: float) -> torch.Tensor:
+    """The polar probe's objective (Diego-Simon et al. 2024): distance + ``lam`` x angular +
+    ``beta`` x root loss, for projected word vectors ``Z`` of shape (n_words, rank)."""
+    return (distance_loss(Z, batch) + lam * angular_loss(Z, batch)
+            + beta * root_loss(Z, batch, root))

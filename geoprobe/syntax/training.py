@@ -9,7 +9,7 @@ import torch
 
 from geoprobe.device import to_numpy
 from geoprobe.syntax.corpus import Batch, Split, gather
-from geoprobe.syntax.losses import angular_loss, depth_loss, distance_loss, root_loss
+from geoprobe.syntax.losses import depth_loss, distance_loss, polar_loss
 from geoprobe.syntax.maps import FittedMap, fit_prototypes
 from geoprobe.syntax.scoring import score
 
@@ -104,10 +104,9 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConf
         Z = model(gather(Xd, batch))
         if kind == "depth":
             return depth_loss(Z, batch)
-        loss = distance_loss(Z, batch)
         if kind == "polar":
-            loss = loss + lam * angular_loss(Z, batch) + beta * root_loss(Z, batch, model.root)
-        return loss
+            return polar_loss(Z, batch, model.root, lam=lam, beta=beta)
+        return distance_loss(Z, batch)
 
     best, best_state, best_epoch, history, waited = -np.inf, None, -1, [], 0
     for epoch in range(config.epochs):
