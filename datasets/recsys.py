@@ -112,3 +112,14 @@ def item_clusters(embeddings: EmbeddingSet) -> np.ndarray | None:
     if clusters is None or len(clusters) != embeddings.dim:
         return None
     return np.asarray(clusters, dtype=int)
+
+
+def two_layer_example(*, seed: int, **params) -> EmbeddingSet:
+    """A small :func:`implicit_feedback` set with a second layer for the probes' example
+    inputs (``check_probe`` runs one- and multi-layer sets): layer 1 is layer 0 with every
+    other item's interactions dropped. ``params`` go to :func:`implicit_feedback`."""
+    one = implicit_feedback(seed=seed, **params)
+    X = one.layer(0)
+    layers = np.stack([X, X * (np.arange(X.shape[1]) % 2 == 0)])
+    return EmbeddingSet(layers, dict(one.items.items()), provenance=one.provenance,
+                        source="example")

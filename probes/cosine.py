@@ -50,7 +50,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
-from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.linear_models import (
     cluster_gap, cosine_matrix, gram, obj1_factors, obj1_shrink, obj2_factors, off_diagonal,
@@ -151,15 +150,11 @@ class CosineNonuniqueness(Probe):
 
     @classmethod
     def example_input(cls, rng) -> Example:
-        from geoprobe.datasets.recsys import implicit_feedback
+        from geoprobe.datasets.recsys import two_layer_example
 
-        one = implicit_feedback(n_users=150, n_items=30, n_clusters=3, mean_items=8,
+        emb = two_layer_example(n_users=150, n_items=30, n_clusters=3, mean_items=8,
                                 heldout_users=30, seed=int(rng.integers(2**31)))
-        X = one.layer(0)
-        # a second layer: the same users' interactions with every other item dropped
-        layers = np.stack([X, X * (np.arange(X.shape[1]) % 2 == 0)])
-        return Example(EmbeddingSet(layers, dict(one.items.items()), provenance=one.provenance,
-                                    source="example"),
+        return Example(emb,
                        {"rank": 4, "lambdas": (0.1, 1.0), "n_rescalings": 3, "n_boot": 3,
                         "max_pairs": 200, "figure_items": 20})
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import numpy as np
 
 from geoprobe.contract import OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
-from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.linear_models import (
     cluster_gap, cosine_matrix, ease_weights, gram, obj1_factors, obj1_shrink, obj2_factors,
@@ -139,14 +138,11 @@ class EASE(Probe):
 
     @classmethod
     def example_input(cls, rng) -> Example:
-        from geoprobe.datasets.recsys import implicit_feedback
+        from geoprobe.datasets.recsys import two_layer_example
 
-        one = implicit_feedback(n_users=200, n_items=30, n_clusters=3, mean_items=8,
+        emb = two_layer_example(n_users=200, n_items=30, n_clusters=3, mean_items=8,
                                 heldout_users=60, seed=int(rng.integers(2**31)))
-        X = one.layer(0)
-        layers = np.stack([X, X * (np.arange(X.shape[1]) % 2 == 0)])
-        return Example(EmbeddingSet(layers, dict(one.items.items()), provenance=one.provenance,
-                                    source="example"),
+        return Example(emb,
                        {"lambdas": (10, 100), "rank": 4, "ks": (5, 10), "n_boot": 20,
                         "n_boot_fit": 3})
 
