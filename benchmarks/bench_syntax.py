@@ -54,7 +54,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _polar_epoch(X, model, opt, batches, probe) -> float:
+def polar_epoch(X, model, opt, batches, probe) -> float:
     """One vectorised training pass over ``batches``; returns its wall-clock seconds."""
     t0 = time.perf_counter()
     for batch in batches:
@@ -116,7 +116,7 @@ def _main(args, run) -> None:
     gen = torch.Generator().manual_seed(0)
     model = LinearProbe(X.shape[1], args.rank, gen)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    t_epoch = _polar_epoch(X, model, opt, train_b, probe)
+    t_epoch = polar_epoch(X, model, opt, train_b, probe)
     W = model.weight.detach()
     t0 = time.perf_counter()
     fitted = FittedMap(W.numpy(), fit_prototypes(X, W, train_b, n_types=n_types),
@@ -168,7 +168,7 @@ def _main(args, run) -> None:
     t_ref_epoch = t_ref_sub * pairs_all / pairs_sub
 
     # Ours on the same subset, for a like-for-like ratio without extrapolation.
-    t_ours_sub = _polar_epoch(X, model, opt, sub_batches, probe)
+    t_ours_sub = polar_epoch(X, model, opt, sub_batches, probe)
 
     las = sc.ours.las[:, 0].sum() / sc.ours.las[:, 1].sum()
     lines = [

@@ -29,6 +29,7 @@ import time
 import numpy as np
 import torch
 from _common import Run, load
+from bench_syntax import polar_epoch as one_polar_epoch  # the epoch bench_syntax times
 
 from geoprobe import threads
 
@@ -39,8 +40,7 @@ def polar_epoch(n_sentences: int, dim: int, rank: int):
     """A callable running one polar-probe epoch (a rank-``rank`` map) over planted trees."""
     from geoprobe.datasets.planted_trees import planted_trees
     from geoprobe.probes.syntax import PolarProbe
-    from geoprobe.syntax.corpus import build_corpus, gather, make_batches, relation_type
-    from geoprobe.syntax.losses import polar_loss
+    from geoprobe.syntax.corpus import build_corpus, make_batches, relation_type
     from geoprobe.syntax.training import LinearProbe
 
     # the planted rank holds one direction per relation type (8) and per edge of a sentence
@@ -58,12 +58,7 @@ def polar_epoch(n_sentences: int, dim: int, rank: int):
     def run():
         model = LinearProbe(X.shape[1], rank, torch.Generator().manual_seed(0))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        for batch in batches:
-            opt.zero_grad()
-            Z = model(gather(X, batch))
-            loss = polar_loss(Z, batch, model.root, lam=probe.lam, beta=probe.beta)
-            loss.backward()
-            opt.step()
+        one_polar_epoch(X, model, opt, batches, probe)
     return run
 
 
