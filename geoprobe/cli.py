@@ -35,6 +35,7 @@ EPILOG = textwrap.dedent("""\
       geoprobe run my_suite.toml -o out/ --embeddings ckpt_42.npy
       geoprobe check my_suite.toml -o out/ --against previous/results.json
       geoprobe report out/                          redraw every figure from results.json
+      geoprobe report out/ --html                   ... and out/report.html, one page for a browser
     """)
 
 
@@ -90,7 +91,8 @@ def _run(args, checks: bool) -> int:
         raise LockedError(f"{exc}; pass --wait to run after it") from None
     n_metrics = sum(len(p["metrics"]) for p in doc["probes"].values())
     print(f"{suite.name}: {len(doc['probes'])} probe(s), {n_metrics} metrics -> {out}/results.json")
-    print(f"report: {out}/report.md   figures: {out}/figures/")
+    html = f"{out}/report.html, " if (Path(out) / "report.html").is_file() else ""
+    print(f"report: {html}{out}/report.md   figures: {out}/figures/")
     if not checks:
         return 0
     failed = [c for c in doc["checks"] if not c["passed"]]
@@ -122,8 +124,12 @@ def cmd_report(args) -> int:
         made = render_figures(doc, out, formats=tuple(args.formats.split(",")))
         write_json_atomic(out / RESULTS_FILE, doc)
         write_report(doc, out / "report.md")
+        if args.html:
+            from .report_html import write_html_report
+
+            write_html_report(doc, out)
     print(f"redrew {sum(len(v) for v in made.values())} figure file(s) in {out}/figures; "
-          f"report: {out}/report.md")
+          f"report: {out}/report.md" + (f" and {out}/report.html" if args.html else ""))
     return 0
 
 
@@ -259,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "report.md from a results directory alone.")
     p.add_argument("results", type=Path, help="results directory or results.json")
     p.add_argument("--formats", default="pdf,png", help="comma-separated (default: pdf,png)")
+    p.add_argument("--html", action="store_true",
+                   help="also write report.html: one self-contained page (figures embedded, "
+                        "no network or script needed) to open in a browser or attach to CI")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("list", help="list probes, generators and shipped suites")

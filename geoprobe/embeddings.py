@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .display import has_jinja, render
 from .errors import EmbeddingError, FormatError, first_line
 from .items import ID_COLUMN, ItemTable, _as_column
 from .locks import hold, remove_leftovers
@@ -366,8 +367,23 @@ class EmbeddingSet:
         return emb
 
     def __repr__(self) -> str:
+        names = self.items.names
+        # a set can have hundreds of item columns; the repr stays one short line
+        columns = repr(names) if len(names) <= 8 else f"[{len(names)} columns]"
         return (f"EmbeddingSet(source={self.source!r}, n_layers={self.n_layers}, "
-                f"n_items={self.n_items}, dim={self.dim}, columns={self.items.names})")
+                f"n_items={self.n_items}, dim={self.dim}, columns={columns})")
+
+    def _repr_html_(self) -> str | None:
+        """The notebook display: shape, layers, item columns and provenance as a table.
+        None without jinja2, so the notebook shows the repr."""
+        if not has_jinja():
+            return None
+        # long provenance values (a generator's parameters, say) are cut to keep the cell small
+        provenance = {k: f"{v!s:.200}" for k, v in self.provenance.items()
+                      if not k.startswith("_")}
+        return render("embeddings.html.j2", source=self.source, n_layers=self.n_layers,
+                      n_items=self.n_items, dim=self.dim, layers=self.layer_names,
+                      columns=self.items.names, provenance=provenance)
 
 
 _REQUIRED = object()

@@ -53,7 +53,9 @@ import numpy as np
 from . import threads
 from .contract import column_names, validate_params
 from .embeddings import EmbeddingSet
-from .errors import ProbeInputError
+from .display import (dataframe, figure_uri, format_number, has_jinja, metric_rows, render,
+                      resampling_units)
+from .errors import GeoprobeError, ProbeInputError
 from .metric import Metric, json_number
 from .plugins import PROBE_GROUP, load
 from .source import AUTO, Source, resolve_source
@@ -134,7 +136,7 @@ class Series:
         return np.nan_to_num(np.clip(err, 0, None))
 
 
-@dataclass
+@dataclass(repr=False)
 class ProbeResult:
     """Everything a probe found, serialisable to JSON and enough to redraw its figure.
 
@@ -216,6 +218,44 @@ class ProbeResult:
                    "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n, "unit": m.unit}
             rows.append(row)
         return rows
+
+    def to_frame(self):
+        """:meth:`table` as a pandas DataFrame, one row per metric (needs the ``frame`` extra).
+        """
+        return dataframe(self.table())
+
+    def headline(self) -> Metric | None:
+        """The first finding (not a baseline) the probe reported: what a one-line summary
+        shows. None when it reported only baselines."""
+        return next((m for m in self.metrics if not m.is_baseline), None)
+
+    def __repr__(self) -> str:
+        # short on purpose: a notebook shows _repr_html_, a terminal or a log this line
+        n_base = sum(m.is_baseline for m in self.metrics)
+        text = (f"ProbeResult(probe={self.probe!r}, layers={len(self.info.get('layers', []))}, "
+                f"metrics={len(self.metrics)} ({n_base} baselines), seed={self.seed}")
+        head = self.headline()
+        if head is not None:
+            ci = (f" [{format_number(head.ci_low)}, {format_number(head.ci_high)}]"
+                  if math.isfinite(head.ci_low) and math.isfinite(head.ci_high) else "")
+            text += f", {head.key()}={format_number(head.value)}{ci}"
+        return text + ")"
+
+    def _repr_html_(self) -> str | None:
+        """The notebook display: the figure (when the probe draws one) and the metrics,
+        findings and baselines apart. None without jinja2, so the notebook shows the repr."""
+        if not has_jinja():
+            return None
+        try:
+            figure = figure_uri(self.plot())
+        except (NotImplementedError, GeoprobeError):  # no figure, or its plug-in is missing
+            figure = None
+        findings, baselines = metric_rows(self.metrics)
+        return render("result.html.j2", probe=self.probe, seed=self.seed,
+                      layers=len(self.info.get("layers", [])), figure=figure,
+                      alt=f"Figure of probe {self.probe}; the numbers are in the tables.",
+                      units=resampling_units(self.metrics), findings=findings,
+                      baselines=baselines, n_findings=len(findings), n_baselines=len(baselines))
 
     def plot(self):
         """Render this result's figure with the probe class that made it."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
+from .display import format_number
 from .errors import FormatError, GeoprobeError, first_line
 from .plotting import save_figure, style
 from .probe import ProbeResult
@@ -42,23 +42,14 @@ def render_figures(doc: dict, out_dir, formats=("pdf", "png")) -> dict[str, list
     return made
 
 
-def _fmt(x) -> str:
-    if x is None:
-        return ""
-    x = float(x)
-    if not math.isfinite(x):
-        return ""
-    return f"{x:.4g}"
-
-
 def metrics_table(entry: dict) -> list[str]:
     lines = ["| metric | labels | value | 95% CI | n |", "|---|---|---|---|---|"]
     for m in entry["metrics"]:
         labels = ", ".join(f"{k}={v}" for k, v in m["labels"].items())
-        lo, hi = _fmt(m["ci_low"]), _fmt(m["ci_high"])
+        lo, hi = format_number(m["ci_low"]), format_number(m["ci_high"])
         ci = f"[{lo}, {hi}]" if lo and hi else ""
         n = f"{m['n']} {m['unit']}" if m.get("n") is not None else ""
-        lines.append(f"| {m['name']} | {labels} | {_fmt(m['value'])} | {ci} | {n} |")
+        lines.append(f"| {m['name']} | {labels} | {format_number(m['value'])} | {ci} | {n} |")
     return lines
 
 
@@ -91,7 +82,8 @@ def checks_table(checks: list[dict]) -> list[str]:
     lines = ["| check | result | value | detail |", "|---|---|---|---|"]
     for c in checks:
         mark = "PASS" if c["passed"] else "FAIL"
-        lines.append(f"| {c['name']} | {mark} | {_fmt(c.get('value'))} | {c['message']} |")
+        lines.append(f"| {c['name']} | {mark} | {format_number(c.get('value'))} "
+                     f"| {c['message']} |")
     return lines
 
 
@@ -107,13 +99,15 @@ def check_results(doc, source) -> None:
     need(isinstance(doc, dict) and "geoprobe_results" in doc, "no 'geoprobe_results' marker")
     need(isinstance(doc.get("probes"), dict), "no 'probes' table")
     for key, kind in (("suite", dict), ("environment", dict), ("checks", list),
-                      ("warnings", list)):
+                      ("warnings", list), ("sources", dict), ("timings", dict)):
         need(isinstance(doc.get(key, kind()), kind), f"'{key}' is not a {kind.__name__}")
     need(isinstance(doc.get("environment", {}).get("versions", {}), dict),
          "'environment.versions' is not a dict")
     need(isinstance(doc.get("suite", {}).get("description") or "", str),
          "'suite.description' is not text")
     need(all(isinstance(w, str) for w in doc.get("warnings", [])), "a warning is not text")
+    need(all(isinstance(s, dict) for s in doc.get("sources", {}).values()),
+         "a source is not a table")
     for c in doc.get("checks", []):
         need(isinstance(c, dict) and {"name", "passed", "message"} <= c.keys()
              and _is_number(c.get("value")), f"malformed check {c!r:.60}")
@@ -137,7 +131,8 @@ def check_results(doc, source) -> None:
 
 
 def _is_number(x) -> bool:
-    """None, a number, or a string ``float`` reads ("nan", "inf"): what :func:`_fmt` shows."""
+    """None, a number, or a string ``float`` reads ("nan", "inf"): what
+    :func:`~geoprobe.display.format_number` shows."""
     if isinstance(x, str):
         try:
             float(x)

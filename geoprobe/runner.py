@@ -4,6 +4,7 @@ Output directory layout::
 
     results.json        config as run, seeds, versions, git hash, timings, every metric with CI
     report.md           a Markdown table of the metrics (and checks, if any)
+    report.html         the same with figures, one self-contained page (needs jinja2)
     figures/<id>.pdf    each probe's figure, vector ...
     figures/<id>.png    ... and raster
     junit.xml           (geoprobe check) one test case per check
@@ -32,11 +33,13 @@ from . import threads
 from .embeddings import EmbeddingSet, replace_dir
 from .errors import GeoprobeError, ProbeInputError, SuiteError
 from .locks import clean_work, hold, remove_leftovers, scratch_dir
-from .probe import ProbeResult
 from .progress import progress
 from .provenance import apply_umask, environment, read_json, write_json_atomic, writing
 from .registry import get_generator, make_probe
+from .results import SuiteResults
+from .display import has_jinja
 from .report import check_results, render_figures, write_report
+from .report_html import write_html_report
 from .safepath import inside
 from .source import AUTO, Source, resolve_source
 from .suite import Suite
@@ -85,8 +88,9 @@ def _describe_source(source: Source, seconds: float) -> dict:
 @threads.follows_policy
 def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | None = None,
               workdir=None, show_progress: bool = True, formats=("pdf", "png"),
-              wait: float = 0.0) -> dict:
-    """Run ``suite`` and write its results directory; returns the results dict.
+              wait: float = 0.0) -> SuiteResults:
+    """Run ``suite`` and write its results directory; returns the results dict (a
+    :class:`~geoprobe.results.SuiteResults`, which a notebook displays as tables).
 
     Parameters
     ----------
@@ -177,8 +181,19 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                               "probes": timings}
             write_json_atomic(tmp / RESULTS_FILE, doc)
             write_report(doc, tmp / "report.md")
+            write_html_if_possible(doc, tmp)
             replace_dir(tmp, out_dir)
-        return doc
+        return SuiteResults(doc)
+
+
+def write_html_if_possible(doc: dict, out_dir) -> Path | None:
+    """Write ``out_dir/report.html``; without jinja2 (the ``report`` extra) say so on stderr
+    instead, since the run's results are complete without it."""
+    if not has_jinja():
+        print("geoprobe: note: no report.html: it needs jinja2 (pip install "
+              "'geoprobe[report]')", file=sys.stderr)
+        return None
+    return write_html_report(doc, out_dir)
 
 
 def _resolve_annotation(suite: Suite, value):
@@ -190,16 +205,12 @@ def _resolve_annotation(suite: Suite, value):
     return value
 
 
-def load_results(path) -> dict:
-    """Read a results.json (or the directory holding one)."""
+def load_results(path) -> SuiteResults:
+    """Read a results.json (or the directory holding one); its probes' :class:`ProbeResult`
+    objects come from ``SuiteResults.probe_results()``."""
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
     doc = read_json(path, missing="no results file")
     check_results(doc, path)
-    return doc
-
-
-def probe_results(doc: dict) -> dict[str, ProbeResult]:
-    """The ProbeResult of every probe id in a results dict."""
-    return {pid: ProbeResult.from_dict(d) for pid, d in doc["probes"].items()}
+    return SuiteResults(doc)
