@@ -72,6 +72,14 @@ def test_ci_runs_the_readme_commands_verbatim():
     assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in ci
 
 
+def test_ci_installs_chromium_before_the_tests():
+    """The report's browser test skips where no Chromium is installed; CI must install it
+    before it runs the tests, or that test would skip there unseen."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    install = ci.find("apt-get install -y -qq chromium")
+    assert 0 <= install < ci.find(".venv/bin/python -m pytest")
+
+
 def test_readme_suite_example_parses_and_its_check_override_works():
     """The README's example suite is valid, and `--set checks.ID.value=` reaches its check."""
     import tomllib
