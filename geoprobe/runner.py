@@ -30,16 +30,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import threads
+from .display import has_jinja
 from .embeddings import EmbeddingSet, replace_dir
 from .errors import GeoprobeError, ProbeInputError, SuiteError
 from .locks import clean_work, hold, remove_leftovers, scratch_dir
 from .progress import progress
 from .provenance import apply_umask, environment, read_json, write_json_atomic, writing
 from .registry import get_generator, make_probe
-from .results import SuiteResults
-from .display import has_jinja
 from .report import check_results, render_figures, write_report
 from .report_html import write_html_report
+from .results import SuiteResults
 from .safepath import inside
 from .source import AUTO, Source, resolve_source
 from .suite import Suite
