@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from geoprobe.cli import main
-from geoprobe.errors import FormatError
+from geoprobe.errors import FormatError, GeoprobeError
 from geoprobe.registry import get_generator
 from geoprobe.report_html import write_html_report
 from geoprobe.runner import load_results, run_suite
@@ -228,7 +228,7 @@ def test_to_frame_without_pandas_names_the_extra(run_dir, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
-    with pytest.raises(Exception, match=r"geoprobe\[frame\]"):
+    with pytest.raises(GeoprobeError, match=r"geoprobe\[frame\]"):
         load_results(run_dir).to_frame()
 
 
