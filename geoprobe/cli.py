@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="redraw every figure and the report from results.json",
                        description="Re-render all figures (one publication style) and "
-                                   "report.md from a results directory alone.")
+                                   "report.md (and report.html with --html) from a results "
+                                   "directory alone.")
     p.add_argument("results", type=Path, help="results directory or results.json")
     p.add_argument("--formats", default="pdf,png", help="comma-separated (default: pdf,png)")
     p.add_argument("--html", action="store_true",
