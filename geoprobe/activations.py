@@ -314,11 +314,16 @@ class RowSink:
                                     f"vs {sorted(self.blocks[0][1])}")
             self.blocks.append((vectors.astype(self.dtype, copy=False), columns))
             return
-        if self.writer is None:
-            self.writer = self._stack.enter_context(EmbeddingWriter(
-                self.out, dim=vectors.shape[2], layer_names=self.names, dtype=self.dtype,
-                provenance=self.provenance))
+        self.open(vectors.shape[2])
         self.writer.append(vectors.astype(self.dtype, copy=False), columns)
+
+    def open(self, dim: int) -> None:
+        """Open the on-disk set for rows of width ``dim`` (once; a no-op in memory). Call it
+        from the thread that will close the sink: the set's write lock belongs to a thread."""
+        if self.writer is None and self.out is not None:
+            self.writer = self._stack.enter_context(EmbeddingWriter(
+                self.out, dim=dim, layer_names=self.names, dtype=self.dtype,
+                provenance=self.provenance))
 
     def result(self) -> EmbeddingSet:
         if self.out is not None:
