@@ -67,7 +67,7 @@ def factory_twin(factory: Callable, real, seed: int = 0):
     shared = [name for name, p in twin.named_parameters()
               if id(p) not in reset and name in real_params
               and p.shape == real_params[name].shape
-              and torch.equal(p.detach().cpu(), real_params[name].detach().to(p.dtype).cpu())]
+              and _same(p, real_params[name])]
     if shared:
         more = f" and {len(shared) - _SHOWN} more" if len(shared) > _SHOWN else ""
         raise GeoprobeError(
@@ -76,3 +76,11 @@ def factory_twin(factory: Callable, real, seed: int = 0):
             "reset_parameters() (their modules have none); give those modules a "
             "reset_parameters method, or use --no-twin")
     return twin.eval()
+
+
+def _same(fresh, real) -> bool:
+    """Whether a twin parameter equals the real model's, compared in the real one's dtype
+    (the real model may already run in a lower precision) on the CPU."""
+    import torch
+
+    return torch.equal(fresh.detach().to(real.dtype).cpu(), real.detach().cpu())

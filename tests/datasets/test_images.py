@@ -34,7 +34,7 @@ class Net(nn.Module):
 class Scaled(Net):
     def __init__(self):
         super().__init__()
-        self.scale = nn.Parameter(torch.full((4,), 2.0))   # no reset_parameters: stays 2.0
+        self.scale = nn.Parameter(torch.full((4,), 0.1))   # no reset_parameters: stays 0.1
 
 
 def net():
@@ -148,6 +148,9 @@ def test_factory_twin_refuses_weights_it_cannot_reinitialise(folder, factory, tm
         extract_images(folder, tmp_path / "s.gpemb", model=f"{factory}:scaled",
                        modules=["conv"], show_progress=False)
     assert not list(tmp_path.glob("s*.gpemb"))
+    with pytest.raises(GeoprobeError, match="scale keep"):   # also when the real model is
+        extract_images(folder, tmp_path / "s.gpemb", model=f"{factory}:scaled",  # bfloat16
+                       modules=["conv"], precision="bfloat16", show_progress=False)
     extract_images(folder, tmp_path / "s.gpemb", model=f"{factory}:scaled", modules=["conv"],
                    twin=False, show_progress=False)
     assert "label" in EmbeddingSet.open(tmp_path / "s.gpemb").items
