@@ -7,7 +7,15 @@
 the clock starts: the least any extraction must do. "extraction" is the whole path of
 ``geoprobe extract`` (tokenize, forward, sub-word means, float32 rows streamed to disk with
 their item columns). Both run ``--repeats`` times, interleaved, and the fastest of each is
-kept (the machine is shared). Peak memory is the resident-set peak of a fresh process
+kept (the machine is shared).
+
+Hook overhead: "hooks" is :func:`geoprobe.extract_activations` recording
+``encoder.layer.*.output`` (6 forward hooks) into in-memory rows, one per real token, against
+``model(**inputs)`` with no hooks, both under ``torch.no_grad()`` on the same pre-tokenized
+batches with the same threads, interleaved, the median of ``--repeats`` runs each.
+``--hooks-only`` measures just that, e.g. into its own file::
+
+    python benchmarks/bench_extraction.py --hooks-only --out benchmarks/results/extraction-hooks.md Peak memory is the resident-set peak of a fresh process
 extracting a small and a ten-times larger slice of UD English-EWT train: flat if streaming
 works. Results go to benchmarks/results/extraction.md (``--out`` elsewhere).
 """
@@ -18,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,12 +58,69 @@ print(json.dumps({{"words": sum(s.n for s in sents), "seconds": time.perf_counte
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _cpu() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return cpu
+
+
+def _hook_overhead(model, batches, repeats: int) -> list[str]:
+    """Median seconds of hook extraction and of the bare forward without hooks, interleaved;
+    the results-file lines."""
+    import torch
+
+    from geoprobe import extract_activations
+
+    def plain():
+        with torch.no_grad():
+            for inputs in batches:
+                model(**inputs)
+
+    def hooked():
+        extract_activations(model, batches, ["encoder.layer.*.output"])
+
+    plain()  # warm-up
+    times = {"plain": [], "hooked": []}
+    for _ in range(repeats):
+        for name, fn in (("plain", plain), ("hooked", hooked)):
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    n_tokens = int(sum(int(b["attention_mask"].sum()) for b in batches))
+    plain_s, hooks_s = (statistics.median(times[k]) for k in ("plain", "hooked"))
+    ratio = plain_s / hooks_s  # hooked throughput as a share of the bare forward's
+    print(f"forward, no hooks : {plain_s:7.2f} s  {n_tokens / plain_s:8.0f} tokens/s (median)")
+    print(f"hook extraction   : {hooks_s:7.2f} s  {n_tokens / hooks_s:8.0f} tokens/s (median)")
+    print(f"hooked / bare throughput: {ratio:.3f}  (aim: at least 0.90)")
+    return [
+        "Hook extraction (`extract_activations`, modules `encoder.layer.*.output`, rows of "
+        "every real token kept in memory) against the bare forward `model(**inputs)` without "
+        "hooks, both under `torch.no_grad()` on the same pre-tokenized batches "
+        f"({n_tokens} real tokens); median of {repeats} interleaved runs:",
+        "",
+        "| path | seconds (median) | tokens/s |",
+        "| --- | ---: | ---: |",
+        f"| bare forward, no hooks | {plain_s:.2f} | {n_tokens / plain_s:.0f} |",
+        f"| hook extraction (6 hooks + token rows) | {hooks_s:.2f} | {n_tokens / hooks_s:.0f} |",
+        "",
+        f"Hooked throughput / bare throughput: {ratio:.3f} (aim: at least 0.90, i.e. within "
+        "10 %).",
+        "",
+    ]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sentences", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--memory", type=int, nargs=2, default=[200, 2000], metavar=("SMALL", "LARGE"))
+    ap.add_argument("--hooks-only", action="store_true",
+                    help="measure only the hook overhead (no extraction or memory runs)")
     run = Run(ap, "extraction")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -79,6 +145,15 @@ def _main(args, run, n_threads) -> int:
         with torch.inference_mode():
             for inputs in batches:
                 enc.model(**inputs, output_hidden_states=True)
+
+    hook_lines = _hook_overhead(enc.model, batches, args.repeats)
+    if args.hooks_only:
+        run.write(args, "\n".join(["# Hook extraction throughput", "",
+                                   f"Machine: {_cpu()}, torch threads {n_threads}.",
+                                   f"Model: offline MiniLM; data: the first {len(sents)} "
+                                   f"sentences of UD English-EWT dev, batches of "
+                                   f"{args.batch_size}.", "", *hook_lines]))
+        return 0
 
     def ours(tmp):
         extract_sentences(sents, Path(tmp) / "bench.gpemb", encoder=enc, split="dev",
@@ -107,12 +182,7 @@ def _main(args, run, n_threads) -> int:
         print(f"peak RSS extracting {n:5d} train sentences ({m['words']:6d} words): "
               f"{m['rss_peak_mb']:.0f} MB (after loading the model: {m['rss_before_mb']:.0f} MB)")
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = _cpu()
     lines = [
         "# Extraction throughput",
         "",
@@ -136,6 +206,7 @@ def _main(args, run, n_threads) -> int:
         "pass, so extraction may use a second core for that work; the machine is shared, "
         "so single runs vary by +-20 %.",
         "",
+        *hook_lines,
         "Peak resident memory of a fresh process extracting a slice of EWT train (float32):",
         "",
         "| sentences | words | peak RSS (MB) | RSS after loading the model (MB) |",

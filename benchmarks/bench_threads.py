@@ -36,12 +36,13 @@ from geoprobe import threads
 THREADS = (1, 2)
 
 
-def polar_epoch(n_sentences: int, dim: int, rank: int):
-    """A callable running one polar-probe epoch (a rank-``rank`` map) over planted trees."""
+def polar_epoch(n_sentences: int, dim: int, rank: int, device="cpu"):
+    """A callable running one polar-probe epoch (a rank-``rank`` map) over planted trees, on
+    ``device`` (a torch.device or name; the data moves there once)."""
     from geoprobe.datasets.planted_trees import planted_trees
     from geoprobe.probes.syntax import PolarProbe
     from geoprobe.syntax.corpus import build_corpus, make_batches, relation_type
-    from geoprobe.syntax.training import LinearProbe
+    from geoprobe.syntax.training import LinearProbe, batch_on
 
     # the planted rank holds one direction per relation type (8) and per edge of a sentence
     emb = planted_trees(n_sentences=n_sentences, dim=dim, rank=rank, max_len=min(30, rank - 8),
@@ -53,10 +54,12 @@ def polar_epoch(n_sentences: int, dim: int, rank: int):
     probe = PolarProbe(rank=rank)
     batches = make_batches(build_corpus(items, np.flatnonzero(split == "train"), codes),
                            probe.max_tokens)
-    X = torch.from_numpy(np.asarray(emb.layer("0"), dtype=np.float32))
+    device = torch.device(device)
+    batches = [batch_on(b, device) for b in batches]
+    X = torch.from_numpy(np.asarray(emb.layer("0"), dtype=np.float32)).to(device)
 
     def run():
-        model = LinearProbe(X.shape[1], rank, torch.Generator().manual_seed(0))
+        model = LinearProbe(X.shape[1], rank, torch.Generator().manual_seed(0)).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         one_polar_epoch(X, model, opt, batches, probe)
     return run

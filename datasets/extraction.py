@@ -21,7 +21,12 @@ Each row's item columns: ``item_id`` (``"<sent_id>:<position>"``), ``sentence_id
 ``head`` (CoNLL-U convention: 1-based, 0 for the root, so ``head - 1`` is the head's
 ``position``), ``n_words`` (the sentence's length) and ``split``.
 
-Layers are named ``"embeddings"``, ``"layer_1"`` ... ``"layer_L"``.
+Layers are named ``"embeddings"``, ``"layer_1"`` ... ``"layer_L"``. With ``modules`` (name
+patterns, see :mod:`geoprobe.hooks`) the sub-word means are taken of the matched submodules'
+outputs instead, recorded through forward hooks, one layer per module named after it; each
+must output (batch, tokens, dim) (a tuple's first tensor), e.g. ``encoder.layer.*.output``
+or ``encoder.layer.*.attention.output``. The width is then known only after the first
+forward pass, so the set is opened at the first batch.
 
 The random-init twin (same architecture and tokenizer, weights from
 ``AutoModel.from_config`` under a fixed torch seed) is the standard control; it is written
@@ -45,16 +50,18 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe import hf
-from geoprobe.activations import POOLS, model_device, to_device, token_batches
+from geoprobe.activations import POOLS, RowSink, model_device, to_device, token_batches
 from geoprobe.device import DTYPES, to_numpy
-from geoprobe.embeddings import EmbeddingSet, EmbeddingWriter
+from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import GeoprobeError
+from geoprobe.hooks import ModuleRecorder, layer_names
 from geoprobe.locks import work_dir
 from geoprobe.progress import progress
 from geoprobe.provenance import writing
 from geoprobe.safepath import check_name, inside
 from geoprobe.source import twin_path, twin_path_for
 
+from .images import extract_images
 from .text import extract_texts, read_jsonl, read_text_lines
 from .treebank import Sentence, default_treebank_path, read_conllu
 
@@ -96,15 +103,19 @@ class WordEncoder:
     precision : str
         The model's compute dtype: "float32" (default), "float16" or "bfloat16". Sub-word
         means are taken in float32 whatever the precision.
+    modules : sequence of str, optional
+        Module name patterns (:mod:`geoprobe.hooks`): record these submodules' outputs, each
+        of shape (batch, tokens, dim), instead of the hidden states.
 
     Attributes
     ----------
-    layer_names : list of str, ``["embeddings", "layer_1", ...]``
-    dim : int
+    layer_names : list of str, ``["embeddings", "layer_1", ...]``, or the matched module names
+    dim : int, or None with ``modules`` until the first forward pass
     """
 
     def __init__(self, model_dir=None, *, random_init: bool = False, seed: int = 0,
-                 max_length: int | None = None, device="cpu", precision="float32"):
+                 max_length: int | None = None, device="cpu", precision="float32",
+                 modules: Sequence[str] | None = None):
         self.model_dir = hf.model_dir(model_dir)
         self.precision = precision
         self.random_init, self.seed = bool(random_init), int(seed)
@@ -125,9 +136,14 @@ class WordEncoder:
                                    getattr(config, "max_position_embeddings", None))
                   if v and int(v) < 1_000_000]
         self.max_length = int(max_length or min(limits, default=512))
-        n_layers = int(getattr(config, "num_hidden_layers", 0) or config.n_layer)
-        self.layer_names = ["embeddings"] + [f"layer_{i}" for i in range(1, n_layers + 1)]
-        self.dim = int(getattr(config, "hidden_size", 0) or config.n_embd)
+        self.modules = list(modules or [])
+        self.recorder = ModuleRecorder(self.model, modules) if modules else None
+        if self.recorder is None:
+            n_layers = int(getattr(config, "num_hidden_layers", 0) or config.n_layer)
+            self.layer_names = ["embeddings"] + [f"layer_{i}" for i in range(1, n_layers + 1)]
+            self.dim = int(getattr(config, "hidden_size", 0) or config.n_embd)
+        else:
+            self.layer_names, self.dim = layer_names(self.recorder.modules), None
         self._provenance: dict | None = None
 
     def provenance(self) -> dict:
@@ -140,6 +156,9 @@ class WordEncoder:
         prov = {**hf.model_provenance(self.model_dir, self.config, self.tokenizer,
                                       random_init=self.random_init, seed=self.seed),
                 "pooling": POOLING, "max_length": self.max_length}
+        if self.recorder is not None:
+            prov.update(modules=self.recorder.modules, module_patterns=list(self.modules),
+                        module_output="first tensor of tuple or ModelOutput outputs")
         if (self.device.type, self.precision) != ("cpu", "float32"):
             # recorded only off the default, so default sets keep their provenance unchanged
             prov.update(device=str(self.device), precision=self.precision)
@@ -166,12 +185,22 @@ class WordEncoder:
         return dict(enc), word_index
 
     def forward(self, inputs):
-        """Hidden states of every layer, shape (n_layers, batch, tokens, dim)."""
+        """Hidden states of every layer (or the hooked modules' outputs), shape
+        (n_layers, batch, tokens, dim)."""
         import torch
 
+        inputs = to_device(inputs, self.device)
         with torch.inference_mode():
-            out = self.model(**to_device(inputs, self.device), output_hidden_states=True)
-        return torch.stack(out.hidden_states)
+            if self.recorder is None:
+                return torch.stack(self.model(**inputs, output_hidden_states=True).hidden_states)
+            with self.recorder:
+                self.model(**inputs)
+                hidden = self.recorder.stacked()
+        if hidden.ndim != 4 or hidden.shape[2] != inputs["input_ids"].shape[1]:
+            raise GeoprobeError(f"module {self.recorder.modules[0]!r} outputs shape "
+                                f"{tuple(hidden.shape[1:])}; word vectors need "
+                                f"(batch, tokens, dim) with one vector per sub-word token")
+        return hidden
 
     @staticmethod
     def pool(hidden, word_index, n_words):
@@ -254,7 +283,7 @@ class WordEncoder:
         import torch
 
         if hidden is None:
-            return (np.zeros((len(self.layer_names), 0, self.dim), np.float32),
+            return (np.zeros((len(self.layer_names), 0, self.dim or 0), np.float32),
                     [np.zeros(0, np.int64) for _ in plan.keep])
         # pooled on the CPU in float32 (the word index lives there; half-precision sums of
         # many sub-words lose digits); a no-op for the default float32 CPU model
@@ -332,12 +361,10 @@ def _item_columns(sent: Sentence, positions: np.ndarray, split: str) -> dict:
     }
 
 
-def _write_block(writer: EmbeddingWriter, batch, rows, vectors: np.ndarray, split: str,
-                 dtype) -> None:
+def _write_block(sink: RowSink, batch, rows, vectors: np.ndarray, split: str) -> None:
     parts = [_item_columns(s, r, split) for s, r in zip(batch, rows) if len(r)]
     if parts:
-        items = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        writer.append(vectors.astype(dtype, copy=False), items)
+        sink.append(vectors, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
 
 def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncoder,
@@ -370,7 +397,10 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
         raise GeoprobeError(f"batch_size must be at least 1, got {batch_size}")
     if not sentences:
         raise GeoprobeError("no sentences to extract")
-    prov = {**encoder.provenance(), "split": split, **(provenance or {})}
+    prov = {**encoder.provenance(), "split": split, **(provenance or {}),
+            "n_sentences": len(sentences)}
+    if batch_tokens is not None:
+        prov["batch_tokens"] = batch_tokens
     notes = {"skipped": [], "truncated": [], "unknown_words": []}
     bar = progress(total=len(sentences), enable=show_progress, unit="sent",
                    desc=f"extract {split or 'sentences'}" + (" (random init)"
@@ -391,13 +421,11 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
 
     def finish_and_write(hidden, plan, batch):
         vectors, rows = encoder.finish(hidden, plan)
-        _write_block(writer, batch, rows, vectors, split, dtype)
+        _write_block(sink, batch, rows, vectors, split)
 
-    with EmbeddingWriter(out, dim=encoder.dim, layer_names=encoder.layer_names, dtype=dtype,
-                         provenance=prov) as writer, ThreadPoolExecutor(max_workers=1) as pool:
-        writer.provenance.update(n_sentences=len(sentences))
-        if batch_tokens is not None:
-            writer.provenance.update(batch_tokens=batch_tokens)
+    # the set opens at the first block: hooked modules' width is known only then
+    with RowSink(out, encoder.layer_names, dtype, prov) as sink, \
+            ThreadPoolExecutor(max_workers=1) as pool:
         next_plan = pool.submit(prepare, batches[0])
         writes = []
         for k, batch in enumerate(batches):
@@ -407,6 +435,8 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
             for key in notes:
                 notes[key] += plan.notes[key]
             hidden = encoder.forward(plan.inputs) if plan.inputs else None
+            if hidden is not None:
+                sink.open(hidden.shape[-1])  # here: the set's lock belongs to this thread
             writes.append(pool.submit(finish_and_write, hidden, plan, batch))
             if len(writes) > 1:
                 writes.pop(0).result()  # surface a failed write now, not at the end
@@ -414,9 +444,9 @@ def extract_sentences(sentences: Sequence[Sentence], out, *, encoder: WordEncode
         for w in writes:
             w.result()
         bar.close()
-        if writer.n_items == 0:
+        if sink.n_rows == 0:
             raise GeoprobeError("every sentence was longer than the model's maximum length")
-        writer.provenance.update(skipped_sentences=notes["skipped"],
+        sink.update_provenance(skipped_sentences=notes["skipped"],
                                  truncated_sentences=notes["truncated"],
                                  unknown_word_sentences=notes["unknown_words"])
     return Path(out)
@@ -433,7 +463,8 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
                      max_sentences: int | None = None, batch_size: int = 32, dtype="float32",
                      twin: bool = True, seed: int = 0, long_sentences: str = "skip",
                      provenance: dict | None = None, show_progress: bool = True,
-                     device="cpu", precision="float32", batch_tokens: int | None = None) -> Path:
+                     device="cpu", precision="float32", batch_tokens: int | None = None,
+                     modules: Sequence[str] | None = None) -> Path:
     """Extract every word of a CoNLL-U treebank, and (by default) the random-init twin.
 
     Parameters
@@ -450,6 +481,8 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
     seed : torch seed of the twin's initialisation
     provenance : extra provenance entries for both sets
     device, precision : where and in what dtype the model runs (see :class:`WordEncoder`)
+    modules : module name patterns: sub-word means of these hooked modules' outputs instead of
+        the hidden states (see :class:`WordEncoder`); the twin goes through the same modules
 
     Returns
     -------
@@ -466,11 +499,11 @@ def extract_treebank(out, *, treebank=None, split: str | None = None, model=None
     extra = dict(source)
     # The real model loads first, so that unloadable weights stop the run before anything is
     # written; a twin whose real set then fails is removed, never left behind alone.
-    encoder = WordEncoder(model, device=device, precision=precision)
+    encoder = WordEncoder(model, device=device, precision=precision, modules=modules)
     if twin:
         tpath = twin_path_for(out)
         twin_encoder = WordEncoder(model, random_init=True, seed=seed, device=device,
-                                   precision=precision)
+                                   precision=precision, modules=modules)
         extract_sentences(sentences, tpath, encoder=twin_encoder, split=split,
                           batch_size=batch_size, dtype=dtype, long_sentences=long_sentences,
                           provenance=source, show_progress=show_progress,
@@ -505,8 +538,11 @@ def reuse_built(out: Path, field: str, key: str) -> EmbeddingSet | None:
 def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | None = None,
                 max_sentences: int | None = None, batch_size: int = 32, dtype: str = "float32",
                 twin: bool = True, long_sentences: str = "skip", seed: int = 0,
-                workdir=None) -> EmbeddingSet:
+                workdir=None, device: str = "cpu", precision: str = "float32") -> EmbeddingSet:
     """Suite generator ``treebank-lm``: extract a treebank's word vectors into ``workdir``.
+
+    ``device`` and ``precision`` say where and in what compute dtype the model runs (see
+    :class:`WordEncoder`); the other arguments are those of :func:`extract_treebank`.
 
     The set (and its random-init twin) is written to ``workdir/<split>.gpemb``; a later call
     in the same run with the same arguments reuses it instead of running the model again. The
@@ -519,7 +555,8 @@ def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | No
     workdir = Path(workdir) if workdir else work_dir("extract")
     key = json.dumps({"split": split, "treebank": str(treebank), "model": str(model),
                       "max_sentences": max_sentences, "dtype": dtype, "twin": twin,
-                      "long_sentences": long_sentences, "seed": seed}, sort_keys=True)
+                      "long_sentences": long_sentences, "seed": seed, "device": device,
+                      "precision": precision}, sort_keys=True)
     out = inside(workdir, f"{split}.gpemb", what="treebank-lm: split")
     built = reuse_built(out, "extraction_key", key)
     if built is not None:
@@ -527,7 +564,8 @@ def treebank_lm(split: str = "dev", treebank: str | None = None, model: str | No
     path = extract_treebank(out, treebank=treebank, split=split, model=model,
                             max_sentences=max_sentences, batch_size=batch_size, dtype=dtype,
                             twin=twin, seed=seed, long_sentences=long_sentences,
-                            provenance={"extraction_key": key})
+                            provenance={"extraction_key": key}, device=device,
+                            precision=precision)
     return EmbeddingSet.open(path, validate=False)
 
 
@@ -555,7 +593,26 @@ per module named after it, through forward hooks; a tuple output gives its first
 reads plain text (--text FILE, one text per line) or JSONL (--jsonl FILE --field NAME), with
 one row per token (--pool none: item_id "<line>:<position>", text_id, position, token,
 special) or one per text (--pool mean|first|last: item_id = text_id, text, n_tokens);
-text_id is the text's line number. The twin goes through the same modules."""
+text_id is the text's line number. The twin goes through the same modules. With a treebank,
+--modules records those modules instead of the hidden states, still one row per word
+(the sub-word mean of each module's (batch, tokens, dim) output).
+
+Images: --images DIR reads every image under DIR (Pillow, converted to RGB), one row per
+image (item_id and path: the relative path; label: the top-level subfolder when every image
+is in one, the class-per-folder layout). --model is then a Hugging Face model directory or a
+factory package.module:function called with no arguments, and --transform
+package.module:function turns each PIL image into a (channels, height, width) tensor
+(default: RGB values in [0, 1], all images one size). Importing a factory or transform runs
+that code: name only modules you trust, as you would import them yourself (they are found
+on sys.path: install them, or put their folder on PYTHONPATH). Outputs with spatial dims,
+such as conv feature maps (batch, channels, H, W), are read channels-first and pooled over
+the H x W positions by --pool (default for images: mean, i.e. global average pooling; none:
+a row per position), or flattened to C*H*W values per image with --flatten. A factory
+model's twin is the factory re-run under --seed with every reset_parameters() applied; it is
+refused, naming the parameters, if some weight would stay the real model's.
+
+A module that runs more than once per forward pass (a shared activation, a weight-tied
+block) is refused: hook a module that runs once, such as the block holding each call."""
 
 EXTRACT_EPILOG = """\
 examples:
@@ -568,6 +625,9 @@ examples:
   geoprobe extract --text lines.txt --modules 'encoder.layer.*.output' --out tok.gpemb
   geoprobe extract --jsonl docs.jsonl --field text --modules 'encoder.layer.*.output' \\
       --pool mean --out docs.gpemb
+  geoprobe extract --split dev --modules 'encoder.layer.*.attention.output' --out attn.gpemb
+  geoprobe extract --images photos/ --model mypkg.nets:resnet18 \\
+      --transform mypkg.nets:preprocess --modules 'layer*' --out photos.gpemb
 then, e.g.:  geoprobe probe covariance-spectrum ewt-dev.gpemb -o out/"""
 
 
@@ -588,15 +648,25 @@ def register(subparsers) -> None:
                      help="a UTF-8 text file, one text per non-empty line (needs --modules)")
     src.add_argument("--jsonl", type=Path, metavar="FILE",
                      help="a JSONL file, the text in --field of each line (needs --modules)")
+    src.add_argument("--images", type=Path, metavar="DIR",
+                     help="a folder of images, one row per image (needs --model and --modules)")
     p.add_argument("--field", metavar="NAME", help="the JSONL field holding the text")
+    p.add_argument("--transform", metavar="PACKAGE.MODULE:FUNCTION",
+                   help="images: the function turning a PIL image into a (channels, height, "
+                        "width) tensor (default: RGB values in [0, 1])")
+    p.add_argument("--flatten", action="store_true",
+                   help="images: flatten each module output (e.g. C*H*W) instead of pooling "
+                        "its spatial positions")
     p.add_argument("--modules", nargs="+", metavar="PATTERN",
                    help="record these submodules through hooks, e.g. 'encoder.layer.*.output' "
                         "('*' stays within one dotted component; '**' spans several)")
     p.add_argument("--pool", choices=POOLS, default=None,
                    help="text input: a row per token (none, the default) or per text: the "
-                        "mean, first or last token")
-    p.add_argument("--model", type=Path, metavar="DIR",
-                   help="Hugging Face model directory (default: the offline MiniLM)")
+                        "mean, first or last token; images: over spatial positions (default: "
+                        "mean)")
+    p.add_argument("--model", metavar="DIR",
+                   help="Hugging Face model directory (default: the offline MiniLM); for "
+                        "--images also a factory package.module:function")
     p.add_argument("--out", "-o", type=Path, required=True, metavar="DIR",
                    help="embedding set to write, e.g. ewt-dev.gpemb (replaced atomically)")
     p.add_argument("--max-sentences", type=int, metavar="N",
@@ -625,11 +695,15 @@ def register(subparsers) -> None:
 
 
 def run_extract(args) -> int:
+    if args.images:
+        return _run_image_extract(args)
+    if args.transform or args.flatten:
+        raise GeoprobeError("--transform and --flatten go with --images")
     if args.text or args.jsonl:
         return _run_text_extract(args)
-    if args.modules or args.pool or args.field:
-        raise GeoprobeError("--modules, --pool and --field go with --text or --jsonl; CoNLL-U "
-                            "extraction stores each word's sub-word mean of the hidden states")
+    if args.pool or args.field:
+        raise GeoprobeError("--pool and --field go with --text or --jsonl; CoNLL-U extraction "
+                            "stores each word's sub-word mean")
     with writing(args.out):
         path = extract_treebank(args.out, treebank=args.treebank,
                                 split=args.split or (None if args.treebank else "dev"),
@@ -637,7 +711,7 @@ def run_extract(args) -> int:
                                 batch_size=args.batch_size, dtype=args.dtype, twin=args.twin,
                                 seed=args.seed, long_sentences=args.long_sentences,
                                 device=args.device, precision=args.precision,
-                                batch_tokens=args.max_tokens)
+                                batch_tokens=args.max_tokens, modules=args.modules)
     emb = EmbeddingSet.open(path, validate=False)
     print(f"wrote {path}: {emb.n_items} words x {emb.n_layers} layers x {emb.dim} "
           f"({emb.provenance['dtype']}) from {emb.provenance['n_sentences']} sentences")
@@ -672,6 +746,26 @@ def _run_text_extract(args) -> int:
     truncated = emb.provenance.get("truncated_texts") or []
     if truncated:
         print(f"truncated {len(truncated)} text(s) longer than the model's maximum length")
+    if twin_path(emb) is not None:
+        print(f"random-init twin: {twin_path(emb)}")
+    return 0
+
+
+def _run_image_extract(args) -> int:
+    if not (args.model and args.modules):
+        raise GeoprobeError("--images needs --model (a model directory or a factory "
+                            "package.module:function) and --modules PATTERN ...")
+    if args.field:
+        raise GeoprobeError("--field goes with --jsonl")
+    with writing(args.out):
+        path = extract_images(args.images, args.out, model=args.model, modules=args.modules,
+                              transform=args.transform, pool=args.pool or "mean",
+                              flatten=args.flatten, batch_size=args.batch_size,
+                              dtype=args.dtype, twin=args.twin, seed=args.seed,
+                              device=args.device, precision=args.precision)
+    emb = EmbeddingSet.open(path, validate=False)
+    print(f"wrote {path}: {emb.n_items} rows x {emb.n_layers} modules x {emb.dim} "
+          f"({emb.provenance['dtype']}) from {emb.provenance['n_images']} images")
     if twin_path(emb) is not None:
         print(f"random-init twin: {twin_path(emb)}")
     return 0

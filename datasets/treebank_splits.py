@@ -62,7 +62,8 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
                        max_sentences: int | Mapping[str, int] | None = None,
                        batch_size: int = 32, dtype: str = "float32", twin: bool = True,
                        long_sentences: str = "skip", seed: int = 0,
-                       workdir=None) -> EmbeddingSet:
+                       workdir=None, device: str = "cpu",
+                       precision: str = "float32") -> EmbeddingSet:
     """Suite generator ``treebank-lm-splits``: UD English-EWT's splits through a model, joined.
 
     Parameters
@@ -70,7 +71,8 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
     splits : EWT splits to extract (the ``split`` column keeps each row's split)
     model : Hugging Face model directory; default the offline MiniLM
     max_sentences : int for every split, or a mapping split -> int (e.g. quick runs)
-    batch_size, dtype, twin, long_sentences, seed : as the ``treebank-lm`` generator
+    batch_size, dtype, twin, long_sentences, seed, device, precision : as the
+        ``treebank-lm`` generator
     workdir : scratch directory; each split is extracted once into ``workdir/<split>.gpemb``
         and the joined set (and its twin) reused by later calls with the same arguments;
         default a :func:`~geoprobe.locks.work_dir` of this process
@@ -87,14 +89,15 @@ def treebank_lm_splits(splits: Sequence[str] = ("train", "dev"), model: str | No
               for s in splits}
     key = json.dumps({"splits": list(splits), "model": str(model), "max_sentences": limits,
                       "dtype": dtype, "twin": twin, "long_sentences": long_sentences,
-                      "seed": seed}, sort_keys=True)
+                      "seed": seed, "device": device, "precision": precision}, sort_keys=True)
     out = inside(workdir, "+".join(splits) + ".gpemb", what="treebank-lm-splits: splits")
     built = reuse_built(out, "splits_key", key)
     if built is not None:
         return built
     parts = [treebank_lm(split=s, model=model, max_sentences=limits[s], batch_size=batch_size,
                          dtype=dtype, twin=twin, long_sentences=long_sentences, seed=seed,
-                         workdir=workdir) for s in splits]
+                         workdir=workdir, device=device, precision=precision)
+             for s in splits]
     prov = _joined_provenance(parts[0], key)
     if twin:
         twins = [resolve_source(p, twin=AUTO).twin for p in parts]

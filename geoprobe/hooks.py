@@ -14,6 +14,12 @@ What a module's output is: a tensor is taken as is; for a tuple or list, or a ma
 Hugging Face ``ModelOutput``, the **first tensor** it holds (a transformer block returns
 ``(hidden_states, attentions, ...)``, and ``hidden_states`` is what a probe wants).
 
+A module that runs more than once in one forward pass (a shared activation module, a
+weight-tied block applied repeatedly) is refused with an error naming it: its calls have no
+single output per input, and numbering them would give layers that need not line up across
+inputs (the number of calls may depend on the input). Hook the distinct modules that contain
+each call instead.
+
 torch is imported only when a recorder is used.
 """
 
@@ -147,9 +153,14 @@ class ModuleRecorder:
         def record(module, args, output):
             if name in self.outputs:
                 # a module called twice per forward (weight sharing, a reused activation)
-                # has no one output: refuse rather than keep one of them silently
-                raise GeoprobeError(f"module {name!r} ran more than once in one forward pass; "
-                                    "choose a module that runs once")
+                # has no one output per input: refuse rather than keep one call's silently.
+                # Numbering the calls ("act#0", "act#1") was rejected: the number of calls
+                # can depend on the input (early exit, loops), so layers would not line up.
+                raise GeoprobeError(
+                    f"module {name!r} ran more than once in one forward pass (a module reused "
+                    "within the model, e.g. a shared activation or a weight-tied block, has "
+                    "no single output per input); hook a module that runs once per forward, "
+                    "such as the block that contains each call")
             self.outputs[name] = first_tensor(output, name=name).detach()
         return record
 

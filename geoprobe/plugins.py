@@ -13,10 +13,11 @@ plots it.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
-from .errors import GeoprobeError, UnknownProbeError
+from .errors import GeoprobeError, UnknownProbeError, first_line
 
 PROBE_GROUP = "geoprobe.probes"
 GENERATOR_GROUP = "geoprobe.generators"
@@ -57,3 +58,30 @@ def load(group: str, name: str, kind: str, base: type | None = None):
         raise GeoprobeError(f"entry point {name!r} does not name a geoprobe "
                             f"{base.__name__} subclass")
     return obj
+
+
+#: ``package.module:attribute``, each part a Python identifier (an entry point's value form)
+_REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def is_reference(text: str) -> bool:
+    """Whether ``text`` has the form ``package.module:attribute``."""
+    return bool(_REFERENCE.fullmatch(str(text)))
+
+
+def load_reference(reference: str, what: str):
+    """The object that ``"package.module:attribute"`` names, e.g. a model factory.
+
+    This imports and so **runs user code**, by design (the same trust as installing a
+    plug-in): name only modules you would import yourself. The reference is checked to be
+    dotted identifiers before anything is imported, so a file path or an expression is
+    refused; the module is found on ``sys.path`` only (install it, or put its folder on
+    ``PYTHONPATH``). Any failure is one GeoprobeError naming ``what`` and the reference.
+    """
+    if not is_reference(reference):
+        raise GeoprobeError(f"{what} {reference!r} is not of the form package.module:function")
+    try:
+        return EntryPoint(name=what, value=reference, group="geoprobe.references").load()
+    except Exception as exc:  # the user's module failing must read as theirs, in one line
+        raise GeoprobeError(f"{what} {reference!r} failed to load: {type(exc).__name__}: "
+                            f"{first_line(exc)}") from exc

@@ -47,6 +47,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from geoprobe.contract import Interval, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
+from geoprobe.device import DEVICE_CONSTRAINT, resolve_device, to_numpy
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
@@ -68,8 +69,8 @@ def iterate_map(f, Z0, *, tol: float, max_steps: int):
     import torch
 
     Z = Z0.clone()
-    steps = torch.zeros(len(Z), dtype=torch.long)
-    done = torch.zeros(len(Z), dtype=torch.bool)
+    steps = torch.zeros(len(Z), dtype=torch.long, device=Z.device)
+    done = torch.zeros(len(Z), dtype=torch.bool, device=Z.device)
     with torch.no_grad():
         for _ in range(max_steps):
             active = torch.nonzero(~done).squeeze(1)
@@ -80,7 +81,7 @@ def iterate_map(f, Z0, *, tol: float, max_steps: int):
             Z[active] = new
             steps[active] += 1
             done[active] = d2 < tol
-    return Z, steps.numpy(), done.numpy()
+    return Z, to_numpy(steps), to_numpy(done)
 
 
 def merge_endpoints(Z: np.ndarray, radius: float, metric: str = "euclidean") -> np.ndarray:
@@ -120,6 +121,18 @@ def _maps(model):
                           f"{type(model).__name__}")
 
 
+def _on_device(model, device):
+    """``model`` (a module, or an (encoder, decoder) pair) on ``device``: itself on the CPU,
+    else a moved copy (the caller's model is never moved)."""
+    import torch
+
+    if device.type == "cpu":
+        return model
+    if isinstance(model, (tuple, list)):
+        return type(model)(_on_device(m, device) for m in model)
+    return copy.deepcopy(model).to(device) if isinstance(model, torch.nn.Module) else model
+
+
 @preserves_torch_rng
 def _reinitialised(model, seed: int):
     """A copy of model with every submodule's ``reset_parameters`` applied, or None."""
@@ -137,13 +150,14 @@ def _reinitialised(model, seed: int):
     return twin
 
 
-def spectral_radii(f, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Spectral radius and spectral norm of the Jacobian of f at each row of Z (m, k)."""
+def spectral_radii(f, Z: np.ndarray, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Spectral radius and spectral norm of the Jacobian of f at each row of Z (m, k); f runs
+    on ``device``, the eigenvalues in float64 numpy."""
     import torch
     from torch.func import jacrev, vmap
 
-    z = torch.as_tensor(np.asarray(Z), dtype=torch.float32)
-    J = vmap(jacrev(lambda v: f(v[None])[0]))(z).detach().numpy().astype(np.float64)
+    z = torch.as_tensor(np.asarray(Z), dtype=torch.float32, device=device)
+    J = to_numpy(vmap(jacrev(lambda v: f(v[None])[0]))(z)).astype(np.float64)
     radius = np.abs(np.linalg.eigvals(J)).max(axis=1)
     norm = np.linalg.norm(J, ord=2, axis=(1, 2))
     return radius, norm
@@ -167,7 +181,7 @@ def predictor_map(model, action):
     a = np.asarray(action, dtype=np.float32)
 
     def f(window):
-        z = window.detach().numpy().reshape(len(window), h, -1)
+        z = to_numpy(window).reshape(len(window), h, -1)
         acts = np.tile(a, (len(z), h, 1))
         nxt = np.asarray(model.predict(z, acts), dtype=np.float32)
         out = np.concatenate([z[:, 1:], nxt[:, None]], axis=1).reshape(len(z), -1)
@@ -185,7 +199,7 @@ def finite_difference_radii(f, Z: np.ndarray, eps: float = 1e-3) -> np.ndarray:
     m, k = Z.shape
     steps = eps * np.eye(k)
     probes = np.concatenate([Z[:, None] + steps, Z[:, None] - steps], axis=1)  # (m, 2k, k)
-    out = f(torch.as_tensor(probes.reshape(-1, k), dtype=torch.float32)).numpy()
+    out = to_numpy(f(torch.as_tensor(probes.reshape(-1, k), dtype=torch.float32)))
     out = out.astype(np.float64).reshape(m, 2, k, k)
     J = ((out[:, 0] - out[:, 1]) / (2 * eps)).transpose(0, 2, 1)  # J[i, j] = d f_i / d z_j
     return np.abs(np.linalg.eigvals(J)).max(axis=1)
@@ -216,12 +230,12 @@ def predictor_fixed_points(model, action, starts: np.ndarray, *, tol: float = 1e
     W0 = torch.as_tensor(S.reshape(len(S), -1))
     scale2 = float((S[:, -1] ** 2).sum(1).mean())
     W, steps, conv = iterate_map(f, W0, tol=tol * scale2, max_steps=max_steps)
-    last = W.numpy().reshape(len(S), h, -1)[:, -1].astype(np.float64)
+    last = to_numpy(W).reshape(len(S), h, -1)[:, -1].astype(np.float64)
     labels = np.full(len(S), -1)
     if conv.any():
         labels[conv] = merge_endpoints(last[conv], merge_radius * np.sqrt(scale2))
     g = labels.max() + 1
-    windows = np.array([W.numpy()[labels == i].mean(0) for i in range(g)]).reshape(
+    windows = np.array([to_numpy(W)[labels == i].mean(0) for i in range(g)]).reshape(
         g, W.shape[1])
     return {"fixed_points": windows.reshape(g, h, S.shape[2])[:, -1],
             "basin": np.bincount(labels[labels >= 0], minlength=g),
@@ -263,6 +277,11 @@ class LatentAttractors(Probe):
     random_init_control : bool
         Also run on a re-initialised copy of the model.
     level : float
+    device : str
+        Where the model's maps run: "cpu" (default), "cuda", "cuda:N", "mps" or "auto". Off
+        the CPU a moved copy of the model is used; starts are drawn on the CPU and moved, so
+        they are the same on every device, and end points come back in float32 for the
+        float64 clustering and eigenvalues in numpy.
     """
 
     name = "latent-attractors"
@@ -274,7 +293,7 @@ class LatentAttractors(Probe):
         "max_steps": [POSITIVE_INT], "n_noise": [Interval(int, 0, None)],
         "grid_size": [Interval(int, 0, None)], "merge_radius": [POSITIVE],
         "n_boot": [POSITIVE_INT],
-        "random_init_control": [bool], "level": [OPEN_UNIT],
+        "random_init_control": [bool], "level": [OPEN_UNIT], "device": [DEVICE_CONSTRAINT],
     }
     # every metric describes the map's dynamics (more attractors or more memorization is
     # neither good nor bad in itself): checks on them are two-sided
@@ -303,7 +322,8 @@ class LatentAttractors(Probe):
                        model=(enc, dec))
 
     def __init__(self, input_shape=None, tol=1e-6, max_steps=500, n_noise=500, grid_size=30,
-                 merge_radius=0.05, n_boot=500, random_init_control=True, level=0.95):
+                 merge_radius=0.05, n_boot=500, random_init_control=True, level=0.95,
+                 device="cpu"):
         self.input_shape = input_shape
         self.tol = tol
         self.max_steps = max_steps
@@ -313,6 +333,7 @@ class LatentAttractors(Probe):
         self.n_boot = n_boot
         self.random_init_control = random_init_control
         self.level = level
+        self.device = device
 
     def evaluate(self, ctx) -> ProbeResult:
         shape = (self.input_shape or getattr(ctx.model, "input_shape", None)
@@ -331,8 +352,9 @@ class LatentAttractors(Probe):
         train_ref = train[np.sort(ref_rng.choice(len(train), m, replace=False))] if m else train
         test_ref = test[np.sort(ref_rng.choice(len(test), m, replace=False))] if m else test
         torch_seed = child_seed(ctx.rng)
-        found = self._analyse(ctx.model, X, shape, train, train_ref, test_ref, torch_seed,
-                              ctx.rng)
+        device = resolve_device(self.device)
+        found = self._analyse(_on_device(ctx.model, device), X, shape, train, train_ref,
+                              test_ref, torch_seed, ctx.rng)
         metrics = self._metrics(found, ctx.rng, {})
         if m:
             base, _ = _max_cosine(test_ref, train)
@@ -342,8 +364,8 @@ class LatentAttractors(Probe):
         if self.random_init_control:
             twin = _reinitialised(ctx.model, torch_seed)
             if twin is not None:
-                other = self._analyse(twin, X, shape, train, train_ref, test_ref, torch_seed,
-                                      ctx.rng)
+                other = self._analyse(_on_device(twin, device), X, shape, train, train_ref,
+                                      test_ref, torch_seed, ctx.rng)
                 metrics += self._metrics(other, ctx.rng, {"baseline": "random-init"},
                                          headline_only=True)
         return self.result(ctx, metrics, found["arrays"], input_shape=list(shape or []),
@@ -354,6 +376,7 @@ class LatentAttractors(Probe):
     def _analyse(self, model, X, shape, train, train_ref, test_ref, torch_seed, rng) -> dict:
         import torch
 
+        device = resolve_device(self.device)
         encode, decode = _maps(model)
         in_shape = (-1, *shape) if shape is not None else (-1, X.shape[1])
 
@@ -361,22 +384,23 @@ class LatentAttractors(Probe):
             return encode(decode(z))
 
         with torch.no_grad():
-            Zd = encode(torch.as_tensor(X).reshape(in_shape)).reshape(len(X), -1).float()
+            Zd = encode(torch.as_tensor(X, device=device).reshape(in_shape)).reshape(
+                len(X), -1).float()
         k = Zd.shape[1]
         scale2 = float((Zd ** 2).sum(1).mean())
         gen = torch.Generator().manual_seed(torch_seed)
-        starts = {"data": Zd, "noise": torch.randn(self.n_noise, k, generator=gen)}
+        starts = {"data": Zd, "noise": torch.randn(self.n_noise, k, generator=gen).to(device)}
         if k == 2:
             lo, hi = Zd.min(0).values, Zd.max(0).values
             pad = 0.5 * (hi - lo)
             axes = [torch.linspace(float(lo[i] - pad[i]), float(hi[i] + pad[i]), self.grid_size)
                     for i in range(2)]
             gx, gy = torch.meshgrid(axes[0], axes[1], indexing="xy")
-            starts["grid"] = torch.stack([gx.ravel(), gy.ravel()], 1)
+            starts["grid"] = torch.stack([gx.ravel(), gy.ravel()], 1).to(device)
         kinds = np.concatenate([np.full(len(v), name) for name, v in starts.items()])
         Z0 = torch.cat(list(starts.values()))
         Z, steps, conv = iterate_map(f, Z0, tol=self.tol * scale2, max_steps=self.max_steps)
-        Zn, Z0n = Z.numpy().astype(np.float64), Z0.numpy().astype(np.float64)
+        Zn, Z0n = to_numpy(Z).astype(np.float64), to_numpy(Z0).astype(np.float64)
         scale = np.sqrt(scale2)
         labels = np.full(len(Zn), -1)
         if conv.any():
@@ -389,12 +413,14 @@ class LatentAttractors(Probe):
         sensitivity[f"cosine > {COSINE_RULE}"] = (
             int(merge_endpoints(Zn[conv], 1 - COSINE_RULE, "cosine").max() + 1)
             if conv.any() else 0)
-        radius, norm = (spectral_radii(f, centers) if n_groups else (np.zeros(0), np.zeros(0)))
+        radius, norm = (spectral_radii(f, centers, device) if n_groups
+                        else (np.zeros(0), np.zeros(0)))
         with torch.no_grad():
-            decoded = (decode(torch.as_tensor(centers, dtype=torch.float32))
-                       .reshape(n_groups, -1).numpy() if n_groups else np.zeros((0, X.shape[1])))
-            residual = (np.linalg.norm(f(torch.as_tensor(centers, dtype=torch.float32)).numpy()
-                                       - centers, axis=1) / scale if n_groups else np.zeros(0))
+            z_star = torch.as_tensor(centers, dtype=torch.float32, device=device)
+            decoded = (to_numpy(decode(z_star).reshape(n_groups, -1)) if n_groups
+                       else np.zeros((0, X.shape[1])))
+            residual = (np.linalg.norm(to_numpy(f(z_star)) - centers, axis=1) / scale
+                        if n_groups else np.zeros(0))
         mem, nearest = _max_cosine(decoded, train) if n_groups else (np.zeros(0), np.zeros(0, int))
         mem_tr, _ = _max_cosine(decoded, train_ref) if n_groups else (np.zeros(0), None)
         mem_te = (_max_cosine(decoded, test_ref)[0] if n_groups and len(test_ref)
@@ -429,12 +455,12 @@ class LatentAttractors(Probe):
         if out["k"] == 2 and "grid" in starts:
             g = self.grid_size
             arrays["grid_labels"] = out["labels"][out["kinds"] == "grid"].reshape(g, g)
-            grid = starts["grid"].numpy()
+            grid = to_numpy(starts["grid"])
             arrays["grid_extent"] = np.array([grid[:, 0].min(), grid[:, 0].max(),
                                               grid[:, 1].min(), grid[:, 1].max()])
             arrays["attractor_xy"] = centers
             sub = rng.choice(len(Zd), min(len(Zd), 300), replace=False)
-            arrays["data_xy"] = Zd.numpy()[np.sort(sub)]
+            arrays["data_xy"] = to_numpy(Zd)[np.sort(sub)]
         return arrays
 
     def _metrics(self, out, rng, extra, headline_only=False) -> list[Metric]:

@@ -178,6 +178,40 @@ def test_module_called_twice_is_refused(model):
     shared = nn.Sequential()
     shared.add_module("act", nn.Tanh())
     shared.forward = lambda x: shared.act(shared.act(x))
-    with pytest.raises(GeoprobeError, match="'act' ran more than once"):
+    with pytest.raises(GeoprobeError, match="'act' ran more than once.*hook a module that"):
         extract_activations(shared, [torch.randn(2, 3)], ["act"])
     assert _no_hooks(shared)
+
+
+class TinyConv(nn.Module):
+    """(batch, 1, 5, 4) images -> conv feature maps (batch, 3, 5, 4) -> (batch, 2) logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, kernel_size=3, padding=1)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean((2, 3)))
+
+
+def test_conv_feature_maps_pool_over_spatial_positions_or_flatten():
+    torch.manual_seed(0)
+    net, x = TinyConv(), torch.randn(4, 1, 5, 4)
+    with torch.no_grad():
+        maps = net.conv(x).numpy()                                   # (4, 3, 5, 4)
+    pooled = extract_activations(net, [x[:3], x[3:]], ["conv"], pool="mean")
+    np.testing.assert_allclose(pooled.layer(0), maps.mean((2, 3)), atol=1e-6)
+    assert "spatial_outputs" in pooled.provenance
+    rows = extract_activations(net, [x], ["conv"])                   # a row per spatial position
+    assert rows.layer(0).shape == (4 * 5 * 4, 3)
+    # row-major positions: position 6 of input 2 is (h=1, w=2)
+    at = np.flatnonzero(rows.items["item_id"] == "2:6")[0]
+    np.testing.assert_allclose(rows.layer(0)[at], maps[2, :, 1, 2], atol=1e-6)
+    flat = extract_activations(net, [x], ["conv"], flatten=True)
+    np.testing.assert_allclose(flat.layer(0), maps.reshape(4, -1), atol=1e-6)
+    assert flat.provenance["flatten"] is True
+    with pytest.raises(GeoprobeError, match="flatten needs inputs of one shape"):
+        extract_activations(Tiny(), [{"x": torch.randn(2, 3, 3),
+                                      "attention_mask": torch.ones(2, 3)}], ["blocks.0"],
+                            flatten=True)

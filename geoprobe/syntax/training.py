@@ -66,7 +66,7 @@ class TrainedMap:
     history: list[float]
 
 
-def _on(batch: Batch, device) -> Batch:
+def batch_on(batch: Batch, device) -> Batch:
     """``batch`` with its tensors on ``device`` (the same object on the CPU)."""
     if device.type == "cpu":
         return batch
@@ -94,8 +94,8 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConf
     gen = torch.Generator().manual_seed(seed)
     model = LinearProbe(X.shape[1], config.rank, gen).to(device)
     Xd = X.to(device)
-    train_d = [_on(b, device) for b in train]
-    dev_d = [_on(b, device) for b in dev.batches]
+    train_d = [batch_on(b, device) for b in train]
+    dev_d = [batch_on(b, device) for b in dev.batches]
     params = list(model.parameters()) if kind == "polar" else [model.weight]
     opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)

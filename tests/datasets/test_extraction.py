@@ -124,6 +124,7 @@ def test_generator_extracts_into_workdir_and_reuses(tmp_path, monkeypatch):
     assert emb.n_items == sum(s.n for s in read_conllu(default_treebank_path("dev"),
                                                        max_sentences=5))
     assert (tmp_path / "dev.gpemb").is_dir()
+    ref = np.array(emb.layer(-1))   # read now: a rebuild below replaces the set on disk
 
     def boom(*a, **k):
         raise AssertionError("re-extracted although the same run had the set")
@@ -132,6 +133,19 @@ def test_generator_extracts_into_workdir_and_reuses(tmp_path, monkeypatch):
     assert np.array_equal(again.ids, emb.ids)
     with pytest.raises(AssertionError, match="re-extracted"):
         treebank_lm(split="dev", max_sentences=6, twin=False, seed=0, workdir=tmp_path)
+    with pytest.raises(AssertionError, match="re-extracted"):   # the precision is in the key
+        treebank_lm(split="dev", max_sentences=5, twin=False, workdir=tmp_path,
+                    precision="bfloat16")
+    monkeypatch.undo()
+    with pytest.raises(GeoprobeError, match="device 'cuda:99' is not available"):
+        treebank_lm(split="dev", max_sentences=5, twin=False, workdir=tmp_path,
+                    device="cuda:99")
+    half = treebank_lm(split="dev", max_sentences=5, twin=False, workdir=tmp_path,
+                       precision="bfloat16")
+    assert half.provenance["precision"] == "bfloat16"
+    # bfloat16 keeps ~3 significant digits: close to the float32 vectors, not equal
+    diff = np.abs(half.layer(-1) - ref).max()
+    assert 0 < diff < 0.1 * np.abs(ref).max()
 
 
 def test_cli_extract_and_errors(tmp_path, capsys):
@@ -182,3 +196,27 @@ def test_any_model_directory_byte_level_bpe(tmp_path):
     bounds = np.cumsum([0] + [len(p) for p in pieces])
     manual = torch.stack([hidden[:, a:b].mean(1) for a, b in zip(bounds[:-1], bounds[1:])], 1)
     np.testing.assert_allclose(vectors[:, 2:], manual.numpy(), atol=1e-5)
+
+
+def test_hooked_modules_give_the_same_word_vectors_as_hidden_states(tmp_path, encoder, capsys):
+    # BertLayer's `output` submodule returns the layer's hidden state: hooked word means must
+    # equal the hidden-state word means of layers 1..6, and the set opens only once it has rows
+    hooked = WordEncoder(modules=["encoder.layer.*.output"])
+    assert hooked.dim is None and hooked.layer_names == [f"encoder.layer.{i}.output"
+                                                         for i in range(6)]
+    want, rows, _ = encoder.encode(SENTENCES)
+    got, got_rows, _ = hooked.encode(SENTENCES)
+    np.testing.assert_allclose(got, want[1:], atol=1e-5)
+    assert [r.tolist() for r in got_rows] == [r.tolist() for r in rows]
+    out = tmp_path / "hooked.gpemb"
+    assert cli_main(["extract", "--split", "dev", "--max-sentences", "3", "--out", str(out),
+                     "--modules", "encoder.layer.*.output"]) == 0
+    emb = EmbeddingSet.open(out)
+    assert emb.layer_names == hooked.layer_names and emb.dim == 384
+    assert emb.provenance["modules"] == hooked.layer_names
+    twin = EmbeddingSet.open(twin_path(emb))
+    assert twin.layer_names == emb.layer_names and twin.provenance["random_init"]
+    assert not np.allclose(twin.layer(0), emb.layer(0))
+    capsys.readouterr()
+    with pytest.raises(GeoprobeError, match=r"'pooler' outputs shape \(2, 384\); word vectors"):
+        WordEncoder(modules=["pooler"]).encode(SENTENCES)

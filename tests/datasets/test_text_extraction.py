@@ -134,7 +134,7 @@ def test_input_errors(tmp_path, text_file, capsys):
              (["--text", str(text_file), "--modules", "encoder.blocks.*"],
               "'encoder.blocks.*' matches no submodule of BertModel; its modules include"),
              (["--jsonl", str(bad), "--modules", LAYERS], "--jsonl and --field"),
-             (["--split", "dev", "--modules", LAYERS], "go with --text or --jsonl")]
+             (["--split", "dev", "--pool", "mean"], "go with --text or --jsonl")]
     for args, message in cases:
         assert cli_main(["extract", *args, "--no-twin", "--out", out]) == 2
         assert message in capsys.readouterr().err

@@ -173,3 +173,17 @@ def test_rejects_wrong_input_shape():
     with pytest.raises(geoprobe.ProbeInputError, match="input_shape"):
         geoprobe.make_probe("latent-attractors", input_shape=(1, 5, 5)).run(
             _inputs(), model=(enc, dec), seed=0, progress=False)
+
+
+def test_device_is_checked_and_the_callers_model_never_moves():
+    from geoprobe.probes.attractors import _on_device
+
+    enc, dec, _ = _linear_ae()
+    with pytest.raises(geoprobe.GeoprobeError, match="device 'cuda:99' is not available"):
+        geoprobe.make_probe("latent-attractors", n_noise=5, grid_size=2, n_boot=10,
+                            device="cuda:99").run(_inputs(), model=(enc, dec), seed=0,
+                                                  progress=False)
+    assert _on_device((enc, dec), torch.device("cpu")) == (enc, dec)   # no copy on the CPU
+    moved = _on_device((enc, dec), torch.device("meta"))                # any other device
+    assert all(p.is_meta for m in moved for p in m.parameters())
+    assert not any(p.is_meta for m in (enc, dec) for p in m.parameters())
