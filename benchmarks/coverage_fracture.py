@@ -46,7 +46,7 @@ def _main(args, run, splits):
              f"sets per setting, {args.n_items} items, 4 contexts, groups of 10)", "",
              f"Probe: `fracture` with `n_refits={args.refits}` (every within- and "
              "cross-context probe refitted per cluster-bootstrap replicate over groups), 95% "
-             "percentile interval; truth: `planted_transfer_ratio` (population value).", "",
+             "basic interval; truth: `planted_transfer_ratio` (population value).", "",
              "| set | overlap | truth | mean estimate | covered | rate | 95% binomial interval "
              "| mean width |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     total = hits = 0

@@ -27,8 +27,8 @@ F4 probe consistency (per layer)
     ``transfer_score``: a probe fitted on all of context c scored on context c', averaged over
     ordered pairs c != c'; ``transfer_ratio = transfer / within`` (1: one shared code, 0: none).
     Its interval refits every probe per replicate (``n_refits`` cluster-bootstrap replicates
-    over ``group`` units, percentile interval), so it includes the fitting noise that an
-    interval over held-out predictions of fixed probes leaves out.
+    over ``group`` units, basic interval ``2 est - q``), so it includes the fitting noise that
+    an interval over held-out predictions of fixed probes leaves out.
 F4 perturbation robustness
     ``noise_auc``: held-out score of the global probe (fitted on clean training folds) on
     embeddings plus ``N(0, (a * rms)^2)`` noise, ``rms = sqrt(trace(Cov)/d)``, divided by the
@@ -444,8 +444,12 @@ class Fracture(Probe):
                 add("within_score", self._boot_scores(w_s, ys, kind, contexts, [])[0], None,
                     None, "shuffled")
                 add("transfer_score", t_val, t_boot, True)
+                # Basic interval: refitting on resamples (duplicated rows) inflates the ratio
+                # beyond the estimator's own finite-sample excess (within-context probes see
+                # (k-1)/k of a context, transfer probes all of it); 2 est - q corrects for it.
                 add("transfer_ratio", _ratio(t_val, w_val, [], [], self.min_score)[0],
-                    self._refit_ratios(X, Y, y, kind, contexts, groups, ctx.rng), True)
+                    self._refit_ratios(X, Y, y, kind, contexts, groups, ctx.rng), True,
+                    basic=True)
             # perturbation: embedding noise, with the probe fitted on clean training folds
             curve, curve_boot = self._noise(X, Y, y, kind, folds, boot_rows, ctx.rng)
             arrays["noise_curve"].append(curve)
@@ -703,15 +707,18 @@ def _ratio(num, den, num_boot, den_boot, min_score):
 
 
 def _adder(metrics, labels, n_units, unit, level):
-    """``add(name, value, boot, higher_is_better, baseline=None, centred=False)`` appending a
-    Metric with a percentile (or estimate-centred) interval from replicates ``boot``."""
-    def add(name, value, boot, hib, baseline=None, centred=False):
+    """``add(name, value, boot, higher_is_better, baseline=None, centred=False, basic=False)``
+    appending a Metric with a percentile (or estimate-centred, or basic) interval from
+    replicates ``boot``."""
+    def add(name, value, boot, hib, baseline=None, centred=False, basic=False):
         lo, hi = np.nan, np.nan
         if boot is not None and len(boot):
             lo, hi = percentile_interval(boot, level)
             if centred:  # the replicates' spread around the estimate, within [-1, 1]
                 shift = value - float(np.nanmean(boot))
                 lo, hi = max(lo + shift, -1.0), min(hi + shift, 1.0)
+            elif basic and np.isfinite(value):  # 2 est - q: removes the refits' own bias
+                lo, hi = 2 * value - hi, 2 * value - lo
         lab = dict(labels, **({"baseline": baseline} if baseline else {}))
         if ":" in name:
             name, other = name.split(":", 1)
