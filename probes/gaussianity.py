@@ -231,7 +231,7 @@ class EppsPulleyNull:
     Each replicate is an isotropic Gaussian sample (n, dim) with its own ``n_directions``
     random unit directions, put through the same standardisation as the data. Replicates come
     in batches of :data:`NULL_BATCH`, batch ``b`` drawn from the seed ``(seed, n, dim,
-    n_directions, mode, b)`` alone: a null of size B is always the first B replicates of any
+    n_directions, mode, b)`` alone (a null smaller than a batch computes only what it uses): a null of size B is always the first B replicates of any
     larger one, so a null can grow (:func:`sequential_p_value`) without changing what a
     smaller one holds, and every configuration (including each standardisation) gets its own
     draws. Batches are cached as ``.npy`` in ``cache_dir`` (default :func:`default_cache_dir`;
@@ -260,32 +260,45 @@ class EppsPulleyNull:
 
     def draw(self, size: int) -> np.ndarray:
         """The first ``size`` replicates' per-direction values, shape (size, n_directions)."""
-        while len(self._batches) * NULL_BATCH < size:
-            self._batches.append(self._batch(len(self._batches)))
-        return np.concatenate(self._batches)[:size]
+        n_batches = -(-size // NULL_BATCH)
+        for b in range(n_batches):  # batches are drawn in order: b <= len(self._batches)
+            want = min(NULL_BATCH, size - b * NULL_BATCH)
+            if b == len(self._batches):
+                self._batches.append(self._batch(b, want))
+            elif len(self._batches[b]) < want:
+                self._batches[b] = self._batch(b, want)
+        return np.concatenate(self._batches[:n_batches])[:size]
 
-    def _batch(self, index: int) -> np.ndarray:
+    def _batch(self, index: int, count: int) -> np.ndarray:
+        """The first ``count`` replicates of batch ``index``: a prefix of the full batch,
+        since replicates are drawn from the batch's generator one after another."""
         key = (f"v{NULL_VERSION}-n{self.n}-d{self.dim}-k{self.n_directions}-s{self.seed}-"
                f"{self.standardize}-t{self.t_max:g}x{self.n_points}-b{index}x{NULL_BATCH}")
-        shape = (NULL_BATCH, self.n_directions)
+        done = np.empty((0, self.n_directions))
         path = None
         if self.cache_dir is not False:
             path = Path(self.cache_dir or default_cache_dir()) / f"ep-null-{key}.npy"
             if path.exists():
                 try:
-                    batch = np.load(path, allow_pickle=False)
-                    if batch.shape == shape:
-                        return batch
+                    cached = np.load(path, allow_pickle=False)
+                    if (cached.ndim == 2 and cached.shape[1] == self.n_directions
+                            and cached.shape[0] <= NULL_BATCH):
+                        done = cached
                 except (OSError, ValueError):
                     pass  # a damaged cache file is recomputed and replaced
+        if len(done) >= count:
+            return done[:count]
         rng = np.random.default_rng([self.seed, self.n, self.dim, self.n_directions,
                                      STANDARDIZE.index(self.standardize), index])
-        batch = np.empty(shape)
-        for r in range(NULL_BATCH):
+        batch = np.empty((count, self.n_directions))
+        batch[:len(done)] = done
+        for r in range(count):
+            # replicates already known are drawn again (cheap) only to advance the generator
             G = rng.standard_normal((self.n, self.dim))
             A = random_directions(self.dim, self.n_directions, rng)
-            batch[r] = epps_pulley(G, A, standardize=self.standardize, t_max=self.t_max,
-                                   n_points=self.n_points).statistic()
+            if r >= len(done):
+                batch[r] = epps_pulley(G, A, standardize=self.standardize, t_max=self.t_max,
+                                       n_points=self.n_points).statistic()
         if path is not None:
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, batch)

@@ -257,3 +257,15 @@ def test_gaussian_samples_are_rejected_at_the_nominal_rate():
     # 100-replicate amount (rate 0.08-0.10) lands near or above the top
     assert 5 <= np.sum(p <= 0.05) <= 25
     assert 0.4 < p.mean() < 0.6  # p-values uniform, not piled at either end
+
+
+def test_a_null_smaller_than_a_batch_is_a_prefix_of_the_cached_batch(tmp_path):
+    from geoprobe.probes.gaussianity import EppsPulleyNull
+
+    small = EppsPulleyNull(40, 3, 4, seed=2, cache_dir=tmp_path).draw(7)
+    assert small.shape == (7, 4)
+    # grown later, from the cached 7, to the whole batch and beyond: the same first 7
+    full = EppsPulleyNull(40, 3, 4, seed=2, cache_dir=tmp_path).draw(60)
+    np.testing.assert_array_equal(full[:7], small)
+    np.testing.assert_array_equal(full, EppsPulleyNull(40, 3, 4, seed=2,
+                                                       cache_dir=False).draw(60))
