@@ -247,11 +247,12 @@ def test_null_grows_by_prefix_only_near_the_level_and_differs_per_mode(tmp_path)
     assert near.null.shape == (200, 4)
 
 
-def test_gaussian_samples_are_rejected_at_the_nominal_rate():
-    # the fixed, cached null must pin its 5% tail: 300 Gaussian samples against it
+def test_gaussian_samples_are_rejected_at_the_nominal_rate(tmp_path):
+    # the fixed, cached null must pin its 5% tail: 300 Gaussian samples against it (the cache
+    # computes the null once, as for a user)
     rng = np.random.default_rng(11)
     p = np.array([sliced_epps_pulley_test(rng.standard_normal((100, 3)), n_directions=8,
-                                          rng=rng, cache_dir=False).p_value
+                                          rng=rng, cache_dir=tmp_path).p_value
                   for _ in range(300)])
     # Binomial(300, 0.05) lies in 5..25 with probability > 0.999; a null too narrow by the
     # 100-replicate amount (rate 0.08-0.10) lands near or above the top
