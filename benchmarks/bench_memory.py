@@ -73,7 +73,8 @@ def main() -> None:
 def _main(args, run) -> None:
     probes = {"covariance-spectrum": {"group": "episode", "n_boot": args.n_boot},
               "gaussianity": {"group": "episode", "n_boot": args.n_boot,
-                              "n_null": 5 if args.smoke else 20, "cache_dir": False}}
+                              "n_null": 5 if args.smoke else 20,
+                              "max_null": 5 if args.smoke else 20, "cache_dir": False}}
     lines = [f"data: {args.n} x {args.dim} float16 memory-mapped "
              f"({args.n * args.dim * 2 / 2**30:.2f} GiB), episodes of 20 rows, "
              f"{args.n_boot} bootstrap replicates", ""]

@@ -5,7 +5,12 @@ plain decodability probe scores them alike; they differ only in organisation:
 
 - ``unified``: ``x = f a + g b + m_c + noise``, one direction ``a`` for every context;
 - ``fractured``: ``x = f a_c + g b + m_c + noise``, a separate random direction ``a_c`` per
-  context ``c`` (the FER picture: the same factor, rebuilt piecewise).
+  context ``c`` (the FER picture: the same factor, rebuilt piecewise). With ``overlap`` o the
+  directions share a common part, ``a_c = sqrt(1 - o) e_c + sqrt(o) e_0`` (cosine o between
+  contexts): 0 is fully fractured, 1 the unified code.
+
+:func:`planted_transfer_ratio` is the population value of the fracture probe's
+``transfer_ratio`` on these sets, the truth its interval should cover.
 
 ``g`` is a second factor (for collateral damage and spill), ``m_c`` a context offset.
 :func:`planted_fracture_model` gives torch models with the same contrast in their weights.
@@ -21,12 +26,15 @@ from geoprobe.stats import preserves_torch_rng
 
 def planted_fracture(kind: str = "unified", n_items: int = 2000, dim: int = 32,
                      n_contexts: int = 4, signal: float = 1.0, noise: float = 0.5,
-                     group_size: int = 10, seed: int = 0) -> EmbeddingSet:
+                     group_size: int = 10, overlap: float = 0.0,
+                     seed: int = 0) -> EmbeddingSet:
     """One-layer embedding set (n_items, dim) with columns ``factor``, ``other`` (floats),
     ``context`` (int), ``group`` (rows in groups of ``group_size``, one context per group)
     and ``factor_sign`` ("pos"/"neg", a categorical version of the factor)."""
     if kind not in ("unified", "fractured"):
         raise ValueError(f"kind must be 'unified' or 'fractured', got {kind!r}")
+    if not 0.0 <= overlap <= 1.0:
+        raise ValueError(f"overlap must lie in [0, 1], got {overlap!r}")
     if dim < n_contexts + 2:
         raise ValueError(f"dim={dim} must be at least n_contexts + 2 = {n_contexts + 2} "
                          "(orthogonal directions per context and for the other factor)")
@@ -36,7 +44,9 @@ def planted_fracture(kind: str = "unified", n_items: int = 2000, dim: int = 32,
     f, g = rng.standard_normal(n_items), rng.standard_normal(n_items)
     basis = np.linalg.qr(rng.standard_normal((dim, n_contexts + 2)))[0].T
     b = basis[n_contexts + 1]
-    a = basis[:n_contexts] if kind == "fractured" else np.repeat(basis[:1], n_contexts, 0)
+    # basis[n_contexts] is the shared part (unused, so overlap 0 draws exactly as before)
+    a = (np.sqrt(1.0 - overlap) * basis[:n_contexts] + np.sqrt(overlap) * basis[n_contexts]
+         if kind == "fractured" else np.repeat(basis[:1], n_contexts, 0))
     offsets = rng.standard_normal((n_contexts, dim)) * 0.5
     X = (signal * f[:, None] * a[context] + g[:, None] * b + offsets[context]
          + noise * rng.standard_normal((n_items, dim)))
@@ -46,9 +56,27 @@ def planted_fracture(kind: str = "unified", n_items: int = 2000, dim: int = 32,
     provenance = {"model": f"generated:planted-fracture-{kind}",
                   "generator": {"name": "planted-fracture", "kind": kind, "n_items": n_items,
                                 "dim": dim, "n_contexts": n_contexts, "signal": signal,
-                                "noise": noise, "group_size": group_size, "seed": seed}}
+                                "noise": noise, "group_size": group_size, "overlap": overlap,
+                                "seed": seed}}
     return EmbeddingSet(X.astype(np.float32)[None], items, provenance=provenance,
                         layer_names=[kind], source=f"generated:planted-fracture-{kind}")
+
+
+def planted_transfer_ratio(kind: str = "unified", n_contexts: int = 4, signal: float = 1.0,
+                           noise: float = 0.5, overlap: float = 0.0) -> float:
+    """Population ``transfer_ratio`` of :func:`planted_fracture` (infinite data, exact probes).
+
+    Within context c the best linear readout of f is along ``a_c`` (an eigenvector of the
+    context's covariance), with correlation ``r_w = s / sqrt(s^2 + sigma^2)``. The probe scores
+    context c' with the mean of the other contexts' readouts, ``u = mean_{k != c'} a_k``:
+    ``u . a_c' = o`` and ``|u|^2 = (1 + (K - 2) o) / (K - 1)``, so ``r_t = s o / sqrt(s^2 o^2 +
+    sigma^2 |u|^2)`` and the ratio is ``r_t / r_w`` (1 for unified sets, 0 at overlap 0).
+    """
+    o = 1.0 if kind == "unified" else overlap
+    r_w = signal / np.sqrt(signal ** 2 + noise ** 2)
+    u2 = (1 + (n_contexts - 2) * o) / (n_contexts - 1)
+    r_t = signal * o / np.sqrt(signal ** 2 * o ** 2 + noise ** 2 * u2)
+    return float(r_t / r_w)
 
 
 @preserves_torch_rng

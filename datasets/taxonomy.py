@@ -411,6 +411,41 @@ class Taxonomy:
         return out
 
 
+    def sample_leaf_subtrees(self, depth: int, n: int, rng: np.random.Generator, items,
+                             roots=None) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``n`` perfect binary subtrees of ``depth`` whose ``2^depth`` leaves are items.
+
+        For vector sets that live on leaves only. The subtrees are sampled
+        (:meth:`sample_binary_subtrees`) in the tree that keeps the ``items`` and those of
+        their ancestors where at least two children lead to items (chains of single-child
+        nodes contracted); each of a subtree's bottom nodes is then replaced by a uniformly
+        drawn item in its subtree (itself if it is an item). Bottom nodes are disjoint
+        subtrees, so the leaves are distinct.
+
+        items : node indices that carry vectors; roots : optional node indices, as in
+        :meth:`sample_binary_subtrees`. Returns ``(leaves, tops)``: leaves (n_sampled,
+        2^depth) node indices in left-to-right order, tops (n_sampled,) each subtree's root;
+        empty when no subtree exists.
+        """
+        items = np.unique(np.asarray(items, dtype=np.int64))
+        pos = np.sort(self.tin[items])
+        item_at = self.order[pos]  # items in tree order
+        below = (np.searchsorted(pos, self.tout) - np.searchsorted(pos, self.tin)) > 0
+        leading = np.bincount(self.parent[below & (self.parent >= 0)], minlength=self.n_nodes)
+        keep = np.flatnonzero(below & (leading >= 2))
+        keep = np.union1d(keep, items)
+        tree = self.induced(keep)  # tree's node i is keep[i]
+        if roots is not None:
+            wanted = np.atleast_1d(np.asarray(roots, dtype=np.int64))
+            roots = np.flatnonzero(self.is_ancestor(wanted[:, None], keep[None, :]).any(0))
+        S = tree.sample_binary_subtrees(depth, n, rng, roots=roots)
+        bottom = keep[S[:, 2 ** depth - 1:]]
+        lo = np.searchsorted(pos, self.tin[bottom])
+        hi = np.searchsorted(pos, self.tout[bottom])
+        pick = lo + np.floor(rng.random(bottom.shape) * (hi - lo)).astype(np.int64)
+        return item_at[pick], keep[S[:, 0]]
+
+
 def _longest_depths(n: int, child: np.ndarray, parent: np.ndarray, names, source) -> np.ndarray:
     """Longest path from a root to each node of a DAG (Kahn's order, vectorised by wave)."""
     depth = np.zeros(n, dtype=np.int64)

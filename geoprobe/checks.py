@@ -25,6 +25,7 @@ class CheckOutcome:
     value: float | None
     message: str
     id: str = ""
+    criterion: str = ""  # what the check asks, e.g. "spectrum.rankme[layer=z] >= 8.0"
 
 
 def _find(doc: dict, check: CheckSpec):
@@ -61,7 +62,8 @@ def evaluate_checks(checks: list[CheckSpec], doc: dict, against: dict | None = N
     for check in checks:
         def outcome(passed, value, message):
             return CheckOutcome(check.name, check.probe, check.metric, dict(check.labels),
-                                bool(passed), value, message, id=check.id)
+                                bool(passed), value, message, id=check.id,
+                                criterion=check.describe())
         try:
             metric = _find(doc, check)
         except KeyError as exc:

@@ -64,10 +64,14 @@ def write_report(doc: dict, path) -> Path:
     lines += [f"- seed: {doc.get('seed')}",
               f"- geoprobe {versions.get('geoprobe', '?')}, git {env.get('git_hash') or 'n/a'}, "
               f"python {versions.get('python', '?')}, run at {env.get('time', '?')}", ""]
+    lines += failed_checks(doc)
     if doc.get("warnings"):
         lines += ["## Warnings", ""] + [f"- {w}" for w in doc["warnings"]] + [""]
     if doc.get("checks"):
         lines += ["## Checks", ""] + checks_table(doc["checks"]) + [""]
+    if doc.get("checks_not_evaluated"):
+        lines += [f"Not evaluated (they compare with previous results: `geoprobe check "
+                  f"--against`): {', '.join(doc['checks_not_evaluated'])}.", ""]
     for pid, entry in doc["probes"].items():
         lines += [f"## {pid} ({entry['probe']})", "",
                   f"source: {entry.get('source')}, seconds: {entry.get('seconds')}", ""]
@@ -76,6 +80,24 @@ def write_report(doc: dict, path) -> Path:
                 lines += [f"![{pid}]({fig})", ""]
         lines += metrics_table(entry) + [""]
     return write_text_atomic(path, "\n".join(lines))
+
+
+def failed_checks(doc: dict) -> list[str]:
+    """The report's opening section when any of the suite's checks failed: each failed check's
+    id, metric, value and criterion; no lines when all passed or there are none."""
+    checks = doc.get("checks") or []
+    failed = [c for c in checks if not c["passed"]]
+    if not failed:
+        return []
+    lines = [f"## CHECKS FAILED: {len(failed)} of {len(checks)}", "",
+             "| check id | metric | value | criterion | detail |", "|---|---|---|---|---|"]
+    for c in failed:
+        labels = ", ".join(f"{k}={v}" for k, v in (c.get("labels") or {}).items())
+        metric = f"{c.get('probe', '')}.{c.get('metric', '')}" + (f" [{labels}]" if labels
+                                                                  else "")
+        lines.append(f"| {c.get('id') or c['name']} | {metric} | {_fmt(c.get('value'))} | "
+                     f"{c.get('criterion', '')} | {c['message']} |")
+    return lines + [""]
 
 
 def checks_table(checks: list[dict]) -> list[str]:
@@ -99,7 +121,8 @@ def check_results(doc, source) -> None:
     need(isinstance(doc, dict) and "geoprobe_results" in doc, "no 'geoprobe_results' marker")
     need(isinstance(doc.get("probes"), dict), "no 'probes' table")
     for key, kind in (("suite", dict), ("environment", dict), ("checks", list),
-                      ("warnings", list), ("sources", dict), ("timings", dict)):
+                      ("warnings", list), ("sources", dict), ("timings", dict),
+                      ("checks_not_evaluated", list)):
         need(isinstance(doc.get(key, kind()), kind), f"'{key}' is not a {kind.__name__}")
     need(isinstance(doc.get("environment", {}).get("versions", {}), dict),
          "'environment.versions' is not a dict")
@@ -108,9 +131,12 @@ def check_results(doc, source) -> None:
     need(all(isinstance(w, str) for w in doc.get("warnings", [])), "a warning is not text")
     need(all(isinstance(s, dict) for s in doc.get("sources", {}).values()),
          "a source is not a table")
+    need(all(isinstance(c, str) for c in doc.get("checks_not_evaluated", [])),
+         "a check id in 'checks_not_evaluated' is not text")
     for c in doc.get("checks", []):
         need(isinstance(c, dict) and {"name", "passed", "message"} <= c.keys()
-             and _is_number(c.get("value")), f"malformed check {c!r:.60}")
+             and _is_number(c.get("value")) and isinstance(c.get("labels", {}), dict),
+             f"malformed check {c!r:.60}")
     for pid, entry in doc["probes"].items():
         where = f"probe {pid!r}"
         need(isinstance(entry, dict) and isinstance(entry.get("probe"), str),

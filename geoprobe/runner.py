@@ -3,7 +3,7 @@
 Output directory layout::
 
     results.json        config as run, seeds, versions, git hash, timings, every metric with CI
-    report.md           a Markdown table of the metrics (and checks, if any)
+    report.md           failed checks first (if any), then a Markdown table of the metrics
     report.html         the same with figures, one self-contained page (needs jinja2)
     figures/<id>.pdf    each probe's figure, vector ...
     figures/<id>.png    ... and raster
@@ -31,6 +31,7 @@ from pathlib import Path
 
 from . import threads
 from .display import has_jinja
+from .checks import evaluate_checks, write_junit, write_summary
 from .embeddings import EmbeddingSet, replace_dir
 from .errors import GeoprobeError, ProbeInputError, SuiteError
 from .locks import clean_work, hold, remove_leftovers, scratch_dir
@@ -96,7 +97,9 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
     ----------
     suite : Suite
     out_dir : path of the results directory (replaced atomically when complete)
-    checks : evaluate the suite's checks and write junit.xml and summary.md
+    checks : also write junit.xml and summary.md (``geoprobe check``). Either way the checks
+        that need no previous results are evaluated into ``doc["checks"]`` and report.md
+        lists the failed ones at its top
     against : a previous results dict for checks with ``against = "previous"``
     workdir : scratch directory for generators (kept); a temporary one if None
     wait : seconds to wait for another process writing ``out_dir`` (``math.inf``: as long as
@@ -169,11 +172,16 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                        for pid, (spec, result) in results.items()},
         }
         with writing(out_dir):
-            if checks:
-                from .checks import evaluate_checks, write_junit, write_summary
-
-                outcomes = evaluate_checks(suite.checks, doc, against)
+            # Every run evaluates the checks it can, so that report.md says when a suite's
+            # own checks fail (a collapsed run must not look clean); checks against previous
+            # results need --against and are only listed as not evaluated without it.
+            waiting = [c for c in suite.checks if c.against is not None and against is None]
+            outcomes = evaluate_checks([c for c in suite.checks if c not in waiting], doc,
+                                       against)
+            if suite.checks:
                 doc["checks"] = [asdict(o) for o in outcomes]
+                doc["checks_not_evaluated"] = [c.id for c in waiting]
+            if checks:
                 write_junit(outcomes, tmp / "junit.xml", suite.name)
                 write_summary(outcomes, tmp / "summary.md", suite.name)
             render_figures(doc, tmp, formats=formats)

@@ -133,6 +133,11 @@ class ClusterBootstrap:
         """How many times each row is drawn in each replicate: int array (n_boot, n_rows)."""
         return self.counts[:, self.block_of_row]
 
+    def replicate_rows(self, b: int) -> np.ndarray:
+        """Row indices of replicate ``b`` with repeats (each row as often as its block was
+        drawn), in row order: for statistics that refit a model per replicate."""
+        return np.repeat(np.arange(self.block_of_row.size), self.counts[b, self.block_of_row])
+
     def block_sums(self, rows) -> np.ndarray:
         """Sums of per-row statistics ``rows`` (n_rows, ...) within each block: (n_blocks, ...)."""
         rows = np.asarray(rows)

@@ -26,6 +26,9 @@ F4 probe consistency (per layer)
     ``within_score``: out-of-fold score inside each context (group folds), averaged.
     ``transfer_score``: a probe fitted on all of context c scored on context c', averaged over
     ordered pairs c != c'; ``transfer_ratio = transfer / within`` (1: one shared code, 0: none).
+    Its interval refits every probe per replicate (``n_refits`` cluster-bootstrap replicates
+    over ``group`` units, basic interval ``2 est - q``), so it includes the fitting noise that
+    an interval over held-out predictions of fixed probes leaves out.
 F4 perturbation robustness
     ``noise_auc``: held-out score of the global probe (fitted on clean training folds) on
     embeddings plus ``N(0, (a * rms)^2)`` noise, ``rms = sqrt(trace(Cov)/d)``, divided by the
@@ -51,8 +54,9 @@ Amnesic effect (per layer)
 Baselines: ``shuffled`` (target permuted within contexts, keeping each context's marginal)
 for scores and cosines, and the random-init twin (added by the core). Confidence intervals:
 cluster bootstrap over ``group`` units of held-out predictions (the probes are not refitted
-per replicate, as in ``linear-decodability``), percentile intervals; cosines use the
-refitting bootstrap of ``n_resamples``.
+per replicate, as in ``linear-decodability``: conditional on the fitted probes), percentile
+intervals; cosines use the refitting bootstrap of ``n_resamples``, and ``transfer_ratio`` one
+of ``n_refits`` replicates that refit every within- and cross-context probe.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
 from geoprobe.probe import Example, Metric, Probe, ProbeResult
 from geoprobe.spectra import rankme
 from geoprobe.stats import (
-    bootstrap_indices, group_codes, percentile_interval, shuffle_labels,
+    ClusterBootstrap, bootstrap_indices, group_codes, percentile_interval, shuffle_labels,
 )
 from geoprobe.streaming import MomentAccumulator
 
@@ -302,6 +306,9 @@ class Fracture(Probe):
     n_splits : int, default 5
     n_resamples : int, default 20
         Refitting bootstrap replicates for the direction cosines.
+    n_refits : int, default 100
+        Refitting bootstrap replicates for the ``transfer_ratio`` interval (each refits
+        ``n_contexts * (n_splits + 1)`` ridge probes).
     noise_levels : list of float
         Embedding noise in units of the data's RMS.
     merge_threshold : float, default 0.99
@@ -321,6 +328,7 @@ class Fracture(Probe):
         "target": [str], "context": [str, None], "others": [str, SequenceOf(str)],
         "kind": [Options({"auto", "continuous", "categorical"})], "group": [str, None],
         "n_splits": [Interval(int, 2, None)], "n_resamples": [Interval(int, 2, None)],
+        "n_refits": [Interval(int, 2, None)],
         "noise_levels": [SequenceOf(POSITIVE, min_len=1)],
         "merge_threshold": [Interval(float, 0, 1)], "sweep_directions": [POSITIVE_INT],
         "min_score": [NON_NEGATIVE], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
@@ -347,11 +355,12 @@ class Fracture(Probe):
         items = {k: v for k, v in one.items.items()}
         return Example(EmbeddingSet(layers, items, source="example"),
                        {"target": "factor", "context": "context", "others": ["other"],
-                        "group": "group", "n_splits": 3, "n_resamples": 4,
+                        "group": "group", "n_splits": 3, "n_resamples": 4, "n_refits": 4,
                         "noise_levels": (0.5, 1.0), "n_boot": 20})
 
     def __init__(self, target=None, context=None, others=(), kind="auto", group=None,
-                 n_splits=5, n_resamples=20, noise_levels=NOISE_LEVELS, merge_threshold=0.99,
+                 n_splits=5, n_resamples=20, n_refits=100, noise_levels=NOISE_LEVELS,
+                 merge_threshold=0.99,
                  sweep_directions=200, min_score=0.1, n_boot=200, level=0.95):
         self.target = target
         self.context = context
@@ -360,6 +369,7 @@ class Fracture(Probe):
         self.group = group
         self.n_splits = n_splits
         self.n_resamples = n_resamples
+        self.n_refits = n_refits
         self.noise_levels = noise_levels
         self.merge_threshold = merge_threshold
         self.sweep_directions = sweep_directions
@@ -434,8 +444,12 @@ class Fracture(Probe):
                 add("within_score", self._boot_scores(w_s, ys, kind, contexts, [])[0], None,
                     None, "shuffled")
                 add("transfer_score", t_val, t_boot, True)
-                add("transfer_ratio", *_ratio(t_val, w_val, t_boot, w_boot, self.min_score),
-                    True)
+                # Basic interval: refitting on resamples (duplicated rows) inflates the ratio
+                # beyond the estimator's own finite-sample excess (within-context probes see
+                # (k-1)/k of a context, transfer probes all of it); 2 est - q corrects for it.
+                add("transfer_ratio", _ratio(t_val, w_val, [], [], self.min_score)[0],
+                    self._refit_ratios(X, Y, y, kind, contexts, groups, ctx.rng), True,
+                    basic=True)
             # perturbation: embedding noise, with the probe fitted on clean training folds
             curve, curve_boot = self._noise(X, Y, y, kind, folds, boot_rows, ctx.rng)
             arrays["noise_curve"].append(curve)
@@ -526,6 +540,28 @@ class Fracture(Probe):
                 across[r] = np.mean([X[r] @ W + b for k, (W, b) in enumerate(maps) if k != c],
                                     axis=0)
         return within, across
+
+    def _refit_ratios(self, X, Y, y, kind, contexts, groups, rng) -> np.ndarray:
+        """``transfer_ratio`` on ``n_refits`` cluster-bootstrap replicates, every probe refitted
+        on the replicate's rows: shape (n_refits,), NaN where a replicate leaves a context with
+        fewer than ``n_splits`` units or the within score below ``min_score``."""
+        boot = ClusterBootstrap(groups, len(y), n_boot=self.n_refits, rng=rng)
+        # copies of a drawn unit keep its label, so group folds never split them between
+        # training and held-out rows (rows are their own units without a group column)
+        labels = np.arange(len(y)) if groups is None else group_codes(groups, len(y))[0]
+        out = np.full(self.n_refits, np.nan)
+        for b in range(self.n_refits):
+            rows = boot.replicate_rows(b)
+            c, g = contexts[rows], labels[rows]
+            if np.unique(c).size < 2 or any(np.unique(g[c == k]).size < self.n_splits
+                                             for k in np.unique(c)):
+                continue
+            _, c = np.unique(c, return_inverse=True)
+            within, transfer = self._transfer(X[rows], Y[rows], c, g, rng)
+            w = self._boot_scores(within, y[rows], kind, c, [])[0]
+            t = self._boot_scores(transfer, y[rows], kind, c, [])[0]
+            out[b] = _ratio(t, w, [], [], self.min_score)[0]
+        return out
 
     def _boot_scores(self, pred, y, kind, contexts, boot_rows):
         """Mean over contexts of per-context scores; value and bootstrap replicates."""
@@ -671,15 +707,18 @@ def _ratio(num, den, num_boot, den_boot, min_score):
 
 
 def _adder(metrics, labels, n_units, unit, level):
-    """``add(name, value, boot, higher_is_better, baseline=None, centred=False)`` appending a
-    Metric with a percentile (or estimate-centred) interval from replicates ``boot``."""
-    def add(name, value, boot, hib, baseline=None, centred=False):
+    """``add(name, value, boot, higher_is_better, baseline=None, centred=False, basic=False)``
+    appending a Metric with a percentile (or estimate-centred, or basic) interval from
+    replicates ``boot``."""
+    def add(name, value, boot, hib, baseline=None, centred=False, basic=False):
         lo, hi = np.nan, np.nan
         if boot is not None and len(boot):
             lo, hi = percentile_interval(boot, level)
             if centred:  # the replicates' spread around the estimate, within [-1, 1]
                 shift = value - float(np.nanmean(boot))
                 lo, hi = max(lo + shift, -1.0), min(hi + shift, 1.0)
+            elif basic and np.isfinite(value):  # 2 est - q: removes the refits' own bias
+                lo, hi = 2 * value - hi, 2 * value - lo
         lab = dict(labels, **({"baseline": baseline} if baseline else {}))
         if ":" in name:
             name, other = name.split(":", 1)

@@ -31,8 +31,14 @@ isotropic Gaussian samples of the same n and d put through the same standardisat
 estimated mean, scale or covariance, so the null is exact for every mode), with their own
 random directions. ``N * integral |cf_hat - cf|^2`` has an n-independent limit under the null,
 so above ``null_max_rows`` rows the null is simulated at ``null_max_rows`` (say so in the
-report: for whitening with d close to n the finite-n null differs). Nulls are cached on disk
-per (n, d, n_directions, seed, mode, grid, n_null), written atomically. The per-direction
+report: for whitening with d close to n the finite-n null differs). The null is one seeded
+draw shared by every run (so it can be cached), and a small one pins the 0.05 quantile
+loosely: 100 replicates gave Gaussian samples p <= 0.05 in 8-10% of trials. It therefore
+starts at ``n_null`` (250) replicates and doubles, up to ``max_null`` (2000), while the
+p-value is within 3 Monte Carlo standard errors of ``p_level`` (0.05); ``sigreg_p`` reports
+the null size as its ``n`` and +-2 standard errors as its interval, ``sigreg_p_se`` the
+error. Null batches of 50 replicates are cached on disk per (n, d, n_directions, seed, mode,
+grid, batch, version), written atomically. The per-direction
 null gives a critical value and the fraction of directions that exceed it (5% under the null):
 the distribution over directions shows whether a failure is global or confined to a few.
 
@@ -67,7 +73,9 @@ sample of the same n and d for the others) and, added by the core, the random-in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -87,6 +95,11 @@ from geoprobe.streaming import MomentAccumulator, blocked_moments
 STANDARDIZE = ("none", "scale", "whiten")
 _EP_ELEMENTS = 1 << 21  # rows * directions * t-points held at once (32 MB of complex128)
 CHUNK_ROWS = 32768
+N_NULL = 250  # null replicates to start with
+MAX_NULL = 2000  # ... and at most, for samples near the decision level
+P_LEVEL = 0.05  # the level the null is grown to decide
+NULL_BATCH = 50  # replicates per cached null file
+NULL_VERSION = 2  # in the cache key: bump when the null's draws or statistic change
 
 
 # -- the statistic ------------------------------------------------------------------------
@@ -212,38 +225,93 @@ def default_cache_dir() -> Path:
     return cache_root() / "epps-pulley-null"
 
 
-def epps_pulley_null(n: int, dim: int, n_directions: int, *, standardize: str = "scale",
-                     n_null: int = 100, seed: int = 0, t_max: float = 3.0, n_points: int = 17,
-                     cache_dir=None) -> np.ndarray:
-    """Per-direction Epps-Pulley values of ``n_null`` isotropic Gaussian samples (n, dim).
+class EppsPulleyNull:
+    """Monte Carlo null of the sliced Epps-Pulley statistic, grown on demand.
 
-    Each replicate draws its own data and directions from ``seed`` and goes through the same
-    standardisation as the data. Returns shape (n_null, n_directions). Cached as ``.npy`` in
-    ``cache_dir`` (default :func:`default_cache_dir`; ``False`` disables), written atomically.
+    Each replicate is an isotropic Gaussian sample (n, dim) with its own ``n_directions``
+    random unit directions, put through the same standardisation as the data. Replicates come
+    in batches of :data:`NULL_BATCH`, batch ``b`` drawn from the seed ``(seed, n, dim,
+    n_directions, mode, b)`` alone (a null smaller than a batch computes only what it uses): a null of size B is always the first B replicates of any
+    larger one, so a null can grow (:func:`sequential_p_value`) without changing what a
+    smaller one holds, and every configuration (including each standardisation) gets its own
+    draws. Batches are cached as ``.npy`` in ``cache_dir`` (default :func:`default_cache_dir`;
+    ``False`` disables), keyed by every one of those inputs, the grid and
+    :data:`NULL_VERSION`, and written atomically; a damaged file is recomputed.
+
+    Parameters
+    ----------
+    n, dim, n_directions : int
+    standardize : one of STANDARDIZE
+    seed : int
+    t_max, n_points : the Epps-Pulley grid
+    cache_dir : path, None or False
     """
-    key = (f"n{n}-d{dim}-k{n_directions}-s{seed}-{standardize}-t{t_max:g}x{n_points}"
-           f"-r{n_null}")
-    path = None
-    if cache_dir is not False:
-        path = Path(cache_dir or default_cache_dir()) / f"ep-null-{key}.npy"
-        if path.exists():
-            try:
-                null = np.load(path, allow_pickle=False)
-                if null.shape == (n_null, n_directions):
-                    return null
-            except (OSError, ValueError):
-                pass  # a damaged cache file is recomputed and replaced
-    rng = np.random.default_rng([seed, n, dim, n_directions])
-    null = np.empty((n_null, n_directions))
-    for r in range(n_null):
-        G = rng.standard_normal((n, dim))
-        A = random_directions(dim, n_directions, rng)
-        null[r] = epps_pulley(G, A, standardize=standardize, t_max=t_max,
-                              n_points=n_points).statistic()
-    if path is not None:
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, null)
-    return null
+
+    def __init__(self, n: int, dim: int, n_directions: int, *, standardize: str = "scale",
+                 seed: int = 0, t_max: float = 3.0, n_points: int = 17, cache_dir=None):
+        if standardize not in STANDARDIZE:
+            raise ProbeInputError(f"standardize must be one of {STANDARDIZE}, got "
+                                  f"{standardize!r}")
+        self.n, self.dim, self.n_directions = n, dim, n_directions
+        self.standardize, self.seed = standardize, seed
+        self.t_max, self.n_points = t_max, n_points
+        self.cache_dir = cache_dir
+        self._batches: list[np.ndarray] = []  # batches drawn so far in this process
+
+    def draw(self, size: int) -> np.ndarray:
+        """The first ``size`` replicates' per-direction values, shape (size, n_directions)."""
+        n_batches = -(-size // NULL_BATCH)
+        for b in range(n_batches):  # batches are drawn in order: b <= len(self._batches)
+            want = min(NULL_BATCH, size - b * NULL_BATCH)
+            if b == len(self._batches):
+                self._batches.append(self._batch(b, want))
+            elif len(self._batches[b]) < want:
+                self._batches[b] = self._batch(b, want)
+        return np.concatenate(self._batches[:n_batches])[:size]
+
+    def _batch(self, index: int, count: int) -> np.ndarray:
+        """The first ``count`` replicates of batch ``index``: a prefix of the full batch,
+        since replicates are drawn from the batch's generator one after another."""
+        key = (f"v{NULL_VERSION}-n{self.n}-d{self.dim}-k{self.n_directions}-s{self.seed}-"
+               f"{self.standardize}-t{self.t_max:g}x{self.n_points}-b{index}x{NULL_BATCH}")
+        done = np.empty((0, self.n_directions))
+        path = None
+        if self.cache_dir is not False:
+            path = Path(self.cache_dir or default_cache_dir()) / f"ep-null-{key}.npy"
+            if path.exists():
+                try:
+                    cached = np.load(path, allow_pickle=False)
+                    if (cached.ndim == 2 and cached.shape[1] == self.n_directions
+                            and cached.shape[0] <= NULL_BATCH):
+                        done = cached
+                except (OSError, ValueError):
+                    pass  # a damaged cache file is recomputed and replaced
+        if len(done) >= count:
+            return done[:count]
+        rng = np.random.default_rng([self.seed, self.n, self.dim, self.n_directions,
+                                     STANDARDIZE.index(self.standardize), index])
+        batch = np.empty((count, self.n_directions))
+        batch[:len(done)] = done
+        for r in range(count):
+            # replicates already known are drawn again (cheap) only to advance the generator
+            G = rng.standard_normal((self.n, self.dim))
+            A = random_directions(self.dim, self.n_directions, rng)
+            if r >= len(done):
+                batch[r] = epps_pulley(G, A, standardize=self.standardize, t_max=self.t_max,
+                                       n_points=self.n_points).statistic()
+        if path is not None:
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, batch)
+        return batch
+
+
+def epps_pulley_null(n: int, dim: int, n_directions: int, *, standardize: str = "scale",
+                     n_null: int = N_NULL, seed: int = 0, t_max: float = 3.0,
+                     n_points: int = 17, cache_dir=None) -> np.ndarray:
+    """Per-direction Epps-Pulley values of ``n_null`` isotropic Gaussian samples (n, dim):
+    the first ``n_null`` replicates of :class:`EppsPulleyNull`, shape (n_null, n_directions)."""
+    return EppsPulleyNull(n, dim, n_directions, standardize=standardize, seed=seed,
+                          t_max=t_max, n_points=n_points, cache_dir=cache_dir).draw(n_null)
 
 
 def null_p_value(observed: float, null_means: np.ndarray) -> float:
@@ -251,23 +319,77 @@ def null_p_value(observed: float, null_means: np.ndarray) -> float:
     return float((1 + np.sum(null_means >= observed)) / (1 + null_means.size))
 
 
+@dataclass
+class NullTest:
+    """A Monte Carlo p-value with its precision.
+
+    p_value : ``(1 + #{null >= observed}) / (1 + null_size)``
+    p_se : its Monte Carlo standard error ``sqrt(p (1 - p) / null_size)``
+    null_size : replicates used
+    null : (null_size, n_directions) the per-direction null they came from
+    """
+
+    p_value: float
+    p_se: float
+    null_size: int
+    null: np.ndarray
+
+
+def sequential_p_value(observed: float, null: EppsPulleyNull, *, n_null: int = N_NULL,
+                       max_null: int = MAX_NULL, level: float = P_LEVEL,
+                       z: float = 3.0) -> NullTest:
+    """p-value of the mean statistic ``observed`` with a null grown until it decides.
+
+    Starts with ``n_null`` replicates and doubles them (up to ``max_null``) while the p-value
+    lies within ``z`` Monte Carlo standard errors of ``level``: a clear rejection or a clear
+    pass stops early, and only samples near the decision pay for a large null. Because the
+    null is one fixed draw shared by every user (so that it can be cached), what matters for
+    calibration is how closely it pins the ``level`` quantile: with 100 replicates the chance
+    that a Gaussian sample is rejected at 0.05 varies from null draw to null draw with a
+    standard deviation of about 0.022 (8-10% for the old seed-0 null), with 2000 about 0.005.
+    """
+    size = min(n_null, max_null)
+    while True:
+        values = null.draw(size)
+        p = null_p_value(observed, values.mean(1))
+        se = float(np.sqrt(p * (1 - p) / size))
+        if size >= max_null or abs(p - level) > z * se:
+            return NullTest(p, se, size, values)
+        size = min(2 * size, max_null)
+
+
+class EppsPulleyTest(NamedTuple):
+    """:func:`sliced_epps_pulley_test`'s answer; ``per_direction`` has shape (n_directions,)
+    and ``statistic`` is its mean."""
+
+    statistic: float
+    p_value: float
+    p_se: float
+    null_size: int
+    per_direction: np.ndarray
+
+
 def sliced_epps_pulley_test(X: np.ndarray, *, n_directions: int = 256,
-                            standardize: str = "scale", n_null: int = 100, null_seed: int = 0,
-                            rng: np.random.Generator, t_max: float = 3.0, n_points: int = 17,
-                            cache_dir=None, chunk_rows: int = CHUNK_ROWS):
+                            standardize: str = "scale", n_null: int = N_NULL,
+                            max_null: int = MAX_NULL, p_level: float = P_LEVEL,
+                            null_seed: int = 0, rng: np.random.Generator, t_max: float = 3.0,
+                            n_points: int = 17, cache_dir=None,
+                            chunk_rows: int = CHUNK_ROWS) -> EppsPulleyTest:
     """SIGReg of rows ``X`` (n, dim) with its Monte Carlo p-value against a Gaussian.
 
-    Returns ``(statistic, p_value, per_direction)``; ``per_direction`` has shape
-    (n_directions,) and ``statistic`` is its mean. Directions come from ``rng``.
+    Directions come from ``rng``; the null grows from ``n_null`` to at most ``max_null``
+    replicates until the p-value is clearly on one side of ``p_level``
+    (:func:`sequential_p_value`).
     """
     directions = random_directions(X.shape[1], n_directions, rng)
     per_direction = epps_pulley(X, directions, standardize=standardize, t_max=t_max,
                                 n_points=n_points, chunk_rows=chunk_rows).statistic()
-    null = epps_pulley_null(X.shape[0], X.shape[1], n_directions, standardize=standardize,
-                            n_null=n_null, seed=null_seed, t_max=t_max, n_points=n_points,
-                            cache_dir=cache_dir)
+    null = EppsPulleyNull(X.shape[0], X.shape[1], n_directions, standardize=standardize,
+                          seed=null_seed, t_max=t_max, n_points=n_points, cache_dir=cache_dir)
     statistic = float(per_direction.mean())
-    return statistic, null_p_value(statistic, null.mean(1)), per_direction
+    test = sequential_p_value(statistic, null, n_null=n_null, max_null=max_null,
+                              level=p_level)
+    return EppsPulleyTest(statistic, test.p_value, test.p_se, test.null_size, per_direction)
 
 
 # -- spectrum and sphere statistics ---------------------------------------------------------
@@ -338,8 +460,13 @@ class Gaussianity(Probe):
         Spaces in which the statistic is reported (label ``space``).
     t_max, n_points : float, int
         The anchor's integration grid (3.0, 17).
-    n_null : int, default 100
-        Monte Carlo null replicates (p-value resolution ``1/(n_null+1)``).
+    n_null : int, default 250
+        Monte Carlo null replicates to start with (p-value floor ``1/(n_null+1)``).
+    max_null : int, default 2000
+        Most null replicates: the null doubles from ``n_null`` while a layer's p-value is
+        within 3 Monte Carlo standard errors of ``p_level`` (:func:`sequential_p_value`).
+    p_level : float, default 0.05
+        The test level the null is grown to decide.
     null_seed : int, default 0
         Seed of the null (fixed so the cache is shared across runs).
     null_max_rows : int, default 5000
@@ -370,6 +497,7 @@ class Gaussianity(Probe):
         "n_directions": [POSITIVE_INT],
         "standardize": [Options(STANDARDIZE), SequenceOf(Options(STANDARDIZE), min_len=1)],
         "t_max": [POSITIVE], "n_points": [Interval(int, 2, None)], "n_null": [POSITIVE_INT],
+        "max_null": [POSITIVE_INT], "p_level": [OPEN_UNIT],
         "null_seed": [Interval(int, 0, None)], "null_max_rows": [Interval(int, 8, None)],
         "cache_dir": [str, Path, None, Check(lambda v: v is False, "False")],
         "group": [str, None], "views": [str, None], "n_pairs": [POSITIVE_INT],
@@ -381,7 +509,7 @@ class Gaussianity(Probe):
     metric_directions = {
         "rankme": True, "participation_ratio": True, "alpha_req": None, "lidar": True,
         "anisotropy": False, "uniformity": False, "alignment": False, "sigreg": False,
-        "sigreg_p": True, "sigreg_z": False, "directions_rejected": False,
+        "sigreg_p": True, "sigreg_p_se": None, "sigreg_z": False, "directions_rejected": False,
     }
 
     @classmethod
@@ -392,11 +520,13 @@ class Gaussianity(Probe):
         layers = np.stack([views, views * np.linspace(0.1, 2.0, 10)]).astype(np.float32)
         items = {"sample": np.repeat(np.arange(60), 2)}
         return Example(EmbeddingSet(layers, items, source="example"),
-                       {"views": "sample", "n_directions": 16, "n_null": 20, "cache_dir": False,
+                       {"views": "sample", "n_directions": 16, "n_null": 20, "max_null": 40,
+                        "cache_dir": False,
                         "n_pairs": 500, "req_ranks": (2, 8), "n_boot": 20, "max_blocks": 8})
 
     def __init__(self, n_directions=256, standardize=("scale", "whiten"), t_max=3.0,
-                 n_points=17, n_null=100, null_seed=0, null_max_rows=5000, cache_dir=None,
+                 n_points=17, n_null=N_NULL, max_null=MAX_NULL, p_level=P_LEVEL, null_seed=0,
+                 null_max_rows=5000, cache_dir=None,
                  group=None, views=None, n_pairs=20000, req_ranks=(5, 100), lidar_delta=1e-4,
                  eps=1e-7, n_boot=200, level=0.95, max_blocks=32, chunk_rows=CHUNK_ROWS):
         self.n_directions = n_directions
@@ -404,6 +534,8 @@ class Gaussianity(Probe):
         self.t_max = t_max
         self.n_points = n_points
         self.n_null = n_null
+        self.max_null = max_null
+        self.p_level = p_level
         self.null_seed = null_seed
         self.null_max_rows = null_max_rows
         self.cache_dir = cache_dir
@@ -442,10 +574,11 @@ class Gaussianity(Probe):
         directions = random_directions(d, self.n_directions, ctx.rng)
         pair_i, pair_j = random_pairs(n, self.n_pairs, ctx.rng)
         n_null_rows = min(n, self.null_max_rows)
-        nulls = {m: epps_pulley_null(n_null_rows, d, self.n_directions, standardize=m,
-                                     n_null=self.n_null, seed=self.null_seed, t_max=self.t_max,
-                                     n_points=self.n_points, cache_dir=self.cache_dir)
+        nulls = {m: EppsPulleyNull(n_null_rows, d, self.n_directions, standardize=m,
+                                   seed=self.null_seed, t_max=self.t_max,
+                                   n_points=self.n_points, cache_dir=self.cache_dir)
                  for m in modes}
+        null_sizes = {m: {} for m in modes}
         gauss = self._layer_stats(
             np.random.default_rng(self.null_seed).standard_normal((n_null_rows, d)), modes,
             directions, np.zeros(n_null_rows, dtype=np.int64), 1, None, 0,
@@ -475,16 +608,22 @@ class Gaussianity(Probe):
                                           labels=dict(lab, baseline="gaussian")))
             for m in modes:
                 per_dir = st["per_direction"][m]
-                null = nulls[m]
-                null_mean = null.mean(1)
-                crit = np.quantile(null, 0.95)
                 obs = float(per_dir.mean())
-                p = null_p_value(obs, null_mean)
+                test = sequential_p_value(obs, nulls[m], n_null=self.n_null,
+                                          max_null=self.max_null, level=self.p_level)
+                null_sizes[m][layer] = test.null_size
+                null_mean = test.null.mean(1)
+                crit = np.quantile(test.null, 0.95)
                 lab = dict(labels, space=m)
                 z = (obs - null_mean.mean()) / max(null_mean.std(ddof=1), 1e-300)
+                # the p-value's interval is its Monte Carlo error (+-2 SE) over null_size draws
+                p, se = test.p_value, test.p_se
                 metrics += [
-                    Metric("sigreg_p", float(p), n=n, unit="rows", labels=lab,
+                    Metric("sigreg_p", p, max(p - 2 * se, 0.0), min(p + 2 * se, 1.0),
+                           n=test.null_size, unit="null samples", labels=lab,
                            higher_is_better=True),
+                    Metric("sigreg_p_se", se, n=test.null_size, unit="null samples",
+                           labels=lab),
                     Metric("sigreg_z", float(z), n=n, unit="rows", labels=lab,
                            higher_is_better=False),
                     Metric("directions_rejected", float(np.mean(per_dir > crit)),
@@ -492,7 +631,7 @@ class Gaussianity(Probe):
                            unit="directions", labels=lab, higher_is_better=False),
                     Metric("sigreg", float(null_mean.mean()),
                            *np.quantile(null_mean, [(1 - self.level) / 2, (1 + self.level) / 2]),
-                           n=self.n_null, unit="null samples",
+                           n=test.null_size, unit="null samples",
                            labels=dict(lab, baseline="gaussian")),
                     Metric("directions_rejected", 0.05, n=self.n_directions, unit="directions",
                            labels=dict(lab, baseline="gaussian")),
@@ -500,9 +639,12 @@ class Gaussianity(Probe):
                 arrays[f"ep_directions_{m}"].append(np.sort(per_dir))
         for m in modes:
             arrays[f"ep_directions_{m}"] = np.array(arrays[f"ep_directions_{m}"])
-            arrays[f"ep_null_quantiles_{m}"] = np.quantile(nulls[m], np.linspace(0, 1, 101))
+            # the largest null any layer needed (the others are its leading replicates)
+            largest = nulls[m].draw(max(null_sizes[m].values()))
+            arrays[f"ep_null_quantiles_{m}"] = np.quantile(largest, np.linspace(0, 1, 101))
         return self.result(ctx, metrics, arrays, modes=modes, n_blocks=n_blocks,
-                           null_rows=n_null_rows, null_seed=self.null_seed)
+                           null_rows=n_null_rows, null_seed=self.null_seed,
+                           null_sizes=null_sizes)
 
     def _layer_stats(self, X, modes, directions, blocks, n_blocks, view_codes, n_views,
                      pair_i, pair_j) -> dict:

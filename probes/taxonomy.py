@@ -98,6 +98,7 @@ from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import ClusterBootstrap
 
 KERNELS = ("exponential", "power")
+NODE_SETS = ("auto", "all", "leaves")
 ESTIMATORS = ("lda", "mean")
 HIST_EDGES = np.linspace(-1.0, 1.0, 101)
 
@@ -257,12 +258,15 @@ def top_eigenvectors(X: np.ndarray) -> np.ndarray:
     return U[..., ::-1]
 
 
-def split_vectors(depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_vectors(depth: int, leaves: bool = False) -> tuple[np.ndarray, np.ndarray,
+                                                              np.ndarray]:
     """Haar-like split vectors and the scaling basis of the perfect binary tree of ``depth``.
 
     Returns ``(H, split_level, S)``: H (2^depth - 1, K) unit vectors (+ on the left child's
     subtree, - on the right's), split_level (2^depth - 1,) the depth of each split's node,
-    S (depth + 1, K) orthonormal indicators of the depth levels.
+    S (depth + 1, K) orthonormal indicators of the depth levels. With ``leaves`` the vectors
+    live on the ``K = 2^depth`` leaves only (the bottom slots of the BFS layout) and S is the
+    one constant vector.
     """
     K = 2 ** (depth + 1) - 1
     level = np.floor(np.log2(np.arange(K) + 1)).astype(int)
@@ -274,19 +278,23 @@ def split_vectors(depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     H = below[2 * np.arange(n_int) + 1].astype(float) - below[2 * np.arange(n_int) + 2]
     H /= np.linalg.norm(H, axis=1, keepdims=True)
     S = (level[None, :] == np.arange(depth + 1)[:, None]).astype(float)
+    if leaves:
+        H, S = H[:, n_int:], S[depth:, n_int:]
+        H /= np.linalg.norm(H, axis=1, keepdims=True)
     S /= np.linalg.norm(S, axis=1, keepdims=True)
     return H, level[:n_int], S
 
 
-def split_levels(U: np.ndarray, depth: int, min_cosine: float = 0.5) -> np.ndarray:
+def split_levels(U: np.ndarray, depth: int, min_cosine: float = 0.5,
+                 leaves: bool = False) -> np.ndarray:
     """Level of the best-matching split of each eigenvector, -1 for the others.
 
     An eigenvector is a split when its largest |cosine| with a split vector is at least
     ``min_cosine`` and exceeds its norm in the scaling subspace.
 
-    U : (T, K, m) eigenvectors as columns. Returns int (T, m).
+    U : (T, K, m) eigenvectors as columns (K leaves with ``leaves``). Returns int (T, m).
     """
-    H, lvl, S = split_vectors(depth)
+    H, lvl, S = split_vectors(depth, leaves)
     split_score = np.abs(np.einsum("sk,tkm->tsm", H, U))
     scaling = np.linalg.norm(np.einsum("lk,tkm->tlm", S, U), axis=1)
     best = split_score.argmax(1)
@@ -326,6 +334,9 @@ class GramEigenTaxonomy(Probe):
         set's provenance ``taxonomy`` entry when it has one, else WordNet
     node_column : item column naming each item's taxonomy node
     depth : depth L of the sampled perfect binary subtrees (K = 2^(L+1) - 1 nodes)
+    nodes : "all" (every node of a subtree carries a vector), "leaves" (only its K = 2^L
+        leaves do: the leaf tree kernel) or "auto" (default: "leaves" when no item's node lies
+        below another item's node, as for word lists placed on a tree's leaves, else "all")
     n_subtrees : number of subtrees sampled (with replacement)
     kernel, beta : the theory's f(d): "exponential" exp(-beta d) or "power" (1+d)^-beta
     center, whiten : transform the vectors first (see the module docstring)
@@ -342,7 +353,7 @@ class GramEigenTaxonomy(Probe):
     requires = Requirements(min_items=15)
     parameter_constraints = {
         "taxonomy": [str, Path, dict, None], "node_column": [str], "depth": [Interval(int, 1, 6)],
-        "n_subtrees": [POSITIVE_INT], "kernel": [Options(KERNELS)], "beta": [NON_NEGATIVE],
+        "nodes": [Options(NODE_SETS)], "n_subtrees": [POSITIVE_INT], "kernel": [Options(KERNELS)], "beta": [NON_NEGATIVE],
         "center": [bool], "whiten": [bool], "roots": [SequenceOf(str), None],
         "heatmap_root": [str, None], "heatmap_layer": [str, int, None],
         "n_heatmap": [POSITIVE_INT],
@@ -361,13 +372,14 @@ class GramEigenTaxonomy(Probe):
         return Example(emb, {"node_column": "node", "depth": 2, "n_subtrees": 50,
                              "n_boot": 20})
 
-    def __init__(self, taxonomy=None, node_column="synset", depth=3, n_subtrees=2000,
-                 kernel="exponential", beta=1.0, center=False, whiten=False, roots=None,
-                 heatmap_root=None, heatmap_layer=None, n_heatmap=8, n_boot=1000,
+    def __init__(self, taxonomy=None, node_column="synset", depth=3, nodes="auto",
+                 n_subtrees=2000, kernel="exponential", beta=1.0, center=False, whiten=False,
+                 roots=None, heatmap_root=None, heatmap_layer=None, n_heatmap=8, n_boot=1000,
                  level=0.95):
         self.taxonomy = taxonomy
         self.node_column = node_column
         self.depth = depth
+        self.nodes = nodes
         self.n_subtrees = n_subtrees
         self.kernel = kernel
         self.beta = beta
@@ -387,18 +399,23 @@ class GramEigenTaxonomy(Probe):
             raise ProbeInputError(f"depth={self.depth!r}: expected an integer in 1..6")
         if self.n_subtrees < 1:
             raise ProbeInputError(f"n_subtrees={self.n_subtrees!r}: expected >= 1")
+        if self.nodes not in NODE_SETS:
+            raise ProbeInputError(f"nodes={self.nodes!r}: expected one of {NODE_SETS}")
 
-    def theory(self):
-        """M*, its averaged projectors, self-alignment and coarse-to-fine reference."""
+    def theory(self, leaves: bool = False):
+        """M*, its averaged projectors, self-alignment and coarse-to-fine reference; with
+        ``leaves`` on the 2^L leaves of the perfect binary tree only (the leaf tree kernel,
+        ``d`` the distance between leaves)."""
         from geoprobe.datasets.taxonomy import Taxonomy, perfect_binary_parents
 
         par = perfect_binary_parents(self.depth)
         tree = Taxonomy(np.arange(par.size).astype(str), par, source="perfect binary tree")
-        D = tree.pairwise_distances(np.arange(par.size))
+        slots = np.arange(2 ** self.depth - 1 if leaves else 0, par.size)
+        D = tree.pairwise_distances(slots)
         M = tree_kernel(D, self.kernel, self.beta)
         V, weights = theory_eigen(M)
         g_self = alignment_curves(V[None], V, weights)[0]
-        lv = split_levels(V[None], self.depth)[0]
+        lv = split_levels(V[None], self.depth, leaves=leaves)[0]
         n_modes = int(np.flatnonzero(lv >= 0).max()) + 1
         c2f = coarse_to_fine(lv[None, :n_modes])[0]
         return {"M": M, "V": V, "weights": weights, "g_self": g_self, "levels": lv,
@@ -410,20 +427,30 @@ class GramEigenTaxonomy(Probe):
         rows, nodes = item_nodes(ctx, tax, self.node_column)
         uniq, node_of_row = np.unique(nodes, return_inverse=True)
         sub = tax.induced(uniq)  # sub's node i is tax node uniq[i] (induced keeps sorted order)
-        roots = None
-        if self.roots:
-            wanted = tax.index(list(self.roots))
-            roots = np.flatnonzero(tax.is_ancestor(wanted[:, None], uniq[None, :]).any(0))
-        S = sub.sample_binary_subtrees(self.depth, self.n_subtrees, ctx.rng, roots=roots)
+        wanted = tax.index(list(self.roots)) if self.roots else None
+        # word lists often place items on leaves only: then no item's node is below another's
+        leaves = self.nodes == "leaves" or (self.nodes == "auto" and bool(np.all(
+            sub.parent < 0)))
+        if leaves:
+            picked, groups = tax.sample_leaf_subtrees(self.depth, self.n_subtrees, ctx.rng,
+                                                      uniq, roots=wanted)
+            S = np.searchsorted(uniq, picked)  # leaves are item nodes: index them in uniq
+        else:
+            roots = None if wanted is None else np.flatnonzero(
+                tax.is_ancestor(wanted[:, None], uniq[None, :]).any(0))
+            S = sub.sample_binary_subtrees(self.depth, self.n_subtrees, ctx.rng, roots=roots)
+            groups = S[:, 0]
         if S.shape[0] == 0:
-            raise ProbeInputError(
-                f"{ctx.embeddings.source}: no perfect binary subtree of depth {self.depth} "
-                f"among the {uniq.size} taxonomy nodes that have items; lower depth or add "
-                "words")
-        th = self.theory()
+            where = (f"whose {2 ** self.depth} leaves are among the {uniq.size} taxonomy "
+                     "nodes that have items (each branching node needs two children with "
+                     "items below)" if leaves else
+                     f"among the {uniq.size} taxonomy nodes that have items (every node of "
+                     "it needs items; nodes='leaves' needs them on leaves only)")
+            raise ProbeInputError(f"{ctx.embeddings.source}: no perfect binary subtree of depth "
+                                  f"{self.depth} {where}; lower depth or add words")
+        th = self.theory(leaves)
         K, m = S.shape[1], th["n_modes"]
         aa_self = float(alignment_area(th["g_self"]))
-        groups = S[:, 0]
         perm = ctx.rng.permutation(uniq.size)
         slot_perm = ctx.rng.permuted(np.tile(np.arange(K), (S.shape[0], 1)), axis=1)
         S_within = np.take_along_axis(S, slot_perm, axis=1)
@@ -444,7 +471,7 @@ class GramEigenTaxonomy(Probe):
                 U = top_eigenvectors(vecs)
                 g = alignment_curves(U, th["V"], th["weights"])
                 aa = alignment_area(g)
-                levels = split_levels(U[..., :m], self.depth)
+                levels = split_levels(U[..., :m], self.depth, leaves=leaves)
                 c2f = coarse_to_fine(levels)
                 lab = {"layer": layer} if label == "data" else {"layer": layer,
                                                                 "baseline": label}
@@ -479,6 +506,7 @@ class GramEigenTaxonomy(Probe):
                                                  np.nan),
                   "heatmap": heat[0]}
         return self.result(ctx, metrics, arrays, n_subtrees=int(S.shape[0]), K=int(K),
+                           nodes="leaves" if leaves else "all",
                            n_nodes_with_items=int(uniq.size), n_items_placed=int(rows.size),
                            n_subtree_roots=int(np.unique(groups).size),
                            n_subtrees_with_coarse_to_fine=n_c2f, n_modes=m,

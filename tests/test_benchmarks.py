@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("bench_*.py"))
+#: timing benchmarks, and the statistical checks (p-value calibration, interval coverage)
+SCRIPTS = sorted(p.name for pattern in ("bench_*.py", "calibration_*.py", "coverage_*.py")
+                 for p in BENCHMARKS.glob(pattern))
 #: what every results file's provenance section must record
 PROVENANCE = ("- command: ", "--smoke", "- git: ", "- machine: ", "cores",
               "- load average (1 min): ", "- threads: policy ")

@@ -64,6 +64,32 @@ def test_check_passes_then_fails_on_threshold(tmp_path, capsys):
     assert "2 passed, 1 failed" in summary and "| FAIL |" in summary
 
 
+COLLAPSED = ["--set", "sources.planted.params.ranks=[1, 16, 4, 1]", "--set",
+             "sources.planted.params.layer_names=['rank64','rank16','rank4','rank1']"]
+
+
+def test_run_reports_failed_checks_at_the_top_of_the_report(tmp_path, capsys):
+    # every layer collapsed to rank 1: run still exits 0, but says which check failed
+    code, out, err = run_cli(["run", "planted", "-o", tmp_path / "bad", *SMALL, *COLLAPSED],
+                             capsys)
+    assert code == 0 and "1 of 3 checks failed: spectrum-rankme-rank64" in err
+    doc = json.loads((tmp_path / "bad" / "results.json").read_text())
+    assert [c["id"] for c in doc["checks"] if not c["passed"]] == ["spectrum-rankme-rank64"]
+    assert not (tmp_path / "bad" / "junit.xml").exists()  # check's files stay check's
+    report = (tmp_path / "bad" / "report.md").read_text()
+    head = report.split("## Checks")[0]
+    assert "## CHECKS FAILED: 1 of 3" in head and "| spectrum-rankme-rank64 |" in head
+    assert "spectrum.rankme[layer=rank64] >= 60" in head
+    assert head.index("CHECKS FAILED") < report.index("## spectrum")
+    code, _, _ = run_cli(["run", "planted", "-o", tmp_path / "bad2", *SMALL, *COLLAPSED,
+                          "--fail-on-checks"], capsys)
+    assert code == 1
+    # a clean run has no failure section
+    code, _, err = run_cli(["run", "planted", "-o", tmp_path / "ok", *SMALL], capsys)
+    assert code == 0 and "failed" not in err
+    assert "CHECKS FAILED" not in (tmp_path / "ok" / "report.md").read_text()
+
+
 def test_check_against_previous_results(tmp_path, capsys):
     suite = tmp_path / "s.toml"
     suite.write_text("""
@@ -82,6 +108,8 @@ max_drop = 0.05
 ci_overlap = true
 """)
     assert run_cli(["run", suite, "-o", tmp_path / "prev", "--no-progress"], capsys)[0] == 0
+    # run cannot compare with results it was not given: it says so instead of failing
+    assert "Not evaluated" in (tmp_path / "prev" / "report.md").read_text()
     code, out, _ = run_cli(["check", suite, "-o", tmp_path / "same", "--no-progress",
                             "--against", tmp_path / "prev"], capsys)
     assert code == 0, out

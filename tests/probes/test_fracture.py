@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from geoprobe import EmbeddingSet, ProbeInputError
-from geoprobe.datasets.fracture import planted_fracture, planted_fracture_model
+from geoprobe.datasets.fracture import (planted_fracture, planted_fracture_model,
+                                        planted_transfer_ratio)
 from geoprobe.decoding import ridge_cv_predict
 from geoprobe.probes.fracture import (
     Fracture, covariance_root, distinct_features, fracture_table, leace, mean_pairwise_cosine,
@@ -66,7 +67,7 @@ def planted_results():
         model = planted_fracture_model(kind, dim=12, hidden=16)
         inputs = torch.as_tensor(np.c_[emb.items["factor"], emb.items["other"]])
         out[kind] = Fracture(target="factor", context="context", others=["other"],
-                             group="group", n_resamples=6, n_boot=50,
+                             group="group", n_resamples=6, n_boot=50, n_refits=30,
                              sweep_directions=30).run(emb, seed=0, model=model,
                                                       annotations={"inputs": inputs},
                                                       progress=False)
@@ -86,6 +87,22 @@ def test_consistency_separates_unified_from_fractured(planted_results, name, gap
     f = planted_results["fractured"].metric(name, layer="fractured")
     assert u.value > 0.8 and f.value < 0.2
     assert u.ci_low - f.ci_high > gap
+
+
+def test_refitted_transfer_ratio_interval_covers_the_planted_truth():
+    # fully fractured sets (truth 0) and half-shared ones (truth 0.866): intervals that left out
+    # the probes' fitting noise covered the truth in 2 of 8 sets at overlap 0
+    covered = []
+    for overlap in (0.0, 0.5):
+        truth = planted_transfer_ratio("fractured", overlap=overlap)
+        for seed in range(3):
+            emb = planted_fracture("fractured", n_items=600, dim=16, overlap=overlap, seed=seed)
+            m = Fracture(target="factor", context="context", group="group", n_splits=3,
+                         n_resamples=2, noise_levels=(1.0,), n_boot=10, n_refits=40).run(
+                emb, seed=seed, progress=False).metric("transfer_ratio")
+            assert m.ci_high - m.ci_low > 0.02  # an interval, not a point
+            covered.append(m.ci_low <= truth <= m.ci_high)
+    assert sum(covered) >= 5
 
 
 def test_amnesic_residual_separates_them(planted_results):

@@ -222,3 +222,51 @@ def test_numpy_diagnostic_agrees_with_the_jepa_training_loss():
     per_step = [epps_pulley(z, A).statistic().mean() for z in Z3]
     assert np.mean(per_step) == pytest.approx(
         sigreg(torch.as_tensor(Z3), directions=torch.as_tensor(A)).item(), rel=1e-10)
+
+
+def test_null_grows_by_prefix_only_near_the_level_and_differs_per_mode(tmp_path):
+    from geoprobe.probes.gaussianity import EppsPulleyNull, sequential_p_value
+
+    null = EppsPulleyNull(60, 3, 4, standardize="scale", seed=7, cache_dir=tmp_path)
+    big = null.draw(200)
+    # a larger null starts with the smaller one, also when read back from the cache
+    np.testing.assert_array_equal(EppsPulleyNull(60, 3, 4, seed=7, cache_dir=tmp_path)
+                                  .draw(100), big[:100])
+    # each standardisation has its own draws, not one shared sample
+    whiten = EppsPulleyNull(60, 3, 4, standardize="whiten", seed=7, cache_dir=False).draw(50)
+    none = EppsPulleyNull(60, 3, 4, standardize="none", seed=7, cache_dir=False).draw(50)
+    assert not np.allclose(whiten, big[:50]) and not np.allclose(none, big[:50])
+    means = big.mean(1)
+    # far beyond the null: at 50 replicates p = 1/51 is within 3 SE of 0.05, at 100 not
+    far = sequential_p_value(means.max() * 10, null, n_null=50, max_null=200)
+    assert far.null_size == 100 and far.p_value == 1 / 101
+    assert far.p_se == pytest.approx(np.sqrt((1 / 101) * (100 / 101) / 100))
+    # at the null's own 95% quantile the decision is open: the null grows to its cap
+    near = sequential_p_value(np.quantile(means, 0.95), null, n_null=50, max_null=200)
+    assert near.null_size == 200 and abs(near.p_value - 0.05) < 0.02
+    assert near.null.shape == (200, 4)
+
+
+def test_gaussian_samples_are_rejected_at_the_nominal_rate(tmp_path):
+    # the fixed, cached null must pin its 5% tail: 300 Gaussian samples against it (the cache
+    # computes the null once, as for a user)
+    rng = np.random.default_rng(11)
+    p = np.array([sliced_epps_pulley_test(rng.standard_normal((100, 3)), n_directions=8,
+                                          rng=rng, cache_dir=tmp_path).p_value
+                  for _ in range(300)])
+    # Binomial(300, 0.05) lies in 5..25 with probability > 0.999; a null too narrow by the
+    # 100-replicate amount (rate 0.08-0.10) lands near or above the top
+    assert 5 <= np.sum(p <= 0.05) <= 25
+    assert 0.4 < p.mean() < 0.6  # p-values uniform, not piled at either end
+
+
+def test_a_null_smaller_than_a_batch_is_a_prefix_of_the_cached_batch(tmp_path):
+    from geoprobe.probes.gaussianity import EppsPulleyNull
+
+    small = EppsPulleyNull(40, 3, 4, seed=2, cache_dir=tmp_path).draw(7)
+    assert small.shape == (7, 4)
+    # grown later, from the cached 7, to the whole batch and beyond: the same first 7
+    full = EppsPulleyNull(40, 3, 4, seed=2, cache_dir=tmp_path).draw(60)
+    np.testing.assert_array_equal(full[:7], small)
+    np.testing.assert_array_equal(full, EppsPulleyNull(40, 3, 4, seed=2,
+                                                       cache_dir=False).draw(60))

@@ -9,8 +9,8 @@ from geoprobe.errors import ProbeInputError
 from geoprobe.source import resolve_source
 from geoprobe.probes.taxonomy import (
     GramEigenTaxonomy, alignment_area, alignment_curves, averaged_projectors,
-    child_parent_cosines, ledoit_wolf_direction, split_levels, theory_eigen, transform,
-    tree_kernel,
+    child_parent_cosines, ledoit_wolf_direction, split_levels, split_vectors, theory_eigen,
+    transform, tree_kernel,
 )
 
 
@@ -179,3 +179,47 @@ def test_shipped_suite_names_registered_parts():
         make_probe(spec.probe, **spec.params)  # raises on unknown parameters
     assert {p.probe for p in suite.probes} == {"gram-eigen-taxonomy",
                                               "hierarchical-orthogonality"}
+
+
+def _leaves_only(emb):
+    """The items of ``emb`` whose node is a leaf of its provenance tree: a leaf-only set."""
+    from geoprobe import EmbeddingSet
+
+    parents = {p for p in emb.provenance["taxonomy"].values() if p is not None}
+    names = np.asarray(emb.items["node"]).astype(str)
+    rows = np.flatnonzero([n not in parents for n in names])
+    return EmbeddingSet(np.stack([emb.layer(i)[rows] for i in range(emb.n_layers)]),
+                        {"item_id": names[rows], "node": names[rows]},
+                        provenance=emb.provenance, layer_names=emb.layer_names,
+                        source="leaves")
+
+
+def test_leaf_kernel_eigenvectors_are_the_leaf_splits():
+    probe = GramEigenTaxonomy(depth=3)
+    th = probe.theory(leaves=True)
+    assert th["M"].shape == (8, 8)
+    # every split restricted to the leaves is an eigenvector of the leaf kernel
+    H, _, S = split_vectors(3, leaves=True)
+    for h in np.vstack([H, S]):
+        Mh = th["M"] @ h
+        np.testing.assert_allclose(Mh, (h @ Mh) * h, atol=1e-12)
+
+
+def test_leaf_only_vectors_recover_their_tree():
+    # vectors on the leaves of a planted tree only (a word list on a tree's leaves): the
+    # internal nodes carry none, so only the leaf kernel can see the tree
+    emb = _leaves_only(planted_taxonomy(depth=6, branching=(2, 3), dim=1024, beta=0.5, seed=0))
+    r = make_probe("gram-eigen-taxonomy", node_column="node", depth=3, n_subtrees=300,
+                   n_boot=100).run(emb, seed=0, progress=False)
+    assert r.info["nodes"] == "leaves" and r.info["K"] == 8
+    assert all(name in emb.items["node"] for name in r.info["example_subtree"])
+    tree = r.metric("alignment_area_normalised", layer="tree").value
+    assert tree > 0.75
+    assert tree - r.metric("alignment_area_normalised", layer="shuffled").value > 0.4
+    assert tree - r.metric("alignment_area_normalised", layer="tree",
+                           baseline="random-assignment").value > 0.5
+    theory = r.metric("coarse_to_fine", baseline="theory").value
+    assert abs(r.metric("coarse_to_fine", layer="tree").value - theory) < 0.15
+    with pytest.raises(ProbeInputError, match="nodes='leaves'"):
+        make_probe("gram-eigen-taxonomy", node_column="node", depth=3, nodes="all").run(
+            emb, progress=False)
