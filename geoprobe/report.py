@@ -95,7 +95,7 @@ def failed_checks(doc: dict) -> list[str]:
         labels = ", ".join(f"{k}={v}" for k, v in (c.get("labels") or {}).items())
         metric = f"{c.get('probe', '')}.{c.get('metric', '')}" + (f" [{labels}]" if labels
                                                                   else "")
-        lines.append(f"| {c.get('id') or c['name']} | {metric} | {_fmt(c.get('value'))} | "
+        lines.append(f"| {c.get('id') or c['name']} | {metric} | {format_number(c.get('value'))} | "
                      f"{c.get('criterion', '')} | {c['message']} |")
     return lines + [""]
 
