@@ -284,6 +284,14 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_figure(args) -> int:
+    from .compose import write_figure
+
+    out = args.out or args.spec.with_suffix(".pdf")
+    log.info("wrote %s", write_figure(args.spec, out))
+    return 0
+
+
 def cmd_completion(args) -> int:
     try:
         import shtab
@@ -362,6 +370,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--items", help="CSV item table")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("figure", help="compose a paper figure from several results files",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Draw the panels a TOML spec names (a probe's figure or one "
+                                   "of its axes from one results.json; a metric across runs) "
+                                   "into one figure at a journal's column or page width, with "
+                                   "panel letters, in geoprobe's style.",
+                       epilog=textwrap.dedent("""\
+                           spec (paths relative to it, inside its folder):
+                             [figure]
+                             width = "page"                 # "column" (3.5 in), "page" (7.2 in), inches
+                             cols = 2
+                             [[panels]]
+                             results = "runs/a/results.json"
+                             probe = "spectrum"             # probe id; axes = 1 keeps one axes
+                             [[panels]]
+                             kind = "trend"
+                             results = ["runs/a", "runs/b"]
+                             x = "suite.config.sources.main.params.noise"
+                             probe = "spectrum"
+                             metric = "rankme"
+                             labels = { layer = "rank4" }
+                           the full format: the docstring of geoprobe/compose.py"""))
+    p.add_argument("spec", type=Path, help="figure spec (.toml)")
+    p.add_argument("-o", "--out", type=Path,
+                   help="output file; .pdf, .svg or .png (default: the spec's name with .pdf)")
+    p.set_defaults(func=cmd_figure)
 
     p = sub.add_parser("completion", help="print a shell completion script",
                        description="Print a tab-completion script for geoprobe's subcommands "
