@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=textwrap.dedent("""\
                            spec (paths relative to it, inside its folder):
                              [figure]
-                             width = "page"                 # "column" (3.5 in), "page" (7.2 in), inches
+                             width = "page"         # "column" (3.5 in), "page" (7.2 in), inches
                              cols = 2
                              [[panels]]
                              results = "runs/a/results.json"
@@ -432,11 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_output_flags(sub) -> None:
     """-q/-v on every subcommand, --json on those with machine-readable output."""
     for name, p in sub.choices.items():
-        p.add_argument("-q", "--quiet", action="count", default=0,
-                       help="say less: no progress bars and no summary on stdout (-qq: no warnings "
-                            "either, errors only)")
-        p.add_argument("-v", "--verbose", action="count", default=0,
-                       help="say more on stderr: what is loaded and run (-vv: details)")
+        for flags, text in ((("-q", "--quiet"), "say less: no progress bars and no summary on "
+                             "stdout (-qq: no warnings either, errors only)"),
+                            (("-v", "--verbose"), "say more on stderr: what is loaded and run "
+                             "(-vv: details)")):
+            try:
+                p.add_argument(*flags, action="count", default=0, help=text)
+            except argparse.ArgumentError:  # a plug-in command that has the flag already
+                pass
         if name in JSON_COMMANDS:
             p.add_argument("--json", action="store_true",
                            help="print one JSON document on stdout and nothing else there "
