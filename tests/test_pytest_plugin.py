@@ -109,3 +109,14 @@ def test_ci_workflow_example_checks_and_uploads_report_and_junit():
     assert upload["if"] == "always()"  # the report matters most when a check failed
     paths = upload["with"]["path"].split()
     assert "geoprobe-out/report.html" in paths and "geoprobe-out/junit.xml" in paths
+
+
+def test_loading_the_plugin_imports_nothing_numerical():
+    """pytest loads the plug-in in every run of an environment with geoprobe: it must not
+    import numpy, torch or matplotlib until the fixture is used."""
+    code = ("import sys, geoprobe.pytest_plugin, geoprobe; "
+            "print(sorted(m for m in ('numpy', 'torch', 'matplotlib') if m in sys.modules)); "
+            "geoprobe.EmbeddingSet; print('numpy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]  # and the public names still load
