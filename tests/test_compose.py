@@ -100,3 +100,22 @@ def test_missing_probe_id_and_axes_out_of_range(runs):
     spec.write_text('[[panels]]\nresults = "runs/noise-0.2"\nprobe = "spectrum"\naxes = 5\n')
     with pytest.raises(GeoprobeError, match="axes 5 is out of range; .* has 2"):
         compose(load_spec(spec))
+
+
+def test_polar_probe_polar_axes_as_a_panel(tmp_path):
+    """The brief's first example panel: the polar plot from a syntax run, alone in a panel."""
+    from matplotlib.figure import Figure
+
+    from geoprobe import get_probe
+    from geoprobe.compose import Panel, _draw_figure
+
+    cls = get_probe("polar-probe")
+    ex = cls.example_input(np.random.default_rng(0))
+    result = cls(**ex.params).run(ex.embeddings, annotations=ex.annotations, seed=0)
+    doc = {"probes": {"polar": result.to_dict()}}
+    whole = Figure().subfigures(1, 1)
+    _draw_figure(Panel("figure", [tmp_path], "polar", "spec"), doc, whole)
+    index = [ax.name for ax in whole.axes].index("polar")
+    sub = Figure().subfigures(1, 1)
+    _draw_figure(Panel("figure", [tmp_path], "polar", "spec", axes=index), doc, sub)
+    assert [ax.name for ax in sub.axes] == ["polar"] and not sub.legends
