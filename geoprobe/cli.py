@@ -5,11 +5,19 @@ failed checks exit with 1 (``check``, and ``run --fail-on-checks``); anything el
 plug-ins register through the ``geoprobe.commands`` entry-point group: each entry point is a
 function ``register(subparsers)`` that adds a parser and sets ``func=run`` with
 ``run(args) -> int``.
+
+For scripts: ``--json`` on run, check, probe, info and list prints one JSON document on stdout
+and nothing else there (progress bars, messages and anything a plug-in prints go to stderr);
+``-q``/``-v`` on every subcommand set how much the ``geoprobe`` logger says on stderr
+(:mod:`geoprobe.logs`); ``geoprobe completion bash|zsh|tcsh`` prints a completion script.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import logging
 import math
 import sys
 import textwrap
@@ -18,13 +26,20 @@ from pathlib import Path
 from . import __version__, threads
 from .errors import GeoprobeError, SuiteError
 from .locks import LockedError, hold
+from .logs import cli_logging
 from .safepath import inside
+
+log = logging.getLogger(__name__)
 
 #: the suite ``geoprobe run`` runs with no arguments
 DEFAULT_SUITE = "jepa-tworoom"
 #: subcommands that take ``--threads`` (extract is a plug-in: it gets the flag here)
 THREADED_COMMANDS = ("run", "check", "probe", "extract")
 DEFAULT_OUT = Path("geoprobe-results")
+#: subcommands that print their output as one JSON document with ``--json``
+JSON_COMMANDS = ("run", "check", "probe", "info", "list")
+#: shells ``geoprobe completion`` writes scripts for (those shtab supports)
+COMPLETION_SHELLS = ("bash", "zsh", "tcsh")
 
 EPILOG = textwrap.dedent("""\
     examples:
@@ -36,6 +51,8 @@ EPILOG = textwrap.dedent("""\
       geoprobe check my_suite.toml -o out/ --against previous/results.json
       geoprobe report out/                          redraw every figure from results.json
       geoprobe report out/ --html                   ... and out/report.html, one page for a browser
+      geoprobe check suite.toml -o out/ --json -q   for scripts: JSON on stdout, exit 1 on failure
+      source <(geoprobe completion bash)            tab completion in this shell
     """)
 
 
@@ -64,6 +81,10 @@ def _suite_args(p: argparse.ArgumentParser, suite_optional: bool) -> None:
                    metavar="SECONDS",
                    help="if another run is writing the same results directory, wait for it "
                         "(at most SECONDS, if given) instead of stopping at once")
+    p.add_argument("--log", metavar="TRACKER[:URI]", dest="tracker",
+                   help="also log parameters, metrics (with CI bounds) and the results "
+                        "directory to an experiment tracker: 'mlflow' (a local ./mlruns "
+                        "folder) or 'mlflow:URI' (a folder or a tracking server)")
 
 
 def _load(args):
@@ -80,32 +101,71 @@ def _run(args, checks: bool) -> int:
 
     suite = _load(args)
     out = args.out or inside(DEFAULT_OUT, suite.name, what="[suite] name", error=SuiteError)
+    tracker = None
+    if args.tracker:  # made before the run, so a missing tracker package stops it early
+        from .tracking import make_tracker
+
+        tracker = make_tracker(args.tracker)
     against = load_results(args.against) if getattr(args, "against", None) else None
     try:
         doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
-                        show_progress=not args.no_progress, wait=args.wait,
+                        show_progress=_show_progress(args), wait=args.wait,
                         formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
     except LockedError as exc:
         if args.wait:
             raise
         raise LockedError(f"{exc}; pass --wait to run after it") from None
+    if tracker is not None:
+        from .tracking import log_results
+
+        log_results(tracker, doc, out)
+        log.info("logged to %s", args.tracker)
     n_metrics = sum(len(p["metrics"]) for p in doc["probes"].values())
-    print(f"{suite.name}: {len(doc['probes'])} probe(s), {n_metrics} metrics -> {out}/results.json")
     html = f"{out}/report.html, " if (Path(out) / "report.html").is_file() else ""
-    print(f"report: {html}{out}/report.md   figures: {out}/figures/")
+    lines = [f"{suite.name}: {len(doc['probes'])} probe(s), {n_metrics} metrics -> "
+             f"{out}/results.json", f"report: {html}{out}/report.md   figures: {out}/figures/"]
     failed = [c for c in doc.get("checks", []) if not c["passed"]]
-    if not checks:
-        if failed:  # said where a user running the suite looks, not only in report.md
-            print(f"geoprobe: warning: {len(failed)} of {len(doc['checks'])} checks failed: "
-                  + ", ".join(c["id"] or c["name"] for c in failed)
-                  + f" (see the top of {out}/report.md)", file=sys.stderr)
+    if checks:
+        lines += [f"  {'PASS' if c['passed'] else 'FAIL'}  {c['name']}  ({c['message']})"
+                  f"  [id {c['id']}]" for c in doc["checks"]]
+        lines.append(f"{len(doc['checks']) - len(failed)} passed, {len(failed)} failed "
+                     f"(junit: {out}/junit.xml, summary: {out}/summary.md)")
+    elif failed:  # said where a user running the suite looks, not only in report.md
+        log.warning("%d of %d checks failed: %s (see the top of %s/report.md)", len(failed),
+                    len(doc["checks"]), ", ".join(c["id"] or c["name"] for c in failed), out)
+    _output(args, _results_payload(doc, out), lines)
+    if not checks:  # `run` exits 0 on failed checks unless asked; `check` always fails
         return 1 if failed and args.fail_on_checks else 0
-    for c in doc["checks"]:
-        print(f"  {'PASS' if c['passed'] else 'FAIL'}  {c['name']}  ({c['message']})"
-              f"  [id {c['id']}]")
-    print(f"{len(doc['checks']) - len(failed)} passed, {len(failed)} failed "
-          f"(junit: {out}/junit.xml, summary: {out}/summary.md)")
     return 1 if failed else 0
+
+
+def _results_payload(doc: dict, out: Path) -> dict:
+    """What ``--json`` prints for a results directory: where its files are, every metric and
+    every check, without the arrays the figures are drawn from (they stay in results.json)."""
+    checks = doc.get("checks", [])
+    return {"suite": doc["suite"]["name"], "seed": doc.get("seed"), "out": str(out),
+            "results": str(out / "results.json"), "report": str(out / "report.md"),
+            "warnings": doc.get("warnings", []),
+            "probes": {pid: {"probe": e["probe"], "figures": e.get("figures", []),
+                             "metrics": e["metrics"]} for pid, e in doc["probes"].items()},
+            "checks": checks, "failed": sum(not c["passed"] for c in checks)}
+
+
+def _output(args, payload: dict, lines: list[str]) -> None:
+    """A command's output: ``payload`` kept for :func:`main` to print as JSON with ``--json``,
+    else the human-readable ``lines`` on stdout (none with ``-q``)."""
+    if getattr(args, "json", False):
+        args.json_payload = payload
+    elif _verbosity(args) >= 0:
+        print("\n".join(lines))
+
+
+def _verbosity(args) -> int:
+    return getattr(args, "verbose", 0) - getattr(args, "quiet", 0)
+
+
+def _show_progress(args) -> bool:
+    return not args.no_progress and _verbosity(args) >= 0
 
 
 def cmd_run(args) -> int:
@@ -142,28 +202,41 @@ def cmd_list(args) -> int:
     from .suite import shipped_suites
 
     show_all = not (args.generators or args.suites)
+    payload, lines = {}, []
     if show_all:
-        print("probes (geoprobe.probes entry points):")
+        payload["probes"] = []
+        lines.append("probes (geoprobe.probes entry points):")
         for name in available():
             try:
                 cls = get_probe(name)
-                print(f"  {name:28s} {cls.summary}")
-                print(f"  {'':28s} needs: {cls.requires.describe()}")
+                entry = {"name": name, "summary": cls.summary, "needs": cls.requires.describe()}
+                lines += [f"  {name:28s} {cls.summary}", f"  {'':28s} needs: {entry['needs']}"]
             except GeoprobeError as exc:
-                print(f"  {name:28s} [broken plug-in] {exc}")
+                entry = {"name": name, "error": str(exc)}
+                lines.append(f"  {name:28s} [broken plug-in] {exc}")
+            payload["probes"].append(entry)
     if show_all or args.generators:
-        print("generators (geoprobe.generators, for `generate = ...` in suites):")
+        payload["generators"] = []
+        lines.append("generators (geoprobe.generators, for `generate = ...` in suites):")
         for name, ep in available(GENERATOR_GROUP).items():
             try:
-                print(f"  {name:28s} {_first_sentence(ep.load().__doc__) or ep.value}")
+                entry = {"name": name,
+                         "summary": _first_sentence(ep.load().__doc__) or ep.value}
+                lines.append(f"  {name:28s} {entry['summary']}")
             except Exception as exc:  # show a broken plug-in instead of hiding it
-                print(f"  {name:28s} [broken plug-in] {type(exc).__name__}: {exc}")
+                entry = {"name": name, "error": f"{type(exc).__name__}: {exc}"}
+                lines.append(f"  {name:28s} [broken plug-in] {entry['error']}")
+            payload["generators"].append(entry)
     if show_all or args.suites:
-        print("shipped suites (geoprobe run NAME):")
-        for name, path in sorted(shipped_suites().items()):
-            print(f"  {name:28s} {_suite_description(path)}")
-    if show_all and available(COMMAND_GROUP):
-        print("plug-in commands: " + ", ".join(available(COMMAND_GROUP)))
+        payload["suites"] = [{"name": name, "description": _suite_description(path)}
+                             for name, path in sorted(shipped_suites().items())]
+        lines.append("shipped suites (geoprobe run NAME):")
+        lines += [f"  {s['name']:28s} {s['description']}" for s in payload["suites"]]
+    if show_all:
+        payload["commands"] = list(available(COMMAND_GROUP))
+        if payload["commands"]:
+            lines.append("plug-in commands: " + ", ".join(payload["commands"]))
+    _output(args, payload, lines)
     return 0
 
 
@@ -186,28 +259,21 @@ def cmd_probe(args) -> int:
     """One probe on one embedding file, through the same runner as suites."""
     from .registry import get_probe
     from .runner import run_suite
-    from .suite import build_suite, parse_override
+    from .suite import parse_override, probe_suite
 
     get_probe(args.name)  # an unknown name fails as such, before it becomes the suite's name
     params = {}
     for text in args.param:
         keys, value = parse_override(text)
         params[".".join(keys)] = value
-    probe = {"probe": args.name, "params": params, "layers": args.layers}
-    raw = {"suite": {"name": args.name, "seed": args.seed},
-           "sources": {"embeddings": {"path": str(Path(args.embeddings).resolve())}},
-           "probes": [probe]}
-    if args.items:
-        raw["sources"]["embeddings"]["items"] = str(Path(args.items).resolve())
-    if args.twin:
-        raw["sources"]["embeddings"]["twin"] = str(Path(args.twin).resolve())
-    suite = build_suite(raw)
+    suite = probe_suite(args.name, args.embeddings, items=args.items, twin=args.twin,
+                        params=params, layers=args.layers, seed=args.seed)
     out = args.out or inside(DEFAULT_OUT, suite.name, what="probe name", error=SuiteError)
-    doc = run_suite(suite, out, show_progress=not args.no_progress)
+    doc = run_suite(suite, out, show_progress=_show_progress(args))
     from .report import metrics_table
 
-    print("\n".join(metrics_table(doc["probes"][args.name])))
-    print(f"-> {out}/results.json, figures in {out}/figures/")
+    _output(args, _results_payload(doc, out), metrics_table(doc["probes"][args.name])
+            + [f"-> {out}/results.json, figures in {out}/figures/"])
     return 0
 
 
@@ -215,16 +281,35 @@ def cmd_info(args) -> int:
     from .io import load_embeddings
 
     emb = load_embeddings(args.path, items=args.items)
-    print(repr(emb))
-    print(f"layers: {emb.layer_names}")
-    print(f"columns: {emb.items.names}")
-    for k, v in emb.provenance.items():
-        if not k.startswith("_"):
-            print(f"  {k}: {v}")
-    print("valid: no NaN/Inf, unique item IDs")
+    provenance = {k: v for k, v in emb.provenance.items() if not k.startswith("_")}
     collapsed = emb.collapse_warning()
     if collapsed:
-        print(f"geoprobe: warning: {collapsed}", file=sys.stderr)
+        log.warning(collapsed)
+    _output(args, {"path": str(args.path), "n_layers": emb.n_layers, "n_items": emb.n_items,
+                   "dim": emb.dim, "layers": emb.layer_names, "columns": emb.items.names,
+                   "provenance": provenance, "valid": True,
+                   "warnings": [collapsed] if collapsed else []},
+            [repr(emb), f"layers: {emb.layer_names}", f"columns: {emb.items.names}"]
+            + [f"  {k}: {v}" for k, v in provenance.items()]
+            + ["valid: no NaN/Inf, unique item IDs"])
+    return 0
+
+
+def cmd_figure(args) -> int:
+    from .compose import write_figure
+
+    out = args.out or args.spec.with_suffix(".pdf")
+    log.info("wrote %s", write_figure(args.spec, out))
+    return 0
+
+
+def cmd_completion(args) -> int:
+    try:
+        import shtab
+    except ImportError:
+        raise GeoprobeError("shell completion needs shtab: pip install 'geoprobe[completion]'"
+                            ) from None
+    print(shtab.complete(build_parser(), shell=args.shell))
     return 0
 
 
@@ -307,6 +392,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", help="CSV item table")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("figure", help="compose a paper figure from several results files",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Draw the panels a TOML spec names (a probe's figure or one "
+                                   "of its axes from one results.json; a metric across runs) "
+                                   "into one figure at a journal's column or page width, with "
+                                   "panel letters, in geoprobe's style.",
+                       epilog=textwrap.dedent("""\
+                           spec (paths relative to it, inside its folder):
+                             [figure]
+                             width = "page"         # "column" (3.5 in), "page" (7.2 in), inches
+                             cols = 2
+                             [[panels]]
+                             results = "runs/a/results.json"
+                             probe = "spectrum"             # probe id; axes = 1 keeps one axes
+                             [[panels]]
+                             kind = "trend"
+                             results = ["runs/a", "runs/b"]
+                             x = "suite.config.sources.main.params.noise"
+                             probe = "spectrum"
+                             metric = "rankme"
+                             labels = { layer = "rank4" }
+                           the full format: the docstring of geoprobe/compose.py"""))
+    p.add_argument("spec", type=Path, help="figure spec (.toml)")
+    p.add_argument("-o", "--out", type=Path,
+                   help="output file; .pdf, .svg or .png (default: the spec's name with .pdf)")
+    p.set_defaults(func=cmd_figure)
+
+    p = sub.add_parser("completion", help="print a shell completion script",
+                       description="Print a tab-completion script for geoprobe's subcommands "
+                                   "and options (needs the optional shtab package).",
+                       epilog="bash: source <(geoprobe completion bash), or save it as "
+                              "~/.local/share/bash-completion/completions/geoprobe; zsh: "
+                              "geoprobe completion zsh > ~/.zfunc/_geoprobe (with ~/.zfunc "
+                              "on fpath)")
+    p.add_argument("shell", choices=COMPLETION_SHELLS)
+    p.set_defaults(func=cmd_completion)
+
     p = sub.add_parser("convert", help="import an embedding file into geoprobe's format",
                        description="Convert any supported file to geoprobe's memory-mappable "
                                    "directory format (or .npz/.safetensors by suffix).")
@@ -324,7 +446,25 @@ def build_parser() -> argparse.ArgumentParser:
                 "--threads", metavar="N",
                 help="BLAS and torch threads: a count or 'auto' (default $GEOPROBE_THREADS, "
                      "else auto: one thread, the fastest on a shared machine)")
+    _add_output_flags(sub)
     return parser
+
+
+def _add_output_flags(sub) -> None:
+    """-q/-v on every subcommand, --json on those with machine-readable output."""
+    for name, p in sub.choices.items():
+        for flags, text in ((("-q", "--quiet"), "say less: no progress bars and no summary on "
+                             "stdout (-qq: no warnings either, errors only)"),
+                            (("-v", "--verbose"), "say more on stderr: what is loaded and run "
+                             "(-vv: details)")):
+            try:
+                p.add_argument(*flags, action="count", default=0, help=text)
+            except argparse.ArgumentError:  # a plug-in command that has the flag already
+                pass
+        if name in JSON_COMMANDS:
+            p.add_argument("--json", action="store_true",
+                           help="print one JSON document on stdout and nothing else there "
+                                "(messages and progress go to stderr)")
 
 
 def _register_plugins(sub) -> None:
@@ -335,7 +475,7 @@ def _register_plugins(sub) -> None:
             ep.load()(sub)
         except Exception as exc:  # a broken plug-in must not take the whole CLI down
             print(f"geoprobe: warning: command plug-in {name!r} failed to load: {exc}",
-                  file=sys.stderr)
+                  file=sys.stderr)  # before a command's logging is set up
 
 
 def main(argv=None) -> int:
@@ -344,19 +484,32 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    as_json = getattr(args, "json", False)
+    stdout = sys.stdout
     try:
-        if not hasattr(args, "threads"):  # no numerical work here, or its entry points
-            return int(args.func(args) or 0)  # open the policy themselves
-        # One thread policy for the whole command (geoprobe.threads); plug-in commands with
-        # their own --threads flag (jepa train) share it.
-        with threads.policy(args.threads):
-            return int(args.func(args) or 0)
+        # with --json, whatever else is printed (a plug-in, a library) goes to stderr
+        with cli_logging(_verbosity(args)), (contextlib.redirect_stdout(sys.stderr) if as_json
+                                             else contextlib.nullcontext()):
+            code = _call(args)
     except GeoprobeError as exc:
         print(f"geoprobe: error: {exc}", file=sys.stderr)
-        return 2
+        code, args.json_payload = 2, {"error": str(exc)}
     except KeyboardInterrupt:
         print("geoprobe: interrupted; no results were written", file=sys.stderr)
-        return 130
+        code, args.json_payload = 130, {"error": "interrupted"}
+    if as_json:
+        print(json.dumps({**getattr(args, "json_payload", {}), "exit_code": code}, indent=2,
+                         default=str), file=stdout)
+    return code
+
+
+def _call(args) -> int:
+    if not hasattr(args, "threads"):  # no numerical work here, or its entry points
+        return int(args.func(args) or 0)  # open the policy themselves
+    # One thread policy for the whole command (geoprobe.threads); plug-in commands with
+    # their own --threads flag (jepa train) share it.
+    with threads.policy(args.threads):
+        return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

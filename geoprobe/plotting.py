@@ -8,11 +8,17 @@ Figures are :class:`matplotlib.figure.Figure` objects made without pyplot: they 
 backend, open no window, are not kept alive by pyplot's registry, and importing geoprobe
 leaves the user's backend (a notebook's inline one, say) as it was. A notebook still shows a
 returned figure, through the figure's own rich display.
+
+A probe's figure can also be drawn as one panel of a larger figure (``geoprobe figure``,
+:mod:`geoprobe.compose`): inside :func:`drawing_into`, :func:`new_figure` lays its axes out in
+the given sub-figure instead of making a new figure, so every probe's ``plot`` draws into a
+panel unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +37,9 @@ SAVE_DPI = 200
 
 #: single-column and double-column widths in inches (typical two-column paper)
 WIDTH = {"single": 3.4, "double": 7.0}
+
+#: the sub-figure new_figure draws into, inside drawing_into(); None: a new figure
+_TARGET = contextvars.ContextVar("geoprobe_figure_target", default=None)
 
 _RC = {
     "font.family": "DejaVu Sans",
@@ -58,9 +67,29 @@ def style():
         yield
 
 
+@contextlib.contextmanager
+def drawing_into(subfigure):
+    """Within the block, :func:`new_figure` returns ``subfigure`` (a
+    :class:`matplotlib.figure.SubFigure` of a larger figure) and axes laid out in it, so a
+    probe's ``plot`` draws one panel of a composed figure; its size then comes from the
+    larger figure, not from ``width`` and ``aspect``."""
+    token = _TARGET.set(subfigure)
+    try:
+        yield subfigure
+    finally:
+        _TARGET.reset(token)
+
+
 def new_figure(ncols: int = 1, nrows: int = 1, *, width: str | float = "single",
                aspect: float = 0.75, **kwargs):
-    """A figure and axes sized for a paper column; ``aspect`` is height/width per panel."""
+    """A figure and axes sized for a paper column; ``aspect`` is height/width per panel.
+
+    Returns ``(figure, axes)`` with ``axes`` of shape (nrows, ncols); inside
+    :func:`drawing_into`, the figure is the target sub-figure.
+    """
+    target = _TARGET.get()
+    if target is not None:
+        return target, target.subplots(nrows, ncols, squeeze=False, **kwargs)
     w = WIDTH.get(width, width) if isinstance(width, str) else width
     h = w / ncols * aspect * nrows
     fig = Figure(figsize=(w, h), layout="constrained")

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -44,6 +44,8 @@ from .results import SuiteResults
 from .safepath import inside
 from .source import AUTO, Source, resolve_source
 from .suite import Suite
+
+log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
 RESULTS_FORMAT = 1
@@ -134,9 +136,12 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
             t0 = time.perf_counter()
             sources[name] = _load_source(suite, suite.sources[name], scratch)
             source_info[name] = _describe_source(sources[name], time.perf_counter() - t0)
+            log.info("source %s: %d items x %d dims, %d layer(s), loaded in %.1f s", name,
+                     source_info[name]["n_items"], source_info[name]["dim"],
+                     len(source_info[name]["layers"]), time.perf_counter() - t0)
             collapsed = sources[name].embeddings.collapse_warning()
             if collapsed:  # said now, before the probes run, and kept in the results
-                print(f"geoprobe: warning: {collapsed}", file=sys.stderr)
+                log.warning(collapsed)
                 warnings.append(collapsed)
         for spec in suite.probes:  # refuse missing columns/annotations before running any
             try:
@@ -157,6 +162,8 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                                          annotations=annotations, seed=seed,
                                          progress=show_progress)
             timings[spec.id] = round(time.perf_counter() - t0, 3)
+            log.info("probe %s (%s): %d metrics in %.1f s", spec.id, spec.probe,
+                     len(result.metrics), timings[spec.id])
             results[spec.id] = (spec, result)
 
         doc = {

@@ -364,6 +364,25 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
                  sources=sources, probes=probes, checks=checks, path=path, raw=raw)
 
 
+def probe_suite(probe: str, embeddings, *, items=None, twin=None, params=None,
+                layers="all", seed: int = 0, checks=()) -> Suite:
+    """A suite of one probe on one embedding file (``geoprobe probe``, the pytest plug-in).
+
+    The probe's name is its id and the suite's name; ``checks`` are ``[[checks]]`` tables
+    without ``probe`` (it is this one), e.g. ``{"metric": "rankme", "layer": "0", "op": ">=",
+    "value": 20}``. Paths are made absolute, so the suite does not depend on the cwd.
+    """
+    source = {"path": str(Path(embeddings).resolve())}
+    if items:
+        source["items"] = str(Path(items).resolve())
+    if twin:
+        source["twin"] = str(Path(twin).resolve())
+    raw = {"suite": {"name": probe, "seed": seed}, "sources": {"embeddings": source},
+           "probes": [{"probe": probe, "params": dict(params or {}), "layers": layers}],
+           "checks": [{"probe": probe, **c} for c in checks]}
+    return build_suite(raw)
+
+
 def _check_keys(spec, allowed: dict[str, type | tuple], label: str) -> None:
     """``spec`` is a table holding only ``allowed`` keys, each with a value of its type."""
     if not isinstance(spec, dict):
