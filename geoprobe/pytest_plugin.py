@@ -117,10 +117,10 @@ def _run_checked(target, out_root: Path, *, embeddings, items, against, params, 
 def failure_report(doc: dict, suite, previous: dict | None, out: Path) -> str:
     """The failed checks of a results dict as an aligned table, one row per check, with
     each failure's reason below it."""
-    from .report import _fmt
+    from .display import format_number
 
     def num(x) -> str:
-        return _fmt(x) or "-"
+        return format_number(x) or "-"
 
     specs = {c.id: c for c in suite.checks}
     failed = [c for c in doc["checks"] if not c["passed"]]

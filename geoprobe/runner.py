@@ -205,8 +205,7 @@ def write_html_if_possible(doc: dict, out_dir) -> Path | None:
     """Write ``out_dir/report.html``; without jinja2 (the ``report`` extra) say so on stderr
     instead, since the run's results are complete without it."""
     if not has_jinja():
-        print("geoprobe: note: no report.html: it needs jinja2 (pip install "
-              "'geoprobe[report]')", file=sys.stderr)
+        log.warning("no report.html: it needs jinja2 (pip install 'geoprobe[report]')")
         return None
     return write_html_report(doc, out_dir)
 
