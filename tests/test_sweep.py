@@ -152,34 +152,52 @@ def test_serial_sweep_resumes_without_recomputing(ckpts, monkeypatch):
     assert (out / "junit.xml").exists() and (out / "figures" / "dynamics-spectrum-rankme.png").exists()
 
 
-def test_two_dask_workers_give_the_serial_numbers(ckpts):
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One LocalCluster of 2 worker processes for the Dask tests, whose workers can import
+    the crash-once test plug-in: a hand-made distribution on sys.path, which spawned worker
+    processes inherit (a restarted worker too)."""
     pytest.importorskip("distributed", reason="the sweep extra (geoprobe[sweep]) is in CI")
-    kwargs = dict(embeddings=[str(ckpts / "step_*.npy")], items=str(ckpts / "items.csv"),
-                  per_layer=True, show_progress=False)
-    serial = run_sweep(str(ckpts / "s.toml"), ckpts / "serial", serial=True, **kwargs)
-    lines = []
-    parallel = run_sweep(str(ckpts / "s.toml"), ckpts / "dask", n_workers=2, announce=lines.append,
-                         **kwargs)
-    assert parallel["counts"]["computed"] == 6 and lines and "dashboard" in lines[0]
-    pids = {json.loads(p.read_text())["worker"]["pid"] for p in (ckpts / "dask" / "tasks").iterdir()}
-    assert os.getpid() not in pids  # ran in worker processes
-    assert (ckpts / "serial" / "sweep.csv").read_text() == (ckpts / "dask" / "sweep.csv").read_text()
-    # and nothing starts when everything is done
-    again = run_sweep(str(ckpts / "s.toml"), ckpts / "dask", n_workers=2, **kwargs)
-    assert again["counts"]["computed"] == 0 and again["executor"]["dashboard"] is None
+    from geoprobe.sweep.execute import dask_client
 
-
-def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost(ckpts):
-    pytest.importorskip("distributed", reason="the sweep extra (geoprobe[sweep]) is in CI")
-    site = ckpts / "site"
+    site = tmp_path_factory.mktemp("site")
     dist = site / "geoprobe_crashonce-0.0.1.dist-info"
-    dist.mkdir(parents=True)
+    dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: geoprobe-crashonce\n"
                                    "Version: 0.0.1\n")
     (dist / "entry_points.txt").write_text("[geoprobe.probes]\ncrash-once = "
                                            "geoprobe_crashonce:CrashOnce\n")
     (site / "geoprobe_crashonce.py").write_text(
         (Path(__file__).parent / "sweep_plugin" / "geoprobe_crashonce.py").read_text())
+    sys.path.insert(0, str(site))
+    try:
+        with dask_client(n_workers=2) as client:
+            yield SimpleNamespace(address=client.scheduler.address, site=site)
+    finally:
+        sys.path.remove(str(site))
+
+
+def test_two_dask_workers_give_the_serial_numbers(ckpts, cluster):
+    kwargs = dict(embeddings=[str(ckpts / "step_*.npy")], items=str(ckpts / "items.csv"),
+                  per_layer=True, show_progress=False)
+    serial = run_sweep(str(ckpts / "s.toml"), ckpts / "serial", serial=True, **kwargs)
+    lines = []
+    parallel = run_sweep(str(ckpts / "s.toml"), ckpts / "dask", scheduler=cluster.address,
+                         announce=lines.append, **kwargs)
+    assert serial["counts"]["computed"] == parallel["counts"]["computed"] == 6
+    assert lines and "dashboard" in lines[0]
+    pids = {json.loads(p.read_text())["worker"]["pid"]
+            for p in (ckpts / "dask" / "tasks").iterdir()}
+    assert os.getpid() not in pids  # ran in the worker processes
+    assert (ckpts / "serial" / "sweep.csv").read_text() == \
+        (ckpts / "dask" / "sweep.csv").read_text()
+    # nothing is submitted when everything is done
+    again = run_sweep(str(ckpts / "s.toml"), ckpts / "dask", scheduler="tcp://192.0.2.1:1",
+                      **kwargs)
+    assert again["counts"]["computed"] == 0 and again["executor"]["dashboard"] is None
+
+
+def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost(ckpts, cluster):
     marker = ckpts / "crashed"
     (ckpts / "k.toml").write_text(f"""
 [sources.main]
@@ -188,17 +206,20 @@ path = "unused.npy"
 probe = "crash-once"
 params = {{ marker = "{marker}" }}
 """)
-    env = {**os.environ, "PYTHONPATH": str(site), "GEOPROBE_NO_PROGRESS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(cluster.site), "GEOPROBE_NO_PROGRESS": "1"}
     done = subprocess.run([sys.executable, "-m", "geoprobe.cli", "sweep", "k.toml", "-o", "out",
-                           "--embeddings", "step_*.npy", "--per-layer", "--workers", "2"],
+                           "--embeddings", "step_*.npy", "--per-layer",
+                           "--scheduler", cluster.address],
                           cwd=ckpts, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert marker.exists()  # a worker did die
     doc = json.loads((ckpts / "out" / "sweep.json").read_text())
-    assert doc["counts"]["computed"] == 6
+    assert doc["counts"]["computed"] == 6 and doc["executor"]["scheduler"] == cluster.address
     rows = read_table(ckpts / "out" / "sweep.csv")
     assert sorted((r["step"], r["layer"]) for r in rows) == [
         (s, layer) for s in (100, 200, 300) for layer in ("0", "1")]
+    assert len({json.loads(p.read_text())["worker"]["pid"]
+                for p in (ckpts / "out" / "tasks").iterdir()}) >= 1
 
 
 def _trend_docs(values):
