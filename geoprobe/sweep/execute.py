@@ -40,8 +40,10 @@ def source_workdir(root, variant: Variant) -> Path:
 def _load(variant: Variant, root):
     from ..runner import load_source
 
-    workdir = source_workdir(root, variant)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = None
+    if variant.spec.generate:  # a file source needs no work folder
+        workdir = source_workdir(root, variant)
+        workdir.mkdir(parents=True, exist_ok=True)
     return load_source(variant.suite, variant.spec, workdir)
 
 

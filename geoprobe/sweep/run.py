@@ -23,8 +23,9 @@ from pathlib import Path
 
 from ..errors import GeoprobeError, SuiteError
 from ..locks import hold
-from ..provenance import environment, write_json_atomic, writing
+from ..provenance import environment, file_sha256, read_json, write_json_atomic, writing
 from ..registry import make_probe
+from ..safepath import check_name, inside
 from .execute import raise_errors, run_dask, run_serial
 from .figures import sweep_figures
 from .plan import HashCache, plan_sweep
@@ -49,6 +50,21 @@ def _validate(plan) -> None:
             make_probe(spec.probe, **spec.params)
         except GeoprobeError as exc:
             raise SuiteError(f"probe {spec.id!r}: {exc}") from None
+
+
+def _unchanged_figures(out_dir: Path, table_sha: str, formats) -> list[Path] | None:
+    """The figures the last sweep drew, when they were drawn from the same table in the same
+    formats and are all still there (a resumed sweep that found everything done); else None.
+    Figures come from the table alone, so the same table gives the same figures."""
+    path = out_dir / "sweep.json"
+    if not path.exists():
+        return None
+    files = read_json(path, missing="no sweep.json").get("files", {})
+    if files.get("table_sha256") != table_sha or files.get("formats") != list(formats):
+        return None
+    paths = [inside(out_dir / "figures", check_name(name, what="sweep.json figure"),
+                    what="sweep.json figure") for name in files.get("figures", [])]
+    return paths if all(p.exists() for p in paths) else None
 
 
 def run_sweep(suite: str, out_dir, *, overrides=(), embeddings=(), grid=(), items=None,
@@ -91,8 +107,11 @@ def run_sweep(suite: str, out_dir, *, overrides=(), embeddings=(), grid=(), item
         docs = {t.key: store.get(t.key) for t in plan.tasks}
         rows = [r for t in plan.tasks for r in task_rows(docs[t.key], plan.grid_keys)]
         tables = write_table(rows, out_dir, plan.grid_keys)
-        figures = sweep_figures(read_table(out_dir / "sweep.csv"), out_dir / "figures",
-                                formats)
+        table_sha = file_sha256(out_dir / "sweep.csv")
+        figures = _unchanged_figures(out_dir, table_sha, formats)
+        if figures is None:
+            figures = sweep_figures(read_table(out_dir / "sweep.csv"), out_dir / "figures",
+                                    formats)
         per_variant = variant_docs(plan, docs)
         outcomes = per_checkpoint(plan.suite.checks, per_variant)
         if plan.has_steps:
@@ -117,8 +136,8 @@ def run_sweep(suite: str, out_dir, *, overrides=(), embeddings=(), grid=(), item
             "tasks": [t.describe() for t in plan.tasks],
             "counts": {"tasks": len(plan.tasks), "computed": outcome.computed,
                        "cached": outcome.cached, "rows": len(rows)},
-            "files": {"tables": [p.name for p in tables],
-                      "figures": sorted(p.name for p in figures)},
+            "files": {"tables": [p.name for p in tables], "table_sha256": table_sha,
+                      "formats": list(formats), "figures": sorted(p.name for p in figures)},
             "checks": [asdict(o) for o in outcomes],
             "timings": {"tasks_seconds": round(t_tasks, 3),
                         "total_seconds": round(time.perf_counter() - t_start, 3)},
