@@ -240,7 +240,12 @@ def _probe_id(spec: dict) -> str:
 
 
 def _trend_id(spec: dict) -> str:
-    return spec["id"] if "id" in spec else check_id(spec) + "-trend"
+    """A trend's id: its ``id``, else the check id of its target and its kind,
+    ``PROBE-METRIC-LABELS-max_drop`` or ``PROBE-METRIC-LABELS-from_STEP``."""
+    if "id" in spec:
+        return spec["id"]
+    kind = "max_drop" if "max_drop" in spec else f"from_{spec.get('from_step', 0)}"
+    return f"{check_id(spec)}-{kind}"
 
 
 _LIST_IDS = {"probes": _probe_id, "checks": check_id, "trends": _trend_id}
@@ -416,8 +421,9 @@ def _trends(raw: dict, probe_ids: set, where: str) -> list[TrendSpec]:
             raise SuiteError(f"{label}: unknown probe id {spec['probe']!r}; ids are "
                              f"{sorted(probe_ids)}")
         tid = _trend_id(spec)
-        if not tid or "." in tid or tid in seen:
-            raise SuiteError(f"{label}: 'id' {tid!r} must be unique, non-empty and without '.'")
+        if not isinstance(tid, str) or not tid or "." in tid or tid in seen:
+            raise SuiteError(f"{label}: id {tid!r} must be unique, non-empty and without '.' "
+                             "(give each trend an 'id')")
         seen.add(tid)
         threshold = "op" in spec or "value" in spec
         if threshold == ("max_drop" in spec):

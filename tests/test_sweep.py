@@ -234,7 +234,7 @@ def _trend_docs(values):
 
 
 def test_trends_pass_and_fail(ckpts):
-    suite = load_suite(str(ckpts / "s.toml"), ["trends.spectrum-rankme-1-trend.max_drop=0.2"])
+    suite = load_suite(str(ckpts / "s.toml"), ["trends.spectrum-rankme-1-max_drop.max_drop=0.2"])
     (drop,) = suite.trends
     rising = _trend_docs([(100, 2.0), (200, 4.0), (300, 6.0)])
     assert evaluate_trends([drop], rising)[0].passed
