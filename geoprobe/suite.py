@@ -109,6 +109,12 @@ class ProbeSpec:
     seed: int | None = None
 
 
+def _describe_target(probe: str, metric: str, labels: dict) -> str:
+    """``probe.metric[label=value,...]``: what a check or trend is about."""
+    lab = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return f"{probe}.{metric}" + (f"[{lab}]" if lab else "")
+
+
 @dataclass
 class CheckSpec:
     probe: str
@@ -123,8 +129,7 @@ class CheckSpec:
     id: str = ""
 
     def describe(self) -> str:
-        lab = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
-        target = f"{self.probe}.{self.metric}" + (f"[{lab}]" if lab else "")
+        target = _describe_target(self.probe, self.metric, self.labels)
         if self.op is not None:
             return f"{target} {self.op} {self.value}"
         parts = []
@@ -153,8 +158,7 @@ class TrendSpec:
     id: str = ""
 
     def describe(self) -> str:
-        lab = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
-        target = f"{self.probe}.{self.metric}" + (f"[{lab}]" if lab else "")
+        target = _describe_target(self.probe, self.metric, self.labels)
         if self.op is not None:
             return f"{target} {self.op} {self.value:g} from step {self.from_step} on"
         return f"{target} drops by at most {self.max_drop:g} between checkpoints"
@@ -367,13 +371,7 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
     for i, spec in enumerate(raw.get("checks", [])):
         label = f"{where} [[checks]] #{i + 1}"
         _check_keys(spec, _CHECK_KEYS, label)
-        for key in ("probe", "metric"):
-            if key not in spec:
-                raise SuiteError(f"{label}: missing '{key}'")
-        if spec["probe"] not in ids:
-            raise SuiteError(f"{label}: unknown probe id {spec['probe']!r}; ids are {sorted(ids)}")
-        if not isinstance(spec.get("labels", {}), dict):
-            raise SuiteError(f"{label}: 'labels' must be a table")
+        labels = _target_labels(spec, ids, label)
         cid = check_id(spec)
         if not isinstance(cid, str) or not cid or "." in cid:
             raise SuiteError(f"{label}: 'id' must be a non-empty string without '.' (--set "
@@ -382,18 +380,13 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
             raise SuiteError(f"{label}: duplicate check id {cid!r} (also check #"
                              f"{check_ids[cid] + 1}); give each an 'id'")
         check_ids[cid] = i
-        labels = {k: str(v) for k, v in dict(spec.get("labels", {})).items()}
-        if "layer" in spec:
-            labels["layer"] = str(spec["layer"])
         has_threshold = "op" in spec or "value" in spec
         relative = spec.get("against") is not None
         if has_threshold == relative:
             raise SuiteError(f"{label}: give either 'op' and 'value', or 'against' with "
                              "'max_drop' and/or 'ci_overlap'")
         if has_threshold:
-            if spec.get("op") not in OPS or not isinstance(spec.get("value"), (int, float)):
-                raise SuiteError(f"{label}: 'op' must be one of {sorted(OPS)} and 'value' a "
-                                 f"number, got {spec.get('op')!r} and {spec.get('value')!r}")
+            _check_threshold(spec, label)
         elif spec.get("max_drop") is None and not spec.get("ci_overlap"):
             raise SuiteError(f"{label}: a check against previous results needs 'max_drop' "
                              "and/or 'ci_overlap = true'")
@@ -409,17 +402,35 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
                  trends=_trends(raw, ids, where))
 
 
+def _target_labels(spec: dict, probe_ids: set, label: str) -> dict[str, str]:
+    """The labels a check or trend selects its metric by (``layer`` merged in), after
+    checking that it names a probe id and a metric."""
+    for key in ("probe", "metric"):
+        if key not in spec:
+            raise SuiteError(f"{label}: missing '{key}'")
+    if spec["probe"] not in probe_ids:
+        raise SuiteError(f"{label}: unknown probe id {spec['probe']!r}; ids are "
+                         f"{sorted(probe_ids)}")
+    if not isinstance(spec.get("labels", {}), dict):
+        raise SuiteError(f"{label}: 'labels' must be a table")
+    labels = {k: str(v) for k, v in spec.get("labels", {}).items()}
+    if "layer" in spec:
+        labels["layer"] = str(spec["layer"])
+    return labels
+
+
+def _check_threshold(spec: dict, label: str) -> None:
+    if spec.get("op") not in OPS or not isinstance(spec.get("value"), (int, float)):
+        raise SuiteError(f"{label}: 'op' must be one of {sorted(OPS)} and 'value' a "
+                         f"number, got {spec.get('op')!r} and {spec.get('value')!r}")
+
+
 def _trends(raw: dict, probe_ids: set, where: str) -> list[TrendSpec]:
     trends, seen = [], set()
     for i, spec in enumerate(raw.get("trends", [])):
         label = f"{where} [[trends]] #{i + 1}"
         _check_keys(spec, _TREND_KEYS, label)
-        for key in ("probe", "metric"):
-            if key not in spec:
-                raise SuiteError(f"{label}: missing '{key}'")
-        if spec["probe"] not in probe_ids:
-            raise SuiteError(f"{label}: unknown probe id {spec['probe']!r}; ids are "
-                             f"{sorted(probe_ids)}")
+        labels = _target_labels(spec, probe_ids, label)
         tid = _trend_id(spec)
         if not isinstance(tid, str) or not tid or "." in tid or tid in seen:
             raise SuiteError(f"{label}: id {tid!r} must be unique, non-empty and without '.' "
@@ -429,13 +440,8 @@ def _trends(raw: dict, probe_ids: set, where: str) -> list[TrendSpec]:
         if threshold == ("max_drop" in spec):
             raise SuiteError(f"{label}: give either 'op' and 'value' (and 'from_step'), or "
                              "'max_drop'")
-        if threshold and (spec.get("op") not in OPS
-                          or not isinstance(spec.get("value"), (int, float))):
-            raise SuiteError(f"{label}: 'op' must be one of {sorted(OPS)} and 'value' a "
-                             f"number, got {spec.get('op')!r} and {spec.get('value')!r}")
-        labels = {k: str(v) for k, v in spec.get("labels", {}).items()}
-        if "layer" in spec:
-            labels["layer"] = str(spec["layer"])
+        if threshold:
+            _check_threshold(spec, label)
         trend = TrendSpec(spec["probe"], spec["metric"], labels, spec.get("op"),
                           spec.get("value"), spec.get("from_step", 0), spec.get("max_drop"),
                           id=tid)
