@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -116,6 +117,10 @@ def main() -> None:
         assert out.computed == len(tasks) and not out.errors
         same = ({p.name for p in (tmp / "serial" / "tasks").iterdir()}
                 == {p.name for p in (tmp / "dask" / "tasks").iterdir()})
+        # time inside the tasks: tells contention for the cores from scheduling overhead
+        inside = {name: np.mean([json.loads(p.read_text())["seconds"]
+                                 for p in (tmp / name / "tasks").iterdir()])
+                  for name in ("serial", "dask")}
 
         resume = tmp / "resume"
         resume.mkdir()
@@ -142,6 +147,8 @@ def main() -> None:
             f"| LocalCluster, 2 workers x 1 thread, warm (load before {load_dask:.2f}) | "
             f"{parallel:.2f} s |",
             f"| speed-up, 2 warm workers vs serial | **{serial / parallel:.2f}x** |",
+            f"| mean time inside one task: serial, on a worker | {inside['serial']:.2f} s, "
+            f"{inside['dask']:.2f} s |",
             f"| cluster start-up (2 worker processes), then imports on the workers | "
             f"{startup:.2f} s, {warm - startup:.2f} s |",
             f"| speed-up counting start-up and imports | {serial / (parallel + warm):.2f}x |",

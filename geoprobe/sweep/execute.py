@@ -123,9 +123,14 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None):
         return
     import logging
 
-    cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                           processes=True, dashboard_address=":0",
-                           silence_logs=logging.ERROR)
+    import dask
+
+    # Dask's statistical profiler samples each worker's stack every 10 ms from a thread of
+    # its own, which competes for the GIL with the task's many small NumPy calls.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1,
+                               threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR)
     with cluster, Client(cluster) as client:
         yield client
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import inspect
 import itertools
 import json
 import os
@@ -32,6 +33,7 @@ from pathlib import Path
 from ..errors import SuiteError
 from ..io import load_embeddings
 from ..provenance import file_sha256, read_json, write_json_atomic
+from ..registry import get_generator
 from ..source import layer_positions, twin_path
 from ..suite import SourceSpec, Suite, load_suite, parse_override
 from ..version import __version__
@@ -124,10 +126,6 @@ class Variant:
         made once by a preparation task before the probe tasks reuse it."""
         if not self.spec.generate:
             return False
-        import inspect
-
-        from ..registry import get_generator
-
         return "workdir" in inspect.signature(get_generator(self.spec.generate)).parameters
 
 
