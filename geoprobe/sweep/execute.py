@@ -40,10 +40,8 @@ def source_workdir(root, variant: Variant) -> Path:
 def _load(variant: Variant, root):
     from ..runner import load_source
 
-    workdir = None
-    if variant.spec.generate:  # a file source needs no work folder
-        workdir = source_workdir(root, variant)
-        workdir.mkdir(parents=True, exist_ok=True)
+    # a file source needs no work folder; a generator that takes one makes it
+    workdir = source_workdir(root, variant) if variant.spec.generate else None
     return load_source(variant.suite, variant.spec, workdir)
 
 
@@ -130,7 +128,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None):
     with dask.config.set({"distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1,
                                threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.CRITICAL)  # errors: one line, ours
     with cluster, Client(cluster) as client:
         yield client
 

@@ -60,6 +60,12 @@ def _lines(rows, x_of, extra=()) -> dict[str, tuple[list, list, list, list]]:
     return {k: tuple(map(list, zip(*sorted(v)))) for k, v in list(lines.items())[:MAX_LINES]}
 
 
+def _line_figure(lines):
+    """A figure one paper column wide, or both columns (and as tall) when a long legend
+    sits beside the axes."""
+    return new_figure(width="double", aspect=0.4) if len(lines) > 4 else new_figure()
+
+
 def _draw_lines(ax, lines, *, ticks=None):
     for color, (label, (x, y, lo, hi)) in zip(PALETTE, lines.items()):
         ax.plot(x, y, marker="o", ms=3, color=color, label=label)
@@ -68,8 +74,8 @@ def _draw_lines(ax, lines, *, ticks=None):
             ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
     if ticks is not None:
         ax.set_xticks(range(len(ticks)), ticks)
-    if len(lines) > 1:
-        ax.legend(frameon=False)
+    if len(lines) > 1:  # beside the axes: with many lines a legend inside hides them
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
 
 def dynamics_figures(rows) -> Iterator[tuple[str, Figure]]:
@@ -78,10 +84,11 @@ def dynamics_figures(rows) -> Iterator[tuple[str, Figure]]:
     for (probe, metric), group in _findings(rows).items():
         if len({r["step"] for r in group if r["step"] is not None}) < 2:
             continue
+        lines = _lines(group, lambda r: r["step"], grid_keys)
         with style():
-            fig, axes = new_figure()
+            fig, axes = _line_figure(lines)
             ax = axes[0, 0]
-            _draw_lines(ax, _lines(group, lambda r: r["step"], grid_keys))
+            _draw_lines(ax, lines)
             ax.set_xlabel("training step")
             ax.set_ylabel(metric)
             ax.set_title(f"{probe}: {metric} over training")
@@ -129,11 +136,11 @@ def grid_figures(rows) -> Iterator[tuple[str, Figure]]:
         for (probe, metric), group in _findings(rows).items():
             if any(r["step"] is not None for r in group):
                 group = [r for r in group if r["step"] == max(x["step"] for x in group)]
+            lines = _lines(group, lambda r: values.index(r[key]), others)
             with style():
-                fig, axes = new_figure()
+                fig, axes = _line_figure(lines)
                 ax = axes[0, 0]
-                _draw_lines(ax, _lines(group, lambda r: values.index(r[key]), others),
-                            ticks=values)
+                _draw_lines(ax, lines, ticks=values)
                 name = key.rsplit(".", 1)[-1]
                 ax.set_xlabel(name)
                 ax.set_ylabel(metric)
