@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: the suite ``geoprobe run`` runs with no arguments
 DEFAULT_SUITE = "jepa-tworoom"
 #: subcommands that take ``--threads`` (extract is a plug-in: it gets the flag here)
-THREADED_COMMANDS = ("run", "check", "probe", "extract")
+THREADED_COMMANDS = ("run", "check", "probe", "extract", "sweep")
 DEFAULT_OUT = Path("geoprobe-results")
 #: subcommands that print their output as one JSON document with ``--json``
 JSON_COMMANDS = ("run", "check", "probe", "info", "list")
@@ -53,6 +53,25 @@ EPILOG = textwrap.dedent("""\
       geoprobe report out/ --html                   ... and out/report.html, one page for a browser
       geoprobe check suite.toml -o out/ --json -q   for scripts: JSON on stdout, exit 1 on failure
       source <(geoprobe completion bash)            tab completion in this shell
+      geoprobe sweep my_suite.toml -o sweep/ --embeddings 'ckpts/step_*.gpemb'
+    """)
+
+SWEEP_EPILOG = textwrap.dedent("""\
+    examples:
+      geoprobe sweep my_suite.toml -o sweep/ --embeddings 'ckpts/step_*.gpemb'
+          every checkpoint x every probe of the suite; the step is the last number in a
+          file's name; rerun after a crash or a new checkpoint: only what is missing runs
+      geoprobe sweep jepa-tworoom -o lam/ --grid sources.tworoom.params.lam=0,0.01,0.1,1
+          the suite's generated source at each lambda (the lambda study)
+      geoprobe sweep my_suite.toml -o sweep/ --embeddings 'ckpts/*.gpemb' --per-layer
+          one task per layer: more, smaller tasks for more workers
+      geoprobe sweep my_suite.toml -o sweep/ --embeddings 'ckpts/*' --scheduler tcp://host:8786
+          the same tasks on an existing Dask cluster (workers must see the same files)
+
+    writes sweep.csv (one row per metric: source, step, probe, metric, layer, labels, value,
+    CI), tasks/<key>.json per task, figures/ (metric vs step with CI bands, layer x step
+    heatmaps, metric vs grid value), and with [[checks]] or [[trends]] in the suite junit.xml
+    and summary.md; exits 1 when a check or trend fails. Guide: docs/sweeps.md.
     """)
 
 
@@ -174,6 +193,44 @@ def cmd_run(args) -> int:
 
 def cmd_check(args) -> int:
     return _run(args, checks=True)
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"suite.seed={args.seed}")
+    out = args.out or inside(DEFAULT_OUT, Path(args.suite).stem + "-sweep",
+                             what="suite name", error=SuiteError)
+    workers = None if args.workers is None else threads.parse(args.workers, what="--workers")
+    try:
+        doc = run_sweep(args.suite, out, overrides=overrides, embeddings=args.embeddings,
+                        grid=args.grid, items=args.items, per_layer=args.per_layer,
+                        scheduler=args.scheduler, n_workers=workers, n_threads=args.threads,
+                        serial=args.serial, show_progress=not args.no_progress,
+                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+                        wait=args.wait)
+    except LockedError as exc:
+        if args.wait:
+            raise
+        raise LockedError(f"{exc}; pass --wait to run after it") from None
+    except KeyboardInterrupt:
+        print(f"geoprobe: interrupted; finished tasks are kept in {out}/tasks, run the same "
+              "command again to resume", file=sys.stderr)
+        return 130
+    c = doc["counts"]
+    print(f"{doc['suite']['name']}: {c['tasks']} task(s) over {len(doc['variants'])} "
+          f"input(s): {c['computed']} computed, {c['cached']} already done; {c['rows']} rows "
+          f"-> {out}/sweep.csv, figures in {out}/figures/")
+    if not doc["checks"]:
+        return 0
+    failed = [x for x in doc["checks"] if not x["passed"]]
+    for x in failed:
+        print(f"  FAIL  {x['name']}  ({x['message']})  [id {x['id']}]")
+    print(f"{len(doc['checks']) - len(failed)} passed, {len(failed)} failed "
+          f"(junit: {out}/junit.xml, summary: {out}/summary.md)")
+    return 1 if failed else 0
 
 
 def cmd_report(args) -> int:
@@ -354,6 +411,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", type=Path, metavar="RESULTS",
                    help="previous results.json (or its directory) for relative checks")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "sweep", help="run a suite over many checkpoints or settings on Dask, resumably",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SWEEP_EPILOG,
+        description="Cross a suite's inputs (embedding files, or a grid of suite values) with "
+                    "its probes and their layers; every (input, probe, layer group) is one "
+                    "task on a Dask cluster, stored the moment it finishes under a hash of its "
+                    "input, parameters, seed and geoprobe version, so a rerun computes only "
+                    "what is missing. Then one tidy table, figures from it, and the suite's "
+                    "checks per checkpoint plus its [[trends]] across checkpoints.")
+    p.add_argument("suite", help="a suite file (.toml) or the name of a shipped suite")
+    p.add_argument("-o", "--out", type=Path,
+                   help=f"sweep folder (default: {DEFAULT_OUT}/<suite>-sweep); kept and "
+                        "reused: its tasks/ is the cache a rerun resumes from")
+    p.add_argument("--embeddings", action="append", default=[], metavar="PATH_OR_GLOB",
+                   help="embedding sets for the suite's one source, one input each; a glob "
+                        "in quotes ('ckpts/step_*.gpemb') or a path (repeatable)")
+    p.add_argument("--items", metavar="CSV", help="item table for every embedding file")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a suite value to vary, e.g. sources.tworoom.params.lam=0,0.1,1 "
+                        "(repeatable: the grids are crossed, and crossed with --embeddings)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a suite value for every input, as in `geoprobe run`")
+    p.add_argument("--seed", type=int, help="override the suite seed (each task's seed derives "
+                                            "from it and the task)")
+    p.add_argument("--per-layer", action="store_true",
+                   help="one task per layer instead of one per probe (file inputs only)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run on this Dask scheduler instead of a new LocalCluster")
+    p.add_argument("--workers", metavar="N",
+                   help="LocalCluster worker processes (default: one per core)")
+    p.add_argument("--serial", action="store_true",
+                   help="no Dask: run the tasks one by one in this process")
+    p.add_argument("--formats", default="pdf,png", help="figure formats (default: pdf,png)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--wait", type=float, nargs="?", const=math.inf, default=0.0,
+                   metavar="SECONDS", help="wait for another sweep writing the same folder")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="redraw every figure and the report from results.json",
                        description="Re-render all figures (one publication style) and "

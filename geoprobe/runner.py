@@ -51,7 +51,7 @@ RESULTS_FILE = "results.json"
 RESULTS_FORMAT = 1
 
 
-def _load_source(suite: Suite, spec, workdir: Path) -> Source:
+def load_source(suite: Suite, spec, workdir: Path) -> Source:
     """The suite source ``spec``, generated or read, with its twin: an explicit ``twin =``
     path, else the one the set records (:func:`~geoprobe.source.resolve_source`)."""
     main = _generate(suite, spec, workdir) if spec.generate else suite.resolve(spec.path)
@@ -134,7 +134,7 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
         needed = {spec.source for spec in suite.probes}
         for name in progress(sorted(needed), desc="sources", enable=show_progress):
             t0 = time.perf_counter()
-            sources[name] = _load_source(suite, suite.sources[name], scratch)
+            sources[name] = load_source(suite, suite.sources[name], scratch)
             source_info[name] = _describe_source(sources[name], time.perf_counter() - t0)
             log.info("source %s: %d items x %d dims, %d layer(s), loaded in %.1f s", name,
                      source_info[name]["n_items"], source_info[name]["dim"],
@@ -157,7 +157,7 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                 bar.set_postfix_str(spec.id)
             t0 = time.perf_counter()
             seed = spec.seed if spec.seed is not None else suite.seed
-            annotations = {k: _resolve_annotation(suite, v) for k, v in spec.annotations.items()}
+            annotations = {k: resolve_annotation(suite, v) for k, v in spec.annotations.items()}
             result = probes[spec.id].run(sources[spec.source], layers=spec.layers,
                                          annotations=annotations, seed=seed,
                                          progress=show_progress)
@@ -210,7 +210,7 @@ def write_html_if_possible(doc: dict, out_dir) -> Path | None:
     return write_html_report(doc, out_dir)
 
 
-def _resolve_annotation(suite: Suite, value):
+def resolve_annotation(suite: Suite, value):
     """Annotation strings that name an existing file relative to the suite become paths."""
     if isinstance(value, str) and not Path(value).is_absolute():
         candidate = suite.resolve(value)

@@ -37,6 +37,12 @@ Format::
     # max_drop = 0.05               #   fail when the metric drops by more than 5 % ...
     # ci_overlap = true             #   ... or when the two CIs no longer overlap
 
+    [[trends]]                      # read by `geoprobe sweep` only (docs/sweeps.md):
+    probe = "spectrum"              #   checks across a sweep's checkpoints
+    metric = "rankme"
+    layer = "rank1"
+    max_drop = 0.1                  # or op = ">=", value = 8, from_step = 400
+
 The suite's name, source names and probe ids become folder and file names, so each must be
 1-128 letters, digits, '.', '_' or '-' starting with a letter or digit (docs/safety.md).
 Relative paths are relative to the suite file. Any value can be overridden with
@@ -71,6 +77,8 @@ _SOURCE_KEYS = {"generate": str, "params": dict, "path": str, "items": str, "twi
                 "layers": _LAYERS, "validate": bool}
 _PROBE_KEYS = {"id": str, "probe": str, "source": str, "layers": _LAYERS, "params": dict,
                "annotations": dict, "seed": int}
+_TREND_KEYS = {"probe": str, "metric": str, "labels": dict, "layer": (str, int), "op": str,
+               "value": _NUMBER, "from_step": int, "max_drop": _NUMBER, "name": str, "id": str}
 _CHECK_KEYS = {"probe": str, "metric": str, "labels": dict, "layer": (str, int), "op": str,
                "value": _NUMBER, "against": str, "max_drop": _NUMBER, "ci_overlap": bool,
                "name": str, "id": str}
@@ -101,6 +109,12 @@ class ProbeSpec:
     seed: int | None = None
 
 
+def _describe_target(probe: str, metric: str, labels: dict) -> str:
+    """``probe.metric[label=value,...]``: what a check or trend is about."""
+    lab = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return f"{probe}.{metric}" + (f"[{lab}]" if lab else "")
+
+
 @dataclass
 class CheckSpec:
     probe: str
@@ -115,8 +129,7 @@ class CheckSpec:
     id: str = ""
 
     def describe(self) -> str:
-        lab = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
-        target = f"{self.probe}.{self.metric}" + (f"[{lab}]" if lab else "")
+        target = _describe_target(self.probe, self.metric, self.labels)
         if self.op is not None:
             return f"{target} {self.op} {self.value}"
         parts = []
@@ -125,6 +138,30 @@ class CheckSpec:
         if self.ci_overlap:
             parts.append("CI overlaps the previous CI")
         return f"{target} " + " and ".join(parts) + " vs previous results"
+
+
+@dataclass
+class TrendSpec:
+    """A check across a sweep's checkpoints in step order (:mod:`geoprobe.sweep.trends`):
+    ``max_drop``, the most the metric may drop (relative, by its direction) between
+    consecutive checkpoints; or ``op``/``value``, a threshold it must meet at every checkpoint
+    from ``from_step`` on."""
+
+    probe: str
+    metric: str
+    labels: dict = field(default_factory=dict)
+    op: str | None = None
+    value: float | None = None
+    from_step: int = 0
+    max_drop: float | None = None
+    name: str = ""
+    id: str = ""
+
+    def describe(self) -> str:
+        target = _describe_target(self.probe, self.metric, self.labels)
+        if self.op is not None:
+            return f"{target} {self.op} {self.value:g} from step {self.from_step} on"
+        return f"{target} drops by at most {self.max_drop:g} between checkpoints"
 
 
 @dataclass
@@ -137,6 +174,7 @@ class Suite:
     checks: list[CheckSpec]
     path: Path | None
     raw: dict
+    trends: list[TrendSpec] = field(default_factory=list)
 
     @property
     def base_dir(self) -> Path:
@@ -205,12 +243,21 @@ def _probe_id(spec: dict) -> str:
     return spec.get("id", spec.get("probe"))
 
 
-_LIST_IDS = {"probes": _probe_id, "checks": check_id}
+def _trend_id(spec: dict) -> str:
+    """A trend's id: its ``id``, else the check id of its target and its kind,
+    ``PROBE-METRIC-LABELS-max_drop`` or ``PROBE-METRIC-LABELS-from_STEP``."""
+    if "id" in spec:
+        return spec["id"]
+    kind = "max_drop" if "max_drop" in spec else f"from_{spec.get('from_step', 0)}"
+    return f"{check_id(spec)}-{kind}"
+
+
+_LIST_IDS = {"probes": _probe_id, "checks": check_id, "trends": _trend_id}
 
 
 def _apply_override(raw: dict, keys: list[str], value) -> None:
     node: Any = raw
-    if keys[0] in ("probes", "checks"):  # lists in TOML; address their entries by id
+    if keys[0] in _LIST_IDS:  # lists in TOML; address their entries by id
         kind, ident = keys[0][:-1], _LIST_IDS[keys[0]]
         if len(keys) < 3:
             raise SuiteError(f"override of a {kind} needs an id and a key: "
@@ -265,8 +312,9 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
         if items is not None:
             src["items"] = str(Path(items).resolve())
 
-    _check_keys(raw, {"suite": dict, "sources": dict, "probes": list, "checks": list},
-                f"{where}: top level")
+    # [[trends]] are checks across checkpoints, read by `geoprobe sweep` (geoprobe.sweep.trends)
+    _check_keys(raw, {"suite": dict, "sources": dict, "probes": list, "checks": list,
+                      "trends": list}, f"{where}: top level")
     head = raw.get("suite", {})
     _check_keys(head, _SUITE_KEYS, f"{where} [suite]")
     seed = head.get("seed", 0)
@@ -323,13 +371,7 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
     for i, spec in enumerate(raw.get("checks", [])):
         label = f"{where} [[checks]] #{i + 1}"
         _check_keys(spec, _CHECK_KEYS, label)
-        for key in ("probe", "metric"):
-            if key not in spec:
-                raise SuiteError(f"{label}: missing '{key}'")
-        if spec["probe"] not in ids:
-            raise SuiteError(f"{label}: unknown probe id {spec['probe']!r}; ids are {sorted(ids)}")
-        if not isinstance(spec.get("labels", {}), dict):
-            raise SuiteError(f"{label}: 'labels' must be a table")
+        labels = _target_labels(spec, ids, label)
         cid = check_id(spec)
         if not isinstance(cid, str) or not cid or "." in cid:
             raise SuiteError(f"{label}: 'id' must be a non-empty string without '.' (--set "
@@ -338,18 +380,13 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
             raise SuiteError(f"{label}: duplicate check id {cid!r} (also check #"
                              f"{check_ids[cid] + 1}); give each an 'id'")
         check_ids[cid] = i
-        labels = {k: str(v) for k, v in dict(spec.get("labels", {})).items()}
-        if "layer" in spec:
-            labels["layer"] = str(spec["layer"])
         has_threshold = "op" in spec or "value" in spec
         relative = spec.get("against") is not None
         if has_threshold == relative:
             raise SuiteError(f"{label}: give either 'op' and 'value', or 'against' with "
                              "'max_drop' and/or 'ci_overlap'")
         if has_threshold:
-            if spec.get("op") not in OPS or not isinstance(spec.get("value"), (int, float)):
-                raise SuiteError(f"{label}: 'op' must be one of {sorted(OPS)} and 'value' a "
-                                 f"number, got {spec.get('op')!r} and {spec.get('value')!r}")
+            _check_threshold(spec, label)
         elif spec.get("max_drop") is None and not spec.get("ci_overlap"):
             raise SuiteError(f"{label}: a check against previous results needs 'max_drop' "
                              "and/or 'ci_overlap = true'")
@@ -361,7 +398,56 @@ def build_suite(raw: dict, *, path: Path | None = None, overrides=(), embeddings
         checks.append(check)
 
     return Suite(name=suite_name, description=head.get("description", ""), seed=seed,
-                 sources=sources, probes=probes, checks=checks, path=path, raw=raw)
+                 sources=sources, probes=probes, checks=checks, path=path, raw=raw,
+                 trends=_trends(raw, ids, where))
+
+
+def _target_labels(spec: dict, probe_ids: set, label: str) -> dict[str, str]:
+    """The labels a check or trend selects its metric by (``layer`` merged in), after
+    checking that it names a probe id and a metric."""
+    for key in ("probe", "metric"):
+        if key not in spec:
+            raise SuiteError(f"{label}: missing '{key}'")
+    if spec["probe"] not in probe_ids:
+        raise SuiteError(f"{label}: unknown probe id {spec['probe']!r}; ids are "
+                         f"{sorted(probe_ids)}")
+    if not isinstance(spec.get("labels", {}), dict):
+        raise SuiteError(f"{label}: 'labels' must be a table")
+    labels = {k: str(v) for k, v in spec.get("labels", {}).items()}
+    if "layer" in spec:
+        labels["layer"] = str(spec["layer"])
+    return labels
+
+
+def _check_threshold(spec: dict, label: str) -> None:
+    if spec.get("op") not in OPS or not isinstance(spec.get("value"), (int, float)):
+        raise SuiteError(f"{label}: 'op' must be one of {sorted(OPS)} and 'value' a "
+                         f"number, got {spec.get('op')!r} and {spec.get('value')!r}")
+
+
+def _trends(raw: dict, probe_ids: set, where: str) -> list[TrendSpec]:
+    trends, seen = [], set()
+    for i, spec in enumerate(raw.get("trends", [])):
+        label = f"{where} [[trends]] #{i + 1}"
+        _check_keys(spec, _TREND_KEYS, label)
+        labels = _target_labels(spec, probe_ids, label)
+        tid = _trend_id(spec)
+        if not isinstance(tid, str) or not tid or "." in tid or tid in seen:
+            raise SuiteError(f"{label}: id {tid!r} must be unique, non-empty and without '.' "
+                             "(give each trend an 'id')")
+        seen.add(tid)
+        threshold = "op" in spec or "value" in spec
+        if threshold == ("max_drop" in spec):
+            raise SuiteError(f"{label}: give either 'op' and 'value' (and 'from_step'), or "
+                             "'max_drop'")
+        if threshold:
+            _check_threshold(spec, label)
+        trend = TrendSpec(spec["probe"], spec["metric"], labels, spec.get("op"),
+                          spec.get("value"), spec.get("from_step", 0), spec.get("max_drop"),
+                          id=tid)
+        trend.name = spec.get("name") or trend.describe()
+        trends.append(trend)
+    return trends
 
 
 def probe_suite(probe: str, embeddings, *, items=None, twin=None, params=None,

@@ -44,6 +44,10 @@ def register(subparsers) -> None:
     t.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint "
                    "exists in --out")
     t.add_argument("--checkpoint-every", type=int, default=250)
+    t.add_argument("--save-every", type=int, metavar="N",
+                   help="also keep the model every N steps in OUT/checkpoints/"
+                        "step_NNNNNN.safetensors, for `geoprobe jepa export --all` and "
+                        "`geoprobe sweep` (training dynamics)")
     t.add_argument("--device", default="cpu", metavar="DEVICE",
                    help="where to train: cpu (default), cuda, cuda:N, mps, or auto (cuda, else "
                         "mps, else cpu)")
@@ -54,7 +58,11 @@ def register(subparsers) -> None:
 
     e = sub.add_parser("export", help="write latents + true state as an embedding set")
     e.add_argument("checkpoint", type=Path, help="checkpoint file or run directory")
-    e.add_argument("out", type=Path, help="embedding-set directory to write")
+    e.add_argument("out", type=Path, help="embedding-set directory to write (with --all: a "
+                                          "folder for one step_NNNNNN.gpemb per snapshot)")
+    e.add_argument("--all", action="store_true",
+                   help="export every snapshot of the run directory (train --save-every), "
+                        "without twins: step 0 is the untrained model")
     e.add_argument("--data", type=Path, help="dataset (default: the training dataset)")
     e.add_argument("--no-twin", action="store_true",
                    help="skip the random-init twin export")
@@ -107,16 +115,27 @@ def _train(args) -> int:
     cfg = config_from(args)
     path = train(cfg, args.out, resume=not args.no_resume,
                  checkpoint_every=args.checkpoint_every, threads=args.threads,
-                 device=args.device)
+                 device=args.device, save_every=args.save_every)
     print(f"wrote {path}")
     return 0
 
 
 def _export(args) -> int:
     from .export import export
+    from .train import SNAPSHOTS
 
-    emb = export(args.checkpoint, args.out, data=args.data, twin=not args.no_twin)
-    print(f"wrote {args.out} ({emb.n_items} frames x {emb.dim} dims)")
+    if not args.all:
+        emb = export(args.checkpoint, args.out, data=args.data, twin=not args.no_twin)
+        print(f"wrote {args.out} ({emb.n_items} frames x {emb.dim} dims)")
+        return 0
+    snapshots = sorted((args.checkpoint / SNAPSHOTS).glob("step_*.safetensors"))
+    if not snapshots:
+        raise GeoprobeError(f"{args.checkpoint / SNAPSHOTS}: no snapshots; train with "
+                            "--save-every N")
+    for snap in snapshots:
+        # no twins: the untrained model is the snapshot of step 0
+        export(snap, args.out / f"{snap.stem}.gpemb", data=args.data, twin=False)
+    print(f"wrote {len(snapshots)} embedding sets {args.out}/step_*.gpemb")
     return 0
 
 

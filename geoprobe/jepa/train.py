@@ -33,6 +33,8 @@ from .worlds import open_dataset
 
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "log.jsonl"
+#: folder of a run's snapshots, ``step_NNNNNN.safetensors`` (``train(save_every=N)``)
+SNAPSHOTS = "checkpoints"
 #: config keys that may change when a run is resumed (extending training is allowed)
 RESUMABLE_CHANGES = {"steps"}
 
@@ -135,7 +137,8 @@ def load_world_model(path) -> WorldModel:
 @preserves_torch_rng
 def train(cfg: JEPAConfig, out_dir, *, resume: bool = True, checkpoint_every: int = 250,
           stop_after: int | None = None, show_progress: bool = True,
-          threads: int | str | None = None, device="cpu") -> Path:
+          threads: int | str | None = None, device="cpu",
+          save_every: int | None = None) -> Path:
     """Train a JEPA on ``cfg.data``; write ``checkpoint.safetensors`` and ``log.jsonl``.
 
     resume : continue from ``out_dir``'s checkpoint when there is one (its config must match
@@ -149,15 +152,27 @@ def train(cfg: JEPAConfig, out_dir, *, resume: bool = True, checkpoint_every: in
         device. The weights are initialised and every step's batch and SIGReg directions
         are drawn on the CPU, so a seed gives the same draws on every device (not the same
         weights: GPU kernels round differently). Checkpoints are always saved from the CPU.
+    save_every : also keep the model (without the optimiser) at step 0 and every
+        ``save_every`` steps, as ``checkpoints/step_NNNNNN.safetensors`` in ``out_dir``: the
+        training dynamics that ``geoprobe sweep`` probes (docs/sweeps.md). A snapshot is a
+        checkpoint file; step 0 is the untrained model.
     Returns the checkpoint path.
     """
+    if save_every is not None and (isinstance(save_every, bool) or save_every < 1):
+        raise GeoprobeError(f"save_every {save_every!r}: expected a positive number of steps")
     device = resolve_device(device)
     with thread_policy.policy(threads):
         return _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress,
-                      device)
+                      device, save_every)
 
 
-def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress, device) -> Path:
+def snapshot_path(out_dir, step: int) -> Path:
+    """Where ``train(save_every=...)`` keeps the model at ``step``."""
+    return Path(out_dir) / SNAPSHOTS / f"step_{step:06d}.safetensors"
+
+
+def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress, device,
+           save_every=None) -> Path:
     """The body of :func:`train`, under its thread policy."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -188,6 +203,8 @@ def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress, de
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
     bar = progress(range(start, last), desc=f"train lam={cfg.lam:g}", unit="step",
                    enable=show_progress, initial=start, total=last)
+    if save_every and start == 0:
+        save_checkpoint(snapshot_path(out, 0), net, None, 0)
     with open(log_path, "a") as log:
         for step in bar:
             rng, gen = step_rngs(cfg.seed, step)
@@ -205,6 +222,8 @@ def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress, de
                 log.flush()
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(pred=f"{rec['pred']:.4f}", sig=f"{rec['sigreg']:.3f}")
+            if save_every and (step + 1) % save_every == 0:
+                save_checkpoint(snapshot_path(out, step + 1), net, None, step + 1)
             if (step + 1) % checkpoint_every == 0 and step + 1 < last:
                 save_checkpoint(ckpt, net, opt, step + 1)
     save_checkpoint(ckpt, net, opt, last)

@@ -115,3 +115,41 @@ def test_pipeline_end_to_end(tmp_path):
     assert {"rankme", "collapsed", "planning_success", "random_success",
             "voe_ratio[teleport]"} <= set(row)
     assert (report.parent / "voe.png").exists()
+
+
+def test_save_every_snapshots_export_and_sweep_over_them(data, tmp_path):
+    from geoprobe.sweep import run_sweep
+
+    train(tiny(data), tmp_path / "run", save_every=3, show_progress=False)
+    snaps = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert snaps == ["step_000000.safetensors", "step_000003.safetensors",
+                     "step_000006.safetensors"]
+    final, _ = load_model(tmp_path / "run")
+    last, step = load_model(tmp_path / "run" / "checkpoints" / snaps[-1])
+    assert step == 6 and all(torch.equal(a, b) for a, b in
+                             zip(final.state_dict().values(), last.state_dict().values()))
+    first, _ = load_model(tmp_path / "run" / "checkpoints" / snaps[0])
+    assert not all(torch.equal(a, b) for a, b in
+                   zip(final.state_dict().values(), first.state_dict().values()))
+    assert main(["jepa", "export", str(tmp_path / "run"), str(tmp_path / "lat"), "--all"]) == 0
+    (tmp_path / "s.toml").write_text("""
+[sources.latents]
+path = "none"
+[[probes]]
+id = "spectrum"
+probe = "covariance-spectrum"
+params = { group = "episode", n_boot = 10 }
+[[trends]]
+probe = "spectrum"
+metric = "rankme"
+layer = "z"
+op = ">"
+value = 0
+""")
+    doc = run_sweep(str(tmp_path / "s.toml"), tmp_path / "sweep", serial=True,
+                    embeddings=[str(tmp_path / "lat" / "step_*.gpemb")], show_progress=False)
+    assert [v["step"] for v in doc["variants"]] == [0, 3, 6]
+    assert doc["checks"][0]["passed"] and "3 checkpoint(s)" in doc["checks"][0]["message"]
+    assert "dynamics-spectrum-rankme.png" in doc["files"]["figures"]
+    with pytest.raises(GeoprobeError, match="save_every"):
+        train(tiny(data), tmp_path / "bad", save_every=0, show_progress=False)
