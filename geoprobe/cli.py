@@ -183,7 +183,14 @@ def cmd_probe(args) -> int:
     for text in args.param:
         keys, value = parse_override(text)
         params[".".join(keys)] = value
-    probe = {"probe": args.name, "params": params, "layers": args.layers}
+    annotations = {}
+    for text in args.annotation:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise SuiteError(f"--annotation {text!r}: expected NAME=VALUE")
+        annotations[key] = str(Path(value).resolve()) if Path(value).exists() else value
+    probe = {"probe": args.name, "params": params, "layers": args.layers,
+             "annotations": annotations}
     raw = {"suite": {"name": args.name, "seed": args.seed},
            "sources": {"embeddings": {"path": str(Path(args.embeddings).resolve())}},
            "probes": [probe]}
@@ -276,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--twin", help="the same items embedded by a random-init model (control)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="probe hyperparameter (repeatable), e.g. --param n_boot=100")
+    p.add_argument("--annotation", action="append", default=[], metavar="NAME=VALUE",
+                   help="named external input (repeatable); a value naming an existing file "
+                        "becomes its path, e.g. --annotation other=ckpt2.npy for `similarity`")
     p.add_argument("--layers", default="all", help="'all' (default) or 'last'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", type=Path)
