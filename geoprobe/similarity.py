@@ -25,7 +25,7 @@ may be negative.
 Linear CKA uses ``K = X X^T``; in feature space the biased form is
 ``||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)`` with column-centred ``Xc, Yc``, which needs
 only the cross-products ``X^T X, Y^T Y, X^T Y`` and column sums, accumulated over row chunks
-(:func:`linear_cka_streaming`). RBF CKA uses ``K_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``
+(:func:`linear_cka_streaming`, :class:`CrossMoments`). RBF CKA uses ``K_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``
 with ``sigma = bandwidth * median_{i<j} ||x_i - x_j||`` (Kornblith et al.'s choice).
 
 RSA (Kriegeskorte et al. 2008): a representational dissimilarity matrix (RDM) per space
@@ -49,7 +49,7 @@ import numpy as np
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import rankdata
 
-from .streaming import CHUNK_ROWS, MomentAccumulator
+from .streaming import CHUNK_ROWS, covariance
 
 DISSIMILARITIES = ("correlation", "cosine", "euclidean")
 COMPARISONS = ("spearman", "pearson")
@@ -146,24 +146,44 @@ def shape_angle(rho: float) -> float:
 
 
 class CrossMoments:
-    """Running moments of paired rows: both spaces' :class:`MomentAccumulator` and ``X^T Y``.
+    """Running moments of paired rows: count, column sums, ``X^T X``, ``Y^T Y`` and ``X^T Y``.
+
+    Each chunk's products are taken in the data's precision (float32 stays float32, float16
+    becomes float32, float64 stays float64) and summed into float64 totals: a float32 set is
+    not copied to float64, which would double the memory traffic and halve the BLAS speed.
+    So that the products lose nothing to a mean far from the origin, every row is first
+    shifted by the first chunk's mean (CKA does not change under translation; the moments
+    are those of the shifted rows).
 
     Attributes
     ----------
-    x, y : MomentAccumulator of widths d1 and d2
-    cross : (d1, d2) float64, the sum of ``x_i y_i^T``
+    n : int
+    sum_x, sum_y : (d1,), (d2,) float64 column sums of the shifted rows
+    gram_x, gram_y, cross : (d1, d1), (d2, d2), (d1, d2) float64 sums of products
+    shift_x, shift_y : the shifts, or None before the first chunk
     """
 
     def __init__(self, dx: int, dy: int):
-        self.x, self.y = MomentAccumulator(dx), MomentAccumulator(dy)
+        self.n = 0
+        self.sum_x, self.sum_y = np.zeros(dx), np.zeros(dy)
+        self.gram_x, self.gram_y = np.zeros((dx, dx)), np.zeros((dy, dy))
         self.cross = np.zeros((dx, dy))
+        self.shift_x = self.shift_y = None
 
     def update(self, X: np.ndarray, Y: np.ndarray) -> "CrossMoments":
         """Add paired rows X (m, d1), Y (m, d2)."""
-        X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
-        self.x.update(X)
-        self.y.update(Y)
-        self.cross += X.T @ Y
+        X, Y = np.asarray(X), np.asarray(Y)
+        dtype = np.result_type(X.dtype, Y.dtype, np.float32)
+        if self.shift_x is None:
+            self.shift_x = X.mean(axis=0, dtype=np.float64).astype(dtype)
+            self.shift_y = Y.mean(axis=0, dtype=np.float64).astype(dtype)
+        Xs, Ys = X.astype(dtype) - self.shift_x, Y.astype(dtype) - self.shift_y
+        self.n += Xs.shape[0]
+        self.sum_x += Xs.sum(axis=0, dtype=np.float64)
+        self.sum_y += Ys.sum(axis=0, dtype=np.float64)
+        self.gram_x += Xs.T @ Xs
+        self.gram_y += Ys.T @ Ys
+        self.cross += Xs.T @ Ys
         return self
 
     @classmethod
@@ -178,11 +198,9 @@ class CrossMoments:
 
     def linear_cka(self) -> float:
         """Biased linear CKA from the accumulated moments (NaN when a space is constant)."""
-        n = self.x.n
-        mx, my = self.x.sum / n, self.y.sum / n
-        cxy = self.cross - n * np.outer(mx, my)
-        cxx = self.x.gram - n * np.outer(mx, mx)
-        cyy = self.y.gram - n * np.outer(my, my)
+        cxx = covariance(self.n, self.sum_x, self.gram_x)
+        cyy = covariance(self.n, self.sum_y, self.gram_y)
+        cxy = self.cross / self.n - np.outer(self.sum_x / self.n, self.sum_y / self.n)
         denom = np.linalg.norm(cxx) * np.linalg.norm(cyy)
         return float(np.sum(cxy * cxy) / denom) if denom > 0 else float("nan")
 

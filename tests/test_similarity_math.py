@@ -67,7 +67,13 @@ def test_streaming_linear_cka_matches_gram_form(pair):
     assert linear_cka_streaming(X, Y, chunk_rows=7) == pytest.approx(ref_linear_cka(X, Y),
                                                                      rel=1e-10)
     acc = CrossMoments.from_arrays(X, Y, chunk_rows=7)
-    np.testing.assert_allclose(acc.cross, X.T @ Y)
+    # moments of the rows shifted by the first chunk's mean
+    np.testing.assert_allclose(acc.cross, (X - X[:7].mean(0)).T @ (Y - Y[:7].mean(0)))
+    # float32 data: products in float32, still the float64 value to float32 precision, even
+    # with a mean far from the origin (the shift keeps the products small)
+    far = (X + 1000.0).astype(np.float32), (Y - 500.0).astype(np.float32)
+    assert linear_cka_streaming(*far, chunk_rows=7) == pytest.approx(ref_linear_cka(X, Y),
+                                                                     rel=1e-4)
     with pytest.raises(ValueError, match="rows"):
         CrossMoments.from_arrays(X, Y[:-1])
 
