@@ -59,6 +59,13 @@ def _suite_args(p: argparse.ArgumentParser, suite_optional: bool) -> None:
     p.add_argument("--formats", default="pdf,png",
                    help="figure formats, comma-separated (default: pdf,png; svg also works)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--frames", default="", metavar="GROUPS",
+                   help="rerun every probe on copies of each set whose layers are mapped by "
+                        "random changes of frame that a linear readout undoes, and report "
+                        "each metric's spread across frames beside its CI: comma-separated "
+                        "groups from orthogonal,diagonal,linear (see docs/frames.md)")
+    p.add_argument("--n-frames", type=int, default=20, metavar="N",
+                   help="frames drawn per group with --frames (default 20)")
     p.add_argument("--wait", type=float, nargs="?", const=math.inf, default=0.0,
                    metavar="SECONDS",
                    help="if another run is writing the same results directory, wait for it "
@@ -83,7 +90,9 @@ def _run(args, checks: bool) -> int:
     try:
         doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
                         show_progress=not args.no_progress, wait=args.wait,
-                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
+                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+                        frames=tuple(g.strip() for g in args.frames.split(",") if g.strip()),
+                        n_frames=args.n_frames)
     except LockedError as exc:
         if args.wait:
             raise
