@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .embeddings import EmbeddingSet
-from .errors import GeoprobeError
+from .errors import GeoprobeError, first_line
 
 GROUPS = ("orthogonal", "diagonal", "linear")
 DEFAULT_MAX_CONDITION = 10.0
@@ -98,7 +98,9 @@ def frame_sensitivity(probe, emb: EmbeddingSet, result, *, groups: Sequence[str]
     -------
     One dict per (metric, group): ``metric``, ``labels``, ``group``, ``value`` and
     ``ci_width`` (on ``emb``), ``frame_min``, ``frame_max``, ``spread`` (max - min over
-    frames), ``ratio`` (spread / tolerance) and ``dependent`` (ratio > 1).
+    frames), ``ratio`` (spread / tolerance) and ``dependent`` (ratio > 1). When the probe
+    refuses a reframed set (input that is not a space to reframe), the group's rows have NaN
+    spread, ``dependent`` None and ``refused``, the probe's one-line error.
     """
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
@@ -109,12 +111,21 @@ def frame_sensitivity(probe, emb: EmbeddingSet, result, *, groups: Sequence[str]
     for group in groups:
         rng = np.random.default_rng([seed, GROUPS.index(group)])
         values = np.full((len(base), n_frames), np.nan)
-        for k in range(n_frames):
-            framed = probe.run(reframe(emb, group, rng, max_condition), layers=layers,
-                               annotations=annotations, seed=seed, twin=False, progress=False)
-            for i, m in enumerate(base):
-                found = framed.find(m.name, **m.labels)
-                values[i, k] = np.nan if found is None else found.value
+        try:
+            for k in range(n_frames):
+                framed = probe.run(reframe(emb, group, rng, max_condition), layers=layers,
+                                   annotations=annotations, seed=seed, twin=False,
+                                   progress=False)
+                for i, m in enumerate(base):
+                    found = framed.find(m.name, **m.labels)
+                    values[i, k] = np.nan if found is None else found.value
+        except GeoprobeError as exc:  # input that is not a space (EASE's 0/1 interactions)
+            rows += [{"metric": m.name, "labels": dict(m.labels), "group": group,
+                      "value": m.value, "ci_width": m.ci_high - m.ci_low,
+                      "frame_min": math.nan, "frame_max": math.nan, "spread": math.nan,
+                      "ratio": math.nan, "dependent": None, "refused": first_line(exc)}
+                     for m in base]
+            continue
         for i, m in enumerate(base):
             width = m.ci_high - m.ci_low
             tol = width if math.isfinite(width) and width > 0 else (
@@ -146,9 +157,11 @@ def frames_table(rows: list[dict]) -> list[str]:
         parts = []
         for g in groups:
             r = cells.get(g)
-            parts.append("" if r is None else
-                         f"{r['spread']:.3g} ({r['ratio']:.3g})" + (" **dependent**"
-                                                                   if r["dependent"] else ""))
+            if r is None or r["dependent"] is None:
+                parts.append("n/a")
+            else:
+                parts.append(f"{r['spread']:.3g} ({r['ratio']:.3g})"
+                             + (" **dependent**" if r["dependent"] else ""))
         lines.append(f"| {name} | {', '.join(f'{k}={v}' for k, v in labels)} | "
                      f"{first['value']:.4g} | {first['ci_width']:.3g} | " + " | ".join(parts)
                      + " |")

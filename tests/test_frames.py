@@ -104,3 +104,14 @@ def test_suite_option_writes_frames_and_report(tmp_path):
     assert "Frame sensitivity" in (tmp_path / "o" / "report.md").read_text()
     with pytest.raises(SuiteError, match="unknown group"):
         run_suite(suite, tmp_path / "p", frames=("shear",))
+
+
+def test_a_probe_refusing_reframed_input_gets_no_verdict():
+    from geoprobe.registry import get_probe
+
+    cls = get_probe("ease")  # reads 0/1 interactions, which no change of frame preserves
+    ex = cls.example_input(np.random.default_rng(0))
+    probe = cls(**ex.params)
+    result = probe.run(ex.embeddings, seed=0, twin=False, progress=False)
+    rows = frame_sensitivity(probe, ex.embeddings, result, groups=("diagonal",), n_frames=1)
+    assert rows and all(r["dependent"] is None and "0/1" in r["refused"] for r in rows)
