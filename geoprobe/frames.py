@@ -120,10 +120,7 @@ def frame_sensitivity(probe, emb: EmbeddingSet, result, *, groups: Sequence[str]
                     found = framed.find(m.name, **m.labels)
                     values[i, k] = np.nan if found is None else found.value
         except GeoprobeError as exc:  # input that is not a space (EASE's 0/1 interactions)
-            rows += [{"metric": m.name, "labels": dict(m.labels), "group": group,
-                      "value": m.value, "ci_width": m.ci_high - m.ci_low,
-                      "frame_min": math.nan, "frame_max": math.nan, "spread": math.nan,
-                      "ratio": math.nan, "dependent": None, "refused": first_line(exc)}
+            rows += [_row(m, group, math.nan, math.nan, math.nan, None, refused=first_line(exc))
                      for m in base]
             continue
         for i, m in enumerate(base):
@@ -131,14 +128,23 @@ def frame_sensitivity(probe, emb: EmbeddingSet, result, *, groups: Sequence[str]
             tol = width if math.isfinite(width) and width > 0 else (
                 EXACT_RTOL * max(1.0, abs(m.value)))
             finite = values[i][np.isfinite(values[i])]
-            spread = float(finite.max() - finite.min()) if finite.size else math.nan
-            rows.append({"metric": m.name, "labels": dict(m.labels), "group": group,
-                         "value": m.value, "ci_width": width,
-                         "frame_min": float(finite.min()) if finite.size else math.nan,
-                         "frame_max": float(finite.max()) if finite.size else math.nan,
-                         "spread": spread, "ratio": spread / tol,
-                         "dependent": bool(spread > tol)})
+            if not finite.size:  # the metric was NaN in every frame: no verdict
+                rows.append(_row(m, group, math.nan, math.nan, tol, None))
+                continue
+            lo, hi = float(finite.min()), float(finite.max())
+            rows.append(_row(m, group, lo, hi, tol, bool(hi - lo > tol)))
     return rows
+
+
+def _row(m, group: str, lo: float, hi: float, tol: float, dependent, **extra) -> dict:
+    """One result row; NaN (no interval, no value) is stored as None, as JSON allows."""
+    def num(x):
+        return float(x) if math.isfinite(x) else None
+
+    return {"metric": m.name, "labels": dict(m.labels), "group": group, "value": num(m.value),
+            "ci_width": num(m.ci_high - m.ci_low), "frame_min": num(lo), "frame_max": num(hi),
+            "spread": num(hi - lo), "ratio": num((hi - lo) / tol), "dependent": dependent,
+            **extra}
 
 
 def frames_table(rows: list[dict]) -> list[str]:
@@ -163,6 +169,10 @@ def frames_table(rows: list[dict]) -> list[str]:
                 parts.append(f"{r['spread']:.3g} ({r['ratio']:.3g})"
                              + (" **dependent**" if r["dependent"] else ""))
         lines.append(f"| {name} | {', '.join(f'{k}={v}' for k, v in labels)} | "
-                     f"{first['value']:.4g} | {first['ci_width']:.3g} | " + " | ".join(parts)
-                     + " |")
+                     f"{_fmt(first['value'])} | {_fmt(first['ci_width'])} | "
+                     + " | ".join(parts) + " |")
     return lines
+
+
+def _fmt(x) -> str:
+    return "" if x is None else f"{x:.4g}"
