@@ -23,9 +23,9 @@ Procrustes distance likewise; cosine similarities are invariant under ``orthogon
 readout is invariant under all three (a ridge readout nearly so, through its penalty).
 
 A metric is *frame-dependent* under a group when the range of its values over the frames
-(max - min) exceeds the width of its confidence interval on the original set; a metric
-reported without an interval is compared with ``1e-6 * max(1, |value|)`` instead (only an
-exactly invariant metric passes). Each frame's run uses the probe's seed, so the bootstrap
+(max - min) exceeds the width of its confidence interval on the original set, or
+``1e-6 * max(1, |value|)`` when that is larger (a metric reported without an interval, or
+with a degenerate one, must be invariant up to round-off). Each frame's run uses the probe's seed, so the bootstrap
 and baselines draw the same replicates and the spread is the frame's effect alone. The
 random-init twin is not rerun, and probes that need a live model are skipped (a frame change
 of the exported vectors says nothing about the model's own forward pass).
@@ -125,8 +125,10 @@ def frame_sensitivity(probe, emb: EmbeddingSet, result, *, groups: Sequence[str]
             continue
         for i, m in enumerate(base):
             width = m.ci_high - m.ci_low
-            tol = width if math.isfinite(width) and width > 0 else (
-                EXACT_RTOL * max(1.0, abs(m.value)))
+            # the exact tolerance is also the floor: a degenerate interval (a copy against
+            # itself: CKA 1 in every replicate) must not turn round-off into a dependence
+            tol = max(width if math.isfinite(width) else 0.0,
+                      EXACT_RTOL * max(1.0, abs(m.value) if math.isfinite(m.value) else 0.0))
             finite = values[i][np.isfinite(values[i])]
             if not finite.size:  # the metric was NaN in every frame: no verdict
                 rows.append(_row(m, group, math.nan, math.nan, tol, None))
