@@ -13,7 +13,6 @@ into ``--out``.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -54,7 +53,7 @@ def summarise(results: dict) -> list[dict]:
             for group in GROUPS:
                 ratios = [r["ratio"] for r in rows if r["metric"] == name and r["group"] == group
                           and r["ratio"] is not None]
-                entry[group] = max(ratios) if ratios else math.nan
+                entry[group] = max(ratios) if ratios else None  # None: the probe refused
             table.append(entry)
     return table
 
@@ -65,30 +64,38 @@ def markdown(table: list[dict]) -> str:
     lines = ["| probe | metric | " + " | ".join(GROUPS) + " |",
              "|---|---|" + "---|" * len(GROUPS)]
     for e in table:
-        cells = [("n/a" if not math.isfinite(e[g]) else
+        cells = [("n/a" if e[g] is None else
                   f"{'**dependent**' if e[g] > 1 else 'invariant'} ({e[g]:.2g})") for g in GROUPS]
         lines.append(f"| {e['probe']} | {e['metric']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def figure(table: list[dict]):
+    """Per probe and group: the share of its metrics found frame-dependent (k/n annotated;
+    the metric-by-metric verdicts are in the table)."""
     from geoprobe.frames import GROUPS
     from geoprobe.plotting import new_figure
 
-    ratio = np.array([[e[g] for g in GROUPS] for e in table], dtype=float)
-    value = np.log10(np.clip(ratio, 1e-3, 1e3))
-    fig, axes = new_figure(1, width=4.2, aspect=max(1.0, 0.2 * len(table)))
+    probes = list(dict.fromkeys(e["probe"] for e in table))
+    share = np.full((len(probes), len(GROUPS)), np.nan)
+    labels = np.full(share.shape, "n/a", dtype=object)
+    for i, probe in enumerate(probes):
+        for j, g in enumerate(GROUPS):
+            ratios = [e[g] for e in table if e["probe"] == probe and e[g] is not None]
+            if ratios:
+                k = sum(r > 1 for r in ratios)
+                share[i, j] = k / len(ratios)
+                labels[i, j] = f"{k}/{len(ratios)}"
+    fig, axes = new_figure(1, width="single", aspect=0.12 * len(probes) + 0.2)
     ax = axes[0][0]
-    image = ax.imshow(value, cmap="cividis", vmin=-3, vmax=3, aspect="auto")
-    for (i, j), v in np.ndenumerate(ratio):
-        text = "n/a" if not math.isfinite(v) else ("dep." if v > 1 else "inv.")
-        ax.text(j, i, text, ha="center", va="center", fontsize=5,
-                color="black" if math.isfinite(v) and value[i, j] > 1 else "white")
-    ax.set_xticks(range(len(GROUPS)), GROUPS)
-    ax.set_yticks(range(len(table)), [f"{e['probe']}: {e['metric']}" for e in table],
-                  fontsize=4.5)
-    ax.set_title("spread across frames / CI width (log10)")
-    fig.colorbar(image, ax=ax, shrink=0.4, label="log10 ratio (> 0: frame-dependent)")
+    image = ax.imshow(share, cmap="cividis", vmin=0, vmax=1, aspect="auto")
+    for (i, j), text in np.ndenumerate(labels):
+        ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                color="white" if np.isfinite(share[i, j]) and share[i, j] < 0.6 else "black")
+    ax.set_xticks(range(len(GROUPS)), GROUPS, fontsize=6)
+    ax.set_yticks(range(len(probes)), probes)
+    ax.set_title("metrics found frame-dependent")
+    fig.colorbar(image, ax=ax, shrink=0.5, label="share of the probe's metrics")
     return fig
 
 

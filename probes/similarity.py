@@ -295,7 +295,7 @@ class Similarity(Probe):
         panels = [(name, "") for name in names]
         if other_layers:
             panels += [(name, "_other") for name in names]
-        ncols = min(4, len(panels))
+        ncols = min(3, math.ceil(math.sqrt(len(panels))))
         nrows = math.ceil(len(panels) / ncols)
         fig, axes = new_figure(ncols, nrows, width="double", aspect=0.95)
         for ax in axes.flat[len(panels):]:
@@ -309,7 +309,8 @@ class Similarity(Probe):
                 for (i, j), v in np.ndenumerate(mat):
                     if np.isfinite(v):
                         light = (v - low) / (high - low) > 0.6
-                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5,
+                        text = f"{v:.2f}".replace("0.", ".", 1)  # ".93": fits a cell
+                        ax.text(j, i, text, ha="center", va="center", fontsize=5,
                                 color="black" if light else "white")
             cols = other_layers if suffix else layers
             ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=5)
