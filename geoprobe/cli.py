@@ -96,6 +96,13 @@ def _suite_args(p: argparse.ArgumentParser, suite_optional: bool) -> None:
     p.add_argument("--formats", default="pdf,png",
                    help="figure formats, comma-separated (default: pdf,png; svg also works)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--frames", default="", metavar="GROUPS",
+                   help="rerun every probe on copies of each set whose layers are mapped by "
+                        "random changes of frame that a linear readout undoes, and report "
+                        "each metric's spread across frames beside its CI: comma-separated "
+                        "groups from orthogonal,diagonal,linear (see docs/frames.md)")
+    p.add_argument("--n-frames", type=int, default=20, metavar="N",
+                   help="frames drawn per group with --frames (default 20)")
     p.add_argument("--wait", type=float, nargs="?", const=math.inf, default=0.0,
                    metavar="SECONDS",
                    help="if another run is writing the same results directory, wait for it "
@@ -129,7 +136,9 @@ def _run(args, checks: bool) -> int:
     try:
         doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
                         show_progress=_show_progress(args), wait=args.wait,
-                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()))
+                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
+                        frames=tuple(g.strip() for g in args.frames.split(",") if g.strip()),
+                        n_frames=args.n_frames)
     except LockedError as exc:
         if args.wait:
             raise
@@ -323,8 +332,15 @@ def cmd_probe(args) -> int:
     for text in args.param:
         keys, value = parse_override(text)
         params[".".join(keys)] = value
+    annotations = {}
+    for text in args.annotation:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise SuiteError(f"--annotation {text!r}: expected NAME=VALUE")
+        annotations[key] = str(Path(value).resolve()) if Path(value).exists() else value
     suite = probe_suite(args.name, args.embeddings, items=args.items, twin=args.twin,
-                        params=params, layers=args.layers, seed=args.seed)
+                        params=params, layers=args.layers, seed=args.seed,
+                        annotations=annotations)
     out = args.out or inside(DEFAULT_OUT, suite.name, what="probe name", error=SuiteError)
     doc = run_suite(suite, out, show_progress=_show_progress(args))
     from .report import metrics_table
@@ -476,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--twin", help="the same items embedded by a random-init model (control)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="probe hyperparameter (repeatable), e.g. --param n_boot=100")
+    p.add_argument("--annotation", action="append", default=[], metavar="NAME=VALUE",
+                   help="named external input (repeatable); a value naming an existing file "
+                        "becomes its path, e.g. --annotation other=ckpt2.npy for `similarity`")
     p.add_argument("--layers", default="all", help="'all' (default) or 'last'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", type=Path)

@@ -369,6 +369,9 @@ class Probe:
     metric_directions: ClassVar[dict[str, bool | None]] = {}
     #: run the probe on the embedding set's random-init twin too, when it has one
     uses_twin: ClassVar[bool] = True
+    #: metric labels whose values are layer names: the twin's metrics take the main set's
+    #: names there (a probe comparing two layers labels both, e.g. ``("layer", "vs_layer")``)
+    layer_labels: ClassVar[tuple[str, ...]] = ("layer",)
 
     # -- scikit-learn style parameters ---------------------------------------------------
     @classmethod
@@ -503,8 +506,9 @@ class Probe:
             for m in twin_result.metrics:
                 if not m.is_baseline:
                     m.labels["baseline"] = "random-init"
-                    if "layer" in m.labels:
-                        m.labels["layer"] = rename.get(m.labels["layer"], m.labels["layer"])
+                    for label in self.layer_labels:
+                        if label in m.labels:
+                            m.labels[label] = rename.get(m.labels[label], m.labels[label])
                     result.metrics.append(m)
             result.info["twin_source"] = twin.source
         for m in result.metrics:

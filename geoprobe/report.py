@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .display import format_number
 from .errors import FormatError, GeoprobeError, first_line
+from .frames import frames_table
 from .plotting import save_figure, style
 from .probe import ProbeResult
 from .provenance import write_text_atomic
@@ -79,6 +80,12 @@ def write_report(doc: dict, path) -> Path:
             if fig.endswith(".png"):
                 lines += [f"![{pid}]({fig})", ""]
         lines += metrics_table(entry) + [""]
+        frame_rows = doc.get("frames", {}).get("probes", {}).get(pid)
+        if frame_rows:
+            lines += [f"### Frame sensitivity ({doc['frames']['n_frames']} frames per group)",
+                      "", "Spread (max - min over frames) and its ratio to the metric's CI "
+                      "width; dependent when the ratio exceeds 1 (geoprobe.frames).", ""]
+            lines += frames_table(frame_rows) + [""]
     return write_text_atomic(path, "\n".join(lines))
 
 

@@ -26,6 +26,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from .display import has_jinja
 from .checks import evaluate_checks, write_junit, write_summary
 from .embeddings import EmbeddingSet, replace_dir
 from .errors import GeoprobeError, ProbeInputError, SuiteError
+from .frames import GROUPS, frame_sensitivity
 from .locks import clean_work, hold, remove_leftovers, scratch_dir
 from .progress import progress
 from .provenance import apply_umask, environment, read_json, write_json_atomic, writing
@@ -91,7 +93,8 @@ def _describe_source(source: Source, seconds: float) -> dict:
 @threads.follows_policy
 def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | None = None,
               workdir=None, show_progress: bool = True, formats=("pdf", "png"),
-              wait: float = 0.0) -> SuiteResults:
+              wait: float = 0.0, frames: Sequence[str] = (),
+              n_frames: int = 20) -> SuiteResults:
     """Run ``suite`` and write its results directory; returns the results dict (a
     :class:`~geoprobe.results.SuiteResults`, which a notebook displays as tables).
 
@@ -106,10 +109,18 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
     workdir : scratch directory for generators (kept); a temporary one if None
     wait : seconds to wait for another process writing ``out_dir`` (``math.inf``: as long as
         it takes) before raising :class:`~geoprobe.locks.LockedError`
+    frames, n_frames : groups of changes of frame (:data:`geoprobe.frames.GROUPS`) under which
+        to rerun every probe ``n_frames`` times (:func:`geoprobe.frames.frame_sensitivity`);
+        the rows go to ``results["frames"][probe_id]`` and the report
 
     Generators and probes run under :func:`geoprobe.threads.policy`.
     """
     out_dir = Path(out_dir)
+    unknown = [g for g in frames if g not in GROUPS]
+    if unknown:
+        raise SuiteError(f"--frames: unknown group(s) {unknown}; choose from {', '.join(GROUPS)}")
+    if frames and n_frames < 1:
+        raise SuiteError(f"--n-frames must be at least 1, got {n_frames}")
     # Validate every probe's name and parameters before any expensive work.
     probes = {}
     for spec in suite.probes:
@@ -150,7 +161,7 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
             except GeoprobeError as exc:
                 raise ProbeInputError(f"probe {spec.id!r}: {exc}") from None
 
-        results, timings = {}, {}
+        results, timings, frame_rows = {}, {}, {}
         bar = progress(suite.probes, desc="probes", unit="probe", enable=show_progress)
         for spec in bar:
             if hasattr(bar, "set_postfix_str"):
@@ -165,6 +176,12 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
             log.info("probe %s (%s): %d metrics in %.1f s", spec.id, spec.probe,
                      len(result.metrics), timings[spec.id])
             results[spec.id] = (spec, result)
+            if frames and not probes[spec.id].requires.model:
+                t0 = time.perf_counter()
+                frame_rows[spec.id] = frame_sensitivity(
+                    probes[spec.id], sources[spec.source].embeddings, result, groups=frames,
+                    n_frames=n_frames, seed=seed, layers=spec.layers, annotations=annotations)
+                timings[f"{spec.id} (frames)"] = round(time.perf_counter() - t0, 3)
 
         doc = {
             "geoprobe_results": RESULTS_FORMAT,
@@ -178,6 +195,9 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                              "seconds": timings[pid], **result.to_dict()}
                        for pid, (spec, result) in results.items()},
         }
+        if frames:
+            doc["frames"] = {"groups": list(frames), "n_frames": n_frames,
+                             "probes": frame_rows}
         with writing(out_dir):
             # Every run evaluates the checks it can, so that report.md says when a suite's
             # own checks fail (a collapsed run must not look clean); checks against previous

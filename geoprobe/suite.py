@@ -451,12 +451,13 @@ def _trends(raw: dict, probe_ids: set, where: str) -> list[TrendSpec]:
 
 
 def probe_suite(probe: str, embeddings, *, items=None, twin=None, params=None,
-                layers="all", seed: int = 0, checks=()) -> Suite:
+                layers="all", seed: int = 0, checks=(), annotations=None) -> Suite:
     """A suite of one probe on one embedding file (``geoprobe probe``, the pytest plug-in).
 
     The probe's name is its id and the suite's name; ``checks`` are ``[[checks]]`` tables
     without ``probe`` (it is this one), e.g. ``{"metric": "rankme", "layer": "0", "op": ">=",
-    "value": 20}``. Paths are made absolute, so the suite does not depend on the cwd.
+    "value": 20}``. ``annotations`` are the probe's annotations (e.g. ``{"other": path}``
+    for the similarity probe). Paths are made absolute, so the suite does not depend on the cwd.
     """
     source = {"path": str(Path(embeddings).resolve())}
     if items:
@@ -464,7 +465,8 @@ def probe_suite(probe: str, embeddings, *, items=None, twin=None, params=None,
     if twin:
         source["twin"] = str(Path(twin).resolve())
     raw = {"suite": {"name": probe, "seed": seed}, "sources": {"embeddings": source},
-           "probes": [{"probe": probe, "params": dict(params or {}), "layers": layers}],
+           "probes": [{"probe": probe, "params": dict(params or {}), "layers": layers,
+                       "annotations": dict(annotations or {})}],
            "checks": [{"probe": probe, **c} for c in checks]}
     return build_suite(raw)
 
