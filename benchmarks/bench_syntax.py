@@ -119,7 +119,7 @@ def _main(args, run) -> None:
     t_epoch = polar_epoch(X, model, opt, train_b, probe)
     W = model.weight.detach()
     t0 = time.perf_counter()
-    fitted = FittedMap(W.numpy(), fit_prototypes(X, W, train_b, n_types=n_types),
+    fitted = FittedMap(W.numpy(), fit_prototypes(X, W, train, n_types=n_types),
                        model.root.detach().numpy())
     sc = score(X, fitted, Split(dev, dev_b), n_types=n_types)
     t_dev = time.perf_counter() - t0

@@ -4,6 +4,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -42,3 +44,33 @@ def test_notebook_runs_top_to_bottom_and_shows_tables(tmp_path):
     assert any('class="geoprobe-result"' in h and "data:image/png;base64," in h for h in html)
     assert any('class="geoprobe-embeddings"' in h for h in html)
     assert any("<table" in h and "ci_low" in h for h in html)  # the pandas DataFrame
+
+
+def test_syntax_layer_sweep_smoke_writes_table_figure_and_reuses_runs(tmp_path, monkeypatch,
+                                                                       check_saved_figure):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sweep = runpy.run_path(str(EXAMPLES / "syntax_layer_sweep.py"))
+    out, work = tmp_path / "out", tmp_path / "work"
+    argv = ["--smoke", "--out", str(out), "--workdir", str(work)]
+    summary, fig = sweep["main"](argv)
+    table = (out / "syntax-layer-sweep.md").read_text(encoding="utf-8")
+    for probe in ("structural-probe", "polar-probe"):
+        rows = summary[probe]["rows"]
+        assert f"## {probe}" in table
+        # trained and twin rows for both smoke layers, each metric with one value per seed
+        assert sorted(rows) == ["random-init|embeddings", "random-init|layer_3",
+                                "trained|embeddings", "trained|layer_3"]
+        uuas = {k: r["metrics"]["uuas"] for k, r in rows.items()}
+        assert all(len(m["values"]) == 2 for m in uuas.values())
+        # seeds train different maps, so the across-seed spread is not zero everywhere
+        assert any(np.std(r["metrics"][m]["values"]) > 0 for r in rows.values()
+                   for m in r["metrics"])
+        # even a 3-epoch probe finds more tree in MiniLM's layer 3 than in its random twin
+        assert np.mean(uuas["trained|layer_3"]["values"]) > np.mean(
+            uuas["random-init|layer_3"]["values"])
+    check_saved_figure(fig, [out / "syntax-layer-sweep.pdf", out / "syntax-layer-sweep.png"])
+    # a second call with the same configuration reads the cached runs instead of training
+    monkeypatch.setattr("geoprobe.registry.make_probe",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    sweep["main"](argv)
+    assert (out / "syntax-layer-sweep.md").read_text(encoding="utf-8") == table

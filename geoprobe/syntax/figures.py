@@ -108,7 +108,7 @@ def _plot_layers(ax, result, names):
                         lw=1, label=f"{baseline}" if j == 0 else None)
     ax.set_xticks(x, [str(layer).replace("layer_", "") for layer in layers])
     ax.set_xlabel("layer")
-    ax.set_ylabel("dev score")
+    ax.set_ylabel(f"{result.params.get('report_split', 'dev')} score")
     ax.set_ylim(0, 1)
     ax.set_title("across layers (95% CI)")
     ax.legend(frameon=False, fontsize=6)
@@ -156,7 +156,8 @@ def _plot_tree(ax, result):
     span = 0.3 * max(n - 1, 1) ** 0.7
     ax.set_ylim(-span * 1.45, span * 1.15)  # room for the caption at the bottom
     ax.set_axis_off()
-    caption = ax.text(0.5, 0.0, f"dev sentence {result.info['example_sentence']}\n"
+    split = result.params.get("report_split", "dev")
+    caption = ax.text(0.5, 0.0, f"{split} sentence {result.info['example_sentence']}\n"
                       f"{_layer_label(result.info['best_layer'])}: gold tree above (grey), "
                       "predicted below (green = right head and label, orange = right head, "
                       "red = wrong)", fontsize=7, ha="center", va="bottom", transform=ax.transAxes)

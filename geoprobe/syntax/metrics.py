@@ -1,5 +1,5 @@
 """Corpus-level parsing metrics from per-sentence scores, with percentile intervals from one
-bootstrap over dev sentences."""
+bootstrap over the report split's sentences."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from geoprobe.syntax.scoring import SentenceScores
 
 
 class SentenceBootstrap:
-    """Corpus-level parsing metrics with percentile intervals over dev sentences.
+    """Corpus-level parsing metrics with percentile intervals over report sentences.
 
     One :class:`~geoprobe.stats.ClusterBootstrap` over sentences (``kernel``) is shared by
     every metric of a layer; the statistics below are computed from per-sentence sums.
@@ -61,7 +61,7 @@ class SentenceBootstrap:
 
 
 def scores_to_metrics(boot: SentenceBootstrap, sc: SentenceScores, **labels) -> list[Metric]:
-    """Every dev metric of one fitted map, both conventions, with sentence-bootstrap CIs."""
+    """Every report metric of one fitted map, both conventions, with sentence-bootstrap CIs."""
     ours, ref = sc.ours, sc.ref
     # Ours pools counts over the corpus; the reference averages each sentence's tree share.
     out = [boot.ratio("uuas", ours.uuas, **labels), boot.ratio("uas", ours.uas, **labels),

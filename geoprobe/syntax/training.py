@@ -14,6 +14,10 @@ from geoprobe.syntax.maps import FittedMap, fit_prototypes
 from geoprobe.syntax.scoring import score
 
 
+#: relative decrease of the selection loss that counts as progress for early stopping
+LOSS_TOL = 1e-3
+
+
 class LinearProbe(torch.nn.Module):
     """``z = W h`` with W of shape (k, d), plus a root point (k,) for the polar probe."""
 
@@ -56,7 +60,9 @@ class TrainedMap:
 
     weight : float array (k, d); root : float array (k,), the learned root point (polar)
     epochs : epochs run; best_epoch : the selected one (0-based)
-    history : the selection criterion after each epoch (dev LAS, or minus the dev loss)
+    history : the selection criterion after each epoch (selection LAS, or minus the selection
+        loss)
+    stopped_early : whether early stopping ended training before ``config.epochs``
     """
 
     weight: np.ndarray
@@ -64,6 +70,7 @@ class TrainedMap:
     epochs: int
     best_epoch: int
     history: list[float]
+    stopped_early: bool
 
 
 def batch_on(batch: Batch, device) -> Batch:
@@ -74,28 +81,33 @@ def batch_on(batch: Batch, device) -> Batch:
                              if isinstance(getattr(batch, f.name), torch.Tensor)})
 
 
-def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConfig, *,
+def train_map(X: torch.Tensor, train: Split, select: Split, config: TrainConfig, *,
               seed: int, n_types: int, device=None) -> TrainedMap:
-    """Train one probe map on ``train`` batches, selecting the epoch on ``dev``.
+    """Train one probe map on the ``train`` sentences, selecting the epoch on ``select``.
 
     X : float tensor (n_rows, d), one layer's word vectors, on the CPU
-    n_types : number of relation types (for the polar probe's per-epoch dev LAS)
+    train, select : the training sentences and the selection sentences (a held-out slice of
+        train by default, never the sentences the probe reports on)
+    n_types : number of relation types (for the polar probe's per-epoch selection LAS)
     device : torch.device to train on (default the CPU). The map is initialised and the
         batches are shuffled by a CPU generator, so a seed gives the same start everywhere;
-        the polar probe's per-epoch dev LAS is scored on the CPU.
+        the polar probe's per-epoch selection LAS is scored on the CPU.
 
-    Selection: the epoch with the lowest dev loss ("distance", "depth", as Hewitt & Manning)
-    or the highest dev LAS ("polar", as the polar reference), with ReduceLROnPlateau(0.5,
-    patience 1) on the dev loss and early stopping after ``patience`` epochs without
-    improvement.
+    Selection: the epoch with the lowest selection loss ("distance", "depth", as Hewitt &
+    Manning) or the highest selection LAS ("polar", as the polar reference); the kept map is
+    that epoch's. The learning rate halves after every 2 epochs without a lower selection loss
+    (``ReduceLROnPlateau`` with factor 0.5 and patience 1; Hewitt & Manning's code uses factor
+    0.1 and patience 0). Training stops early after ``patience`` epochs without progress,
+    that is without a selection loss at least ``LOSS_TOL`` (relative) below its best and, for
+    the polar probe, without a higher selection LAS; else after ``config.epochs``.
     """
     kind, lam, beta = config.kind, config.lam, config.beta
     device = torch.device("cpu") if device is None else device
     gen = torch.Generator().manual_seed(seed)
     model = LinearProbe(X.shape[1], config.rank, gen).to(device)
     Xd = X.to(device)
-    train_d = [batch_on(b, device) for b in train]
-    dev_d = [batch_on(b, device) for b in dev.batches]
+    train_d = [batch_on(b, device) for b in train.batches]
+    select_d = [batch_on(b, device) for b in select.batches]
     params = list(model.parameters()) if kind == "polar" else [model.weight]
     opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1)
@@ -108,31 +120,37 @@ def train_map(X: torch.Tensor, train: list[Batch], dev: Split, config: TrainConf
             return polar_loss(Z, batch, model.root, lam=lam, beta=beta)
         return distance_loss(Z, batch)
 
-    best, best_state, best_epoch, history, waited = -np.inf, None, -1, [], 0
+    best, best_loss, best_state, best_epoch, history, waited = -np.inf, np.inf, None, -1, [], 0
+    stopped = False
     for epoch in range(config.epochs):
-        for j in torch.randperm(len(train), generator=gen).tolist():
+        for j in torch.randperm(len(train_d), generator=gen).tolist():
             opt.zero_grad()
             loss_of(train_d[j]).backward()
             opt.step()
         with torch.no_grad():
-            dev_loss = float(np.mean([loss_of(b).item() for b in dev_d]))
+            select_loss = float(np.mean([loss_of(b).item() for b in select_d]))
         if kind == "polar":
             W = model.weight.detach().cpu()
-            fitted = FittedMap(to_numpy(W).copy(), fit_prototypes(X, W, train, n_types=n_types),
-                               to_numpy(model.root).copy())
-            las = score(X, fitted, dev, n_types=n_types, spearman=False).ours.las
+            protos = fit_prototypes(X, W, train.corpus, n_types=n_types, seed=seed)
+            fitted = FittedMap(to_numpy(W).copy(), protos, to_numpy(model.root).copy())
+            las = score(X, fitted, select, n_types=n_types, spearman=False).ours.las
             crit = las[:, 0].sum() / max(las[:, 1].sum(), 1)
         else:
-            crit = -dev_loss
+            crit = -select_loss
         history.append(float(crit))
-        sched.step(dev_loss)
-        if crit > best + 1e-6:
-            best, best_epoch, waited = crit, epoch, 0
+        sched.step(select_loss)
+        checkpoint = crit > best + 1e-6
+        if checkpoint:
+            best, best_epoch = crit, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            waited += 1
-            if waited >= config.patience:
-                break
+        # Progress: a selection loss LOSS_TOL below the best so far, or (polar) a better LAS,
+        # which can stay flat for epochs while the distances are still being learned.
+        progress = select_loss < best_loss * (1 - LOSS_TOL) or (kind == "polar" and checkpoint)
+        best_loss = min(best_loss, select_loss)
+        waited = 0 if progress else waited + 1
+        if waited >= config.patience:
+            stopped = True
+            break
     model.load_state_dict(best_state)
     return TrainedMap(to_numpy(model.weight).copy(), to_numpy(model.root).copy(),
-                      epoch + 1, best_epoch, history)
+                      epoch + 1, best_epoch, history, stopped)

@@ -22,7 +22,7 @@ from geoprobe.syntax.parsing import batched_prim
 from geoprobe.syntax.scoring import score
 
 torch.set_num_threads(1)
-QUICK = dict(rank=24, lr=1e-2, epochs=30, patience=5, max_tokens=256, ranks=None, n_boot=200)
+QUICK = dict(rank=24, lr=1e-2, epochs=60, patience=5, max_tokens=256, ranks=None, n_boot=200)
 
 
 def _reference_module():
@@ -96,8 +96,7 @@ def test_true_map_decodes_planted_trees_in_both_conventions():
     # Recover the planted map: the tree lives in the span of layer 1's top principal axes.
     _, _, Vt = np.linalg.svd(X.numpy(), full_matrices=False)
     W = Vt[:24].astype(np.float32)
-    tb = make_batches(train)
-    protos = fit_prototypes(X, torch.from_numpy(W), tb, n_types=n_types)
+    protos = fit_prototypes(X, torch.from_numpy(W), train, n_types=n_types)
     fitted = FittedMap(W, protos, root=np.zeros(24), depth_weight=None)
     sc = score(X, fitted, Split(dev, make_batches(dev)), n_types=n_types)
     for num_den in (sc.ours.uuas, sc.ours.uas, sc.ours.las, sc.ours.root):
@@ -185,8 +184,86 @@ def test_malformed_trees_are_named(heads, positions, message):
 
 
 def test_missing_split_value_is_explained(planted):
-    with pytest.raises(ProbeInputError, match="dev_split"):
-        PolarProbe(**{**QUICK, "dev_split": "validation"}).run(planted, progress=False)
+    with pytest.raises(ProbeInputError, match="report_split"):
+        PolarProbe(**{**QUICK, "report_split": "validation"}).run(planted, progress=False)
+
+
+def _context(emb, seed=0):
+    from geoprobe.probe import ProbeContext
+
+    return ProbeContext(emb, list(emb.layer_names), None, None, np.random.default_rng(seed),
+                        seed, False)
+
+
+def test_train_selection_and_report_sentences_are_disjoint(planted):
+    _, train, select, report = StructuralProbe(**QUICK)._setup(_context(planted))
+    n_train = int(len(np.unique(planted.items["sentence_id"][planted.items["split"] == "train"])))
+    # the default selection set is a held-out fifth of train (500 at most), removed from it
+    assert select.n == n_train // 5 and train.n + select.n == n_train
+    ids = [set(c.sentence_ids.tolist()) for c in (train, select, report)]
+    assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2]
+    # another seed holds out another slice
+    _, _, select2, _ = StructuralProbe(**QUICK)._setup(_context(planted, seed=1))
+    assert set(select2.sentence_ids.tolist()) != ids[1]
+
+
+def test_selecting_on_the_report_split_is_refused(planted):
+    with pytest.raises(ProbeInputError, match="select and report sentences share"):
+        PolarProbe(**{**QUICK, "select_split": "dev"}).run(planted, progress=False)
+
+
+def test_early_stopping_stops_on_a_planted_plateau(planted):
+    from geoprobe.syntax.training import TrainConfig, train_map
+
+    corpus, n_types = _corpus(planted, "train")
+    train = Split.of(corpus.take(np.arange(100)), 256)
+    select = Split.of(corpus.take(np.arange(100, corpus.n)), 256)
+    X = torch.from_numpy(np.asarray(planted.layer(1), dtype=np.float32))
+    # lr 0: the map never moves, so the selection loss is flat from the first epoch
+    flat = train_map(X, train, select, TrainConfig("distance", rank=8, lr=0.0, epochs=50,
+                                                   patience=3), seed=0, n_types=n_types)
+    assert flat.stopped_early and flat.epochs == 4 and flat.best_epoch == 0
+    # a learning map runs on while the loss falls, then stops once it levels off (rank 8
+    # cannot fit the planted rank-24 trees, so the loss has a floor)
+    learning = train_map(X, train, select, TrainConfig("distance", rank=8, lr=1e-3, epochs=50,
+                                                       patience=3), seed=0, n_types=n_types)
+    assert learning.stopped_early and 10 < learning.epochs < 50
+    assert learning.history[learning.best_epoch] > flat.history[0] + 0.5
+    capped = train_map(X, train, select, TrainConfig("distance", rank=8, lr=1e-2, epochs=2,
+                                                     patience=3), seed=0, n_types=n_types)
+    assert capped.epochs == 2 and not capped.stopped_early
+
+
+def test_prototype_sentences_are_a_uniform_sample_not_the_shortest():
+    from geoprobe.syntax.maps import prototype_sentences
+
+    emb = planted_trees(n_sentences=600, dim=48, rank=40, max_len=30, n_layers=1, seed=5)
+    corpus, _ = _corpus(emb, "train")
+    sel = prototype_sentences(corpus, max_sentences=100, seed=0)
+    assert len(sel) == 100 and len(np.unique(sel)) == 100
+    # the first 100 of the length-sorted batches would be the shortest sentences
+    shortest = np.sort(corpus.lengths)[:100].mean()
+    sd = corpus.lengths.std() / np.sqrt(100)
+    assert abs(corpus.lengths[sel].mean() - corpus.lengths.mean()) < 3 * sd
+    assert corpus.lengths.mean() - shortest > 6 * sd
+    assert not np.array_equal(sel, prototype_sentences(corpus, max_sentences=100, seed=1))
+
+
+def test_prototypes_are_mean_projected_gold_edges(planted):
+    corpus, n_types = _corpus(planted, "train")
+    X = torch.from_numpy(np.asarray(planted.layer(1), dtype=np.float64))
+    W = torch.randn(6, X.shape[1], dtype=torch.float64)
+    protos = fit_prototypes(X, W, corpus, n_types=n_types, max_sentences=10**6)
+    want = np.zeros((n_types, 6))
+    counts = np.zeros(n_types)
+    Z = X.numpy() @ W.numpy().T
+    for s in range(corpus.n):
+        for j in range(corpus.lengths[s]):
+            h, r = corpus.heads[s, j], corpus.rels[s, j]
+            if h >= 0 and r >= 0:
+                want[r] += Z[corpus.rows[s, h]] - Z[corpus.rows[s, j]]
+                counts[r] += 1
+    np.testing.assert_allclose(protos, want / np.maximum(counts, 1)[:, None], atol=1e-9)
 
 
 def test_minilm_probes_beat_baselines_on_a_slice(tmp_path):
@@ -213,5 +290,7 @@ def test_shipped_suite_names_registered_probes_and_generator():
     assert get_generator(suite.sources["ewt"].generate) is not None
     for spec in suite.probes:
         probe = make_probe(spec.probe, **spec.params)
-        assert probe.train_split == "train" and probe.dev_split == "dev"
+        assert probe.train_split == "train" and probe.report_split == "dev"
+        assert probe.select_split is None  # a held-out slice of train, never dev
+        assert "max_train_sentences" not in spec.params and "epochs" not in spec.params
     assert {p.probe for p in suite.probes} == {"structural-probe", "polar-probe"}
