@@ -139,6 +139,7 @@ def cmd_list(args) -> int:
                 cls = get_probe(name)
                 print(f"  {name:28s} {cls.summary}")
                 print(f"  {'':28s} needs: {cls.requires.describe()}")
+                print(f"  {'':28s} memory: {cls.memory or '(not stated)'}")
             except GeoprobeError as exc:
                 print(f"  {name:28s} [broken plug-in] {exc}")
     if show_all or args.generators:
@@ -261,7 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", default="pdf,png", help="comma-separated (default: pdf,png)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("list", help="list probes, generators and shipped suites")
+    p = sub.add_parser("list", help="list probes, generators and shipped suites",
+                       description="List the installed probes with what each needs (item "
+                                   "columns, annotations, a model) and its memory: 'streams' "
+                                   "when it reads a memory-mapped layer in row chunks (sets "
+                                   "larger than RAM work), 'in memory' with the bytes it holds "
+                                   "(n rows, d width) otherwise; then data generators and "
+                                   "shipped suites.")
     p.add_argument("--generators", action="store_true", help="only data generators")
     p.add_argument("--suites", action="store_true", help="only shipped suites")
     p.set_defaults(func=cmd_list)

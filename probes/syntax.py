@@ -80,6 +80,8 @@ from geoprobe.syntax.training import TrainConfig, train_map
 class _SyntaxProbe(Probe):
     """Shared machinery: splits, batches, layer and rank sweeps, baselines, figure arrays."""
 
+    memory = "in memory: one layer in float32 (4 n d bytes) and the training batches of the probe"
+
     requires = Requirements(columns=SYNTAX_COLUMNS, min_items=4)
     #: the parameters both probes share
     common_constraints = {
