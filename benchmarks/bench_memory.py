@@ -146,7 +146,7 @@ def _main(args, run) -> None:
             lines.append(f"| {name} | {out['seconds']:.1f} | {out['rss_anon'] / 2**20:.0f} | "
                          f"{out['rss_anon_start'] / 2**20:.0f} | {out['vm_hwm'] / 2**20:.0f} | "
                          f"{before:.1f} / {load():.1f} |")
-            notes += [f"- {w}" for w in out["warnings"]]
+            notes += [f"- {w.replace(tmp, '<tmp>')}" for w in out["warnings"]]
             print(lines[-1], flush=True)
         if notes:
             lines += ["", "warnings the probes recorded:", ""] + notes

@@ -314,7 +314,7 @@ class Fracture(Probe):
         Ratios (transfer, noise, residual) are NaN when their reference score is below this:
         fracture is undefined for a factor that is not decodable.
     n_boot, level : int, float
-    max_rows : int, default 50000
+    max_rows : int, default 20000
         Memory bound. The probe refits many readouts on bootstrap, context and noisy copies of
         every probed layer, held in float64 (about ``8 * n * d`` bytes per copy, a few copies
         plus one per probed layer), so it does not stream. A set with more rows is subsampled
@@ -364,7 +364,7 @@ class Fracture(Probe):
     def __init__(self, target=None, context=None, others=(), kind="auto", group=None,
                  n_splits=5, n_resamples=20, noise_levels=NOISE_LEVELS, merge_threshold=0.99,
                  sweep_directions=200, min_score=0.1, n_boot=200, level=0.95,
-                 max_rows=50_000):
+                 max_rows=20_000):
         self.target = target
         self.context = context
         self.others = others

@@ -120,3 +120,20 @@ def test_list_shows_each_probes_memory(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "memory: streams row chunks" in out and "memory: in memory" in out
+
+
+def test_a_probe_warning_reaches_stderr_and_results_json(tmp_path, capsys):
+    import json
+
+    from geoprobe.cli import main
+
+    ex = Fracture.example_input(np.random.default_rng(0))
+    path = ex.embeddings.save(tmp_path / "e.gpemb")
+    assert main(["probe", "fracture", str(path), "--param", "target=factor", "--param",
+                 "group=group", "--param", "max_rows=100", "--param", "n_boot=5", "--param",
+                 "n_resamples=2", "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and err[0].startswith("geoprobe: warning: fracture: ")
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    (recorded,) = doc["warnings"]
+    assert "max_rows=100" in recorded and recorded.startswith("probe 'fracture': ")
