@@ -275,8 +275,10 @@ def cmd_list(args) -> int:
         for name in available():
             try:
                 cls = get_probe(name)
-                entry = {"name": name, "summary": cls.summary, "needs": cls.requires.describe()}
-                lines += [f"  {name:28s} {cls.summary}", f"  {'':28s} needs: {entry['needs']}"]
+                entry = {"name": name, "summary": cls.summary, "needs": cls.requires.describe(),
+                         "memory": cls.memory or "(not stated)"}
+                lines += [f"  {name:28s} {cls.summary}", f"  {'':28s} needs: {entry['needs']}",
+                          f"  {'':28s} memory: {entry['memory']}"]
             except GeoprobeError as exc:
                 entry = {"name": name, "error": str(exc)}
                 lines.append(f"  {name:28s} [broken plug-in] {exc}")
@@ -477,7 +479,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "no network or script needed) to open in a browser or attach to CI")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("list", help="list probes, generators and shipped suites")
+    p = sub.add_parser("list", help="list probes, generators and shipped suites",
+                       description="List the installed probes with what each needs (item "
+                                   "columns, annotations, a model) and its memory: 'streams' "
+                                   "when it reads a memory-mapped layer in row chunks (sets "
+                                   "larger than RAM work), 'in memory' with the bytes it holds "
+                                   "(n rows, d width) otherwise; then data generators and "
+                                   "shipped suites.")
     p.add_argument("--generators", action="store_true", help="only data generators")
     p.add_argument("--suites", action="store_true", help="only shipped suites")
     p.set_defaults(func=cmd_list)

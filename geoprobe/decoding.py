@@ -18,7 +18,9 @@ Choices
   or exact leave-one-out (``select="loo"``, what scikit-learn's ``RidgeCV`` does) from one
   eigendecomposition of each training fold's centred Gram matrix, reused for every target and
   every alpha. Training-fold Gram matrices are the total minus the held-out fold's, so a layer
-  costs one pass over its rows (GCV) whatever the number of folds, targets and alphas.
+  costs one pass over its rows (GCV) whatever the number of folds, targets and alphas, plus
+  one to predict. Both passes read row chunks in float64: a memory-mapped layer larger than
+  RAM streams (logistic regression and the MLP hold their rows in memory).
 * Logistic regression strength is chosen on a held-out 20 % of the training folds' groups
   (by log-loss), then refitted on all training rows. Features are standardized with the
   training folds' mean and standard deviation.
@@ -42,6 +44,7 @@ from . import threads
 from .errors import ProbeInputError
 from .device import resolve_device, to_numpy
 from .stats import ClusterBootstrap, as_generator, child_seed, group_codes, preserves_torch_rng
+from .streaming import CHUNK_ROWS
 
 #: relative ridge grid (multiples of the mean eigenvalue of the training fold's centred Gram)
 RELATIVE_ALPHAS = np.logspace(-6, 2, 17)
@@ -129,24 +132,37 @@ class RidgeCVResult:
     alphas: np.ndarray
 
 
-def _fold_moments(X, Y, folds, n_splits):
-    """Per-fold count, sums, Gram, cross-products and target sums of squares."""
+def _fold_moments(X, Y, folds, n_splits, chunk_rows):
+    """Per-fold count, sums, Gram, cross-products and target sums of squares, from one pass
+    over row chunks of X (memory-mapped or not), accumulated in float64."""
     d, t = X.shape[1], Y.shape[1]
     counts = np.zeros(n_splits)
     xs, ys, yy = np.zeros((n_splits, d)), np.zeros((n_splits, t)), np.zeros((n_splits, t))
     gram, xy = np.zeros((n_splits, d, d)), np.zeros((n_splits, d, t))
-    for f in range(n_splits):
-        rows = np.flatnonzero(folds == f)
-        Xf = np.asarray(X[rows], dtype=np.float64)
+    for rows, f, Xf in _fold_chunks(X, folds, chunk_rows):
         Yf = Y[rows]
-        counts[f] = len(rows)
-        xs[f], ys[f], yy[f] = Xf.sum(0), Yf.sum(0), (Yf ** 2).sum(0)
-        gram[f] = Xf.T @ Xf
-        xy[f] = Xf.T @ Yf
+        counts[f] += len(rows)
+        xs[f] += Xf.sum(0)
+        ys[f] += Yf.sum(0)
+        yy[f] += (Yf ** 2).sum(0)
+        gram[f] += Xf.T @ Xf
+        xy[f] += Xf.T @ Yf
     return counts, xs, ys, yy, gram, xy
 
 
-def ridge_cv_predict(X, Y, folds, *, alphas=None, select: str = "gcv") -> RidgeCVResult:
+def _fold_chunks(X, folds, chunk_rows):
+    """Yield ``(rows, f, Xf)``: for each row chunk of X and each fold f in it, the fold's rows
+    there (int indices, in order) and their vectors in float64, shape (len(rows), dim)."""
+    for start in range(0, X.shape[0], chunk_rows):
+        chunk = np.asarray(X[start:start + chunk_rows], dtype=np.float64)
+        fc = folds[start:start + chunk_rows]
+        for f in np.unique(fc):
+            mask = fc == f
+            yield start + np.flatnonzero(mask), int(f), chunk[mask]
+
+
+def ridge_cv_predict(X, Y, folds, *, alphas=None, select: str = "gcv",
+                     chunk_rows: int = CHUNK_ROWS) -> RidgeCVResult:
     """Out-of-fold ridge predictions with a per-target alpha chosen inside each training fold.
 
     For training fold f the centred Gram ``G = V diag(s) V^T`` is decomposed once; with
@@ -154,18 +170,26 @@ def ridge_cv_predict(X, Y, folds, *, alphas=None, select: str = "gcv") -> RidgeC
     ``W(alpha) = V diag(1 / (s + alpha)) Q``, and the GCV score
     ``RSS(alpha) / (1 - (df(alpha) + 1) / n)^2`` with ``df = sum s / (s + alpha)`` (the +1 is
     the unpenalized intercept) needs only ``s`` and ``Q``. ``select="loo"`` computes the exact
-    leave-one-out error instead (``RidgeCV``'s criterion), which costs one more product of the
-    training rows with ``V``.
+    leave-one-out error instead (``RidgeCV``'s criterion), which costs one more pass over the
+    training rows per fold.
+
+    X is read in row chunks and never copied whole: one pass accumulates every fold's
+    ``X^T X``, ``X^T Y`` and sums in float64 (training folds are the total minus the held-out
+    fold), a second pass predicts each chunk's rows with their fold's coefficients. Memory is
+    ``O(n_splits * (dim + n_targets)^2 + chunk_rows * dim + n_rows * n_targets)`` whatever the
+    number of rows, so X may be a memory-mapped layer larger than RAM.
 
     Parameters
     ----------
-    X : array of shape (n_rows, dim)
+    X : array of shape (n_rows, dim), memory-mapped or not
     Y : array of shape (n_rows, n_targets)
     folds : int array of shape (n_rows,) (see :func:`group_folds`)
     alphas : array of shape (n_alphas,), optional
         Absolute penalties (> 0). Default: :data:`RELATIVE_ALPHAS` times the mean eigenvalue of
         each training fold's centred Gram.
     select : "gcv" or "loo"
+    chunk_rows : int
+        Rows of X read at a time.
 
     Returns
     -------
@@ -182,12 +206,12 @@ def ridge_cv_predict(X, Y, folds, *, alphas=None, select: str = "gcv") -> RidgeC
         alphas = np.asarray(alphas, dtype=np.float64).ravel()
         if alphas.size == 0 or np.any(alphas <= 0):
             raise ProbeInputError(f"alphas must be positive, got {alphas}")
-    counts, xs, ys, yy, gram, xy = _fold_moments(X, Y, folds, n_splits)
-    tot = [a.sum(0) for a in (counts, xs, ys, yy, gram, xy)]
-    pred = np.empty_like(Y)
+    moments = _fold_moments(X, Y, folds, n_splits, chunk_rows)
+    tot = [a.sum(0) for a in moments]
     chosen = np.empty((n_splits, Y.shape[1]))
+    fits = []  # (training mean of x, of y, coefficients (d, t)) per fold
     for f in range(n_splits):
-        n, sx, sy, syy, G, XY = (t - a[f] for t, a in zip(tot, (counts, xs, ys, yy, gram, xy)))
+        n, sx, sy, syy, G, XY = (t - a[f] for t, a in zip(tot, moments))
         mx, my = sx / n, sy / n
         Gc = G - n * np.outer(mx, mx)
         XYc = XY - n * np.outer(mx, my)
@@ -203,27 +227,32 @@ def ridge_cv_predict(X, Y, folds, *, alphas=None, select: str = "gcv") -> RidgeC
             denom = np.where(df < n, (1.0 - df / n) ** 2, np.nan)
             score = rss / denom
         else:
-            score = _loo_scores(X, Y, folds != f, mx, my, V, Q, F)
+            score = _loo_scores(X, Y, folds != f, mx, my, V, Q, F, chunk_rows)
         best = np.nanargmin(np.where(np.isfinite(score), score, np.nan), axis=1)
         chosen[f] = grid[best]
-        W = V @ (F[:, best] * Q)                            # (d, t)
-        test = np.flatnonzero(folds == f)
-        pred[test] = (np.asarray(X[test], dtype=np.float64) - mx) @ W + my
+        fits.append((mx, my, V @ (F[:, best] * Q)))
+    pred = np.empty_like(Y)
+    for rows, f, Xf in _fold_chunks(X, folds, chunk_rows):
+        mx, my, W = fits[f]
+        pred[rows] = (Xf - mx) @ W + my
     return RidgeCVResult(pred, chosen)
 
 
-def _loo_scores(X, Y, train_mask, mx, my, V, Q, F):
-    """Mean squared leave-one-out residual, shape (n_targets, n_alphas)."""
-    rows = np.flatnonzero(train_mask)
-    Z = (np.asarray(X[rows], dtype=np.float64) - mx) @ V   # (n, d)
-    Yc = Y[rows] - my
-    n = len(rows)
-    H = 1.0 / n + (Z ** 2) @ F                             # hat diagonal per alpha, (n, A)
-    out = np.empty((Y.shape[1], F.shape[1]))
-    for a in range(F.shape[1]):
-        resid = (Yc - Z @ (F[:, a, None] * Q)) / (1.0 - H[:, a, None])
-        out[:, a] = np.mean(resid ** 2, axis=0)
-    return out
+def _loo_scores(X, Y, train_mask, mx, my, V, Q, F, chunk_rows):
+    """Mean squared leave-one-out residual, shape (n_targets, n_alphas), from one pass over
+    the training rows in chunks."""
+    n = int(train_mask.sum())
+    total = np.zeros((Y.shape[1], F.shape[1]))
+    for rows, _, Xf in _fold_chunks(X, train_mask.astype(np.int64), chunk_rows):
+        if not train_mask[rows[0]]:
+            continue
+        Z = (Xf - mx) @ V                                  # (rows, d)
+        Yc = Y[rows] - my
+        H = 1.0 / n + (Z ** 2) @ F                         # hat diagonal per alpha, (rows, A)
+        for a in range(F.shape[1]):
+            resid = (Yc - Z @ (F[:, a, None] * Q)) / (1.0 - H[:, a, None])
+            total[:, a] += np.sum(resid ** 2, axis=0)
+    return total / n
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ entry-point group. It
   values each may take in ``parameter_constraints`` (:mod:`geoprobe.contract`);
 * declares in ``metric_directions`` whether each metric it reports is better higher, lower,
   or neither;
+* states in ``memory`` the memory a run needs: whether it streams the layer in row chunks
+  from its memory-map or holds it in memory (and how much), shown by ``geoprobe list``;
 * provides :meth:`Probe.example_input`, small valid input that ``geoprobe.testing.check_probe``
   runs it on;
 * implements :meth:`Probe.evaluate`, which fits whatever it fits (learned attributes end with
@@ -23,6 +25,7 @@ Minimal example::
     class MeanNorm(Probe):
         name = "mean-norm"
         summary = "Mean Euclidean norm of the vectors, per layer."
+        memory = "in memory: one layer in float64, 8 n d bytes"
 
         parameter_constraints = {"n_boot": [contract.Interval(int, 1, None)]}
         metric_directions = {"mean_norm": None}
@@ -44,6 +47,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import math
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -308,6 +312,7 @@ class ProbeContext:
     is_twin : whether ``embeddings`` is the random-init twin, evaluated as the control of
         another set (its metrics become the ``random-init`` baseline), rather than the set
         being probed.
+    warnings : what :meth:`warn` said (the run records them in ``result.info["warnings"]``).
     """
 
     embeddings: EmbeddingSet
@@ -318,6 +323,14 @@ class ProbeContext:
     seed: int
     progress: bool = True
     is_twin: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Say ``geoprobe: warning: message`` on stderr now and record it in the result (the
+        runner copies it into results.json's ``warnings``): for a run that changed what it
+        computes, such as a subsample taken to fit in memory."""
+        print(f"geoprobe: warning: {message}", file=sys.stderr)
+        self.warnings.append(message)
 
     @property
     def items(self):
@@ -372,6 +385,11 @@ class Probe:
     #: metric labels whose values are layer names: the twin's metrics take the main set's
     #: names there (a probe comparing two layers labels both, e.g. ``("layer", "vs_layer")``)
     layer_labels: ClassVar[tuple[str, ...]] = ("layer",)
+    #: one line saying what memory a run needs, for ``geoprobe list``: begin with "streams"
+    #: when the layer is read from its memory-map in row chunks (then give the size that does
+    #: not grow with the rows), else with "in memory" and the bytes it holds in terms of
+    #: n (rows) and d (width), and what it does when that is too much
+    memory: ClassVar[str] = ""
 
     # -- scikit-learn style parameters ---------------------------------------------------
     @classmethod
@@ -491,6 +509,8 @@ class Probe:
                            progress)
         result = self.evaluate(ctx)
         result.seed = seed
+        if ctx.warnings:
+            result.info.setdefault("warnings", []).extend(ctx.warnings)
         result.info.setdefault("n_items", embeddings.n_items)
         result.info.setdefault("dim", embeddings.dim)
         result.info.setdefault("layers", names)

@@ -173,6 +173,7 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
                                          annotations=annotations, seed=seed,
                                          progress=show_progress)
             timings[spec.id] = round(time.perf_counter() - t0, 3)
+            warnings += [f"probe {spec.id!r}: {w}" for w in result.info.get("warnings", [])]
             log.info("probe %s (%s): %d metrics in %.1f s", spec.id, spec.probe,
                      len(result.metrics), timings[spec.id])
             results[spec.id] = (spec, result)

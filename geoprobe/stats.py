@@ -220,6 +220,18 @@ def bootstrap_indices(groups, n_rows: int, rng: np.random.Generator) -> np.ndarr
     return order[offsets + np.arange(lengths.sum())]
 
 
+def subsample_units(groups, n_rows: int, max_rows: int, rng: np.random.Generator
+                    ) -> np.ndarray:
+    """Sorted row indices of whole units (``groups``; rows if None) taken in random order
+    while their rows total at most ``max_rows`` (at least one unit): a subsample that keeps
+    every group intact, for a computation that must fit in memory."""
+    codes, n_units = group_codes(groups, n_rows)
+    sizes = np.bincount(codes, minlength=n_units)
+    order = rng.permutation(n_units)
+    taken = order[:max(1, int(np.searchsorted(np.cumsum(sizes[order]), max_rows, "right")))]
+    return np.flatnonzero(np.isin(codes, taken))
+
+
 def basic_interval(estimate: float, samples: np.ndarray,
                    level: float = DEFAULT_LEVEL) -> tuple[float, float]:
     """Basic (reverse-percentile) bootstrap interval ``[2*est - q_hi, 2*est - q_lo]``.

@@ -14,6 +14,8 @@ The probe runs on its own :meth:`~geoprobe.probe.Probe.example_input`. The check
 * parameters round-trip: ``get_params`` returns what ``__init__`` got, and
   ``cls(**probe.get_params())`` is the same probe;
 * the same seed gives the same numbers (two fresh instances, compared through JSON);
+* the class states its memory need in ``memory`` (one line beginning with "streams" or
+  "in memory");
 * every metric name has a declared direction that agrees with the one the metric carries;
 * the result round-trips through JSON (``to_dict`` -> ``json`` -> ``from_dict``) unchanged;
 * the figure draws from the round-tripped result alone (``plot`` returns a matplotlib Figure,
@@ -41,6 +43,8 @@ __all__ = ["check_probe"]
 
 #: a parameter value no built-in constraint accepts (a type, None, Interval, Options, ...)
 _REFUSED = object()
+#: how a probe's ``memory`` statement begins: it reads row chunks, or it holds the layer
+MEMORY_KINDS = ("streams", "in memory")
 #: a column name no example set has
 _TYPO = "no_such_column__"
 
@@ -93,6 +97,10 @@ def _assert(ok: bool, cls, message: str) -> None:
 def _check_declarations(cls) -> None:
     _assert(isinstance(cls, type) and issubclass(cls, Probe), cls, "not a Probe subclass")
     _assert(bool(cls.name), cls, "declares no name")
+    memory = cls.memory
+    _assert(isinstance(memory, str) and memory.startswith(MEMORY_KINDS) and "\n" not in memory,
+            cls, f"memory must be one line beginning with {' or '.join(map(repr, MEMORY_KINDS))}"
+            f" saying what a run holds (see geoprobe.probe.Probe.memory), got {memory!r}")
     params = cls._param_names()
     undeclared = [p for p in params if p not in cls.parameter_constraints]
     _assert(not undeclared, cls, f"parameter(s) {undeclared} have no parameter_constraints")

@@ -286,6 +286,7 @@ class LatentAttractors(Probe):
 
     name = "latent-attractors"
     summary = "Fixed points of z <- E(D(z)): attractors, basins, Jacobian radius, memorization."
+    memory = ("in memory: the last layer in float32 (4 n d bytes) and the trajectories it integrates")
     requires = Requirements(model=True)
     uses_twin = False
     parameter_constraints = {

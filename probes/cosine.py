@@ -137,6 +137,7 @@ class CosineNonuniqueness(Probe):
 
     name = "cosine-nonuniqueness"
     summary = "Item cosines under prediction-preserving rescalings (Steck 2024) and across lambda."
+    memory = "in memory: one layer in float64 (8 n d bytes) and per-replicate d x d Gram matrices"
     parameter_constraints = {
         "rank": [POSITIVE_INT], "lam": [POSITIVE], "lambdas": [SequenceOf(POSITIVE, min_len=1)],
         "n_rescalings": [Interval(int, 0, None)], "rescale_sigma": [NON_NEGATIVE],

@@ -76,6 +76,7 @@ from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
 from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.stats import ClusterBootstrap, as_generator, child_seed
+from geoprobe.streaming import CHUNK_ROWS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,11 +150,22 @@ class LinearDecodability(Probe):
     rare_classes : "error" or "drop"; min_class_size : int
         Classes with fewer rows than ``min_class_size``.
     n_boot : int, default 500; level : float, default 0.95
+    chunk_rows : int
+        Rows read at a time by the ridge path.
+
+    Memory: with continuous targets only and ``mlp=False`` the layer streams from its
+    memory-map in ``chunk_rows`` row chunks (ridge from per-fold ``X^T X`` and ``X^T Y``), so
+    it needs ``O(n_splits * dim^2 + chunk_rows * dim)`` plus per-row targets, predictions and
+    bootstrap sums (``O(n_rows * n_targets)``) and ``O(n_boot * n_groups)`` for the bootstrap
+    counts. Categorical targets (logistic regression, MDL) and the MLP hold the layer's used
+    rows in float64 (``8 * n_rows * dim`` bytes) and more for their copies.
     """
 
     name = "linear-decodability"
     summary = ("Held-out linear/MLP decodability of item columns (ridge, logistic) with "
                "group-aware CV, shuffled/control/trivial baselines and selectivity.")
+    memory = ("streams row chunks for ridge (continuous targets, mlp=False): 8 n_splits (d + t)^2 "
+              "bytes plus O(n t); in memory (8 n d bytes, float64) for logistic, MLP and MDL")
     parameter_constraints = {
         "targets": [str, SequenceOf(str)],
         "kind": [Options({"auto", "continuous", "categorical"})],
@@ -165,6 +177,7 @@ class LinearDecodability(Probe):
         "trivial": [bool], "mdl": [bool], "missing": [Options({"error", "drop"})],
         "rare_classes": [Options({"error", "drop"})], "min_class_size": [POSITIVE_INT],
         "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT], "device": [DEVICE_CONSTRAINT],
+        "chunk_rows": [POSITIVE_INT],
     }
     column_parameters = ("targets", "angles", "group", "control")
     metric_directions = {
@@ -188,7 +201,7 @@ class LinearDecodability(Probe):
                  control=None, n_splits=5, alphas=None, select="gcv", lambdas=None, mlp=True,
                  mlp_hidden=256, mlp_max_epochs=100, shuffled=True, trivial=True, mdl=False,
                  missing="error", rare_classes="error", min_class_size=2, n_boot=500,
-                 level=0.95, device="cpu"):
+                 level=0.95, device="cpu", chunk_rows=CHUNK_ROWS):
         self.targets = targets
         self.kind = kind
         self.angles = angles
@@ -211,6 +224,7 @@ class LinearDecodability(Probe):
         self.min_class_size = min_class_size
         self.n_boot = n_boot
         self.level = level
+        self.chunk_rows = chunk_rows
 
     # -- input -----------------------------------------------------------------------------
     def _columns(self):
@@ -308,8 +322,11 @@ class LinearDecodability(Probe):
         metrics, info = [], {"kinds": kinds, "n_used": n, "dropped": dropped,
                              "n_units": boot.n_units, "unit": boot.unit, "alphas": {},
                              "lambdas": {}, "classes": {c: classes[c].tolist() for c in cats}}
-        for layer, X_all in ctx.iter_layers():
-            X = X_all[rows]
+        streams = not cats and not self.mlp
+        for layer, X_all in ctx.iter_layers(dtype=None):
+            X = X_all if n == len(X_all) else X_all[rows]
+            if not streams:  # logistic regression, the MLP and MDL hold the rows in memory
+                X = np.asarray(X, dtype=np.float64)
             rng_layer = as_generator(mlp_seed)  # same MLP/inner-split draws for every layer
             if Y is not None:
                 metrics += self._continuous(layer, X, Y, names, angles, folds, groups, perm,
@@ -324,7 +341,8 @@ class LinearDecodability(Probe):
         t = Y.shape[1]
         # Shuffled targets ride along as extra columns: the same decomposition serves them.
         Yall = np.hstack([Y, Y[perm]]) if self.shuffled else Y
-        ridge = ridge_cv_predict(X, Yall, folds, alphas=self.alphas, select=self.select)
+        ridge = ridge_cv_predict(X, Yall, folds, alphas=self.alphas, select=self.select,
+                                 chunk_rows=self.chunk_rows)
         info["alphas"][layer] = np.exp(np.log(ridge.alphas[:, :t]).mean(0)).tolist()
         preds = {"linear": (Y, ridge.predictions[:, :t])}
         if self.mlp:

@@ -123,6 +123,7 @@ class EASE(Probe):
 
     name = "ease"
     summary = "EASE^R zero-diagonal autoencoder: Recall/NDCG, negative weights, item cosines vs lam."
+    memory = "in memory: one interaction layer in float64 (8 n d bytes) and d x d Gram matrices"
     requires = Requirements(min_items=20)
     uses_twin = False
     # ``split`` is optional (users are split at random without it): not a required column

@@ -61,6 +61,8 @@ of ``n_refits`` replicates that refit every within- and cross-context probe.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT,
@@ -73,6 +75,7 @@ from geoprobe.probe import Example, Metric, Probe, ProbeResult
 from geoprobe.spectra import rankme
 from geoprobe.stats import (
     ClusterBootstrap, bootstrap_indices, group_codes, percentile_interval, shuffle_labels,
+    subsample_units,
 )
 from geoprobe.streaming import MomentAccumulator
 
@@ -319,11 +322,19 @@ class Fracture(Probe):
         Ratios (transfer, noise, residual) are NaN when their reference score is below this:
         fracture is undefined for a factor that is not decodable.
     n_boot, level : int, float
+    max_rows : int, default 20000
+        Memory bound. The probe refits many readouts on bootstrap, context and noisy copies of
+        every probed layer, held in float64 (about ``8 * n * d`` bytes per copy, a few copies
+        plus one per probed layer), so it does not stream. A set with more rows is subsampled
+        to whole groups (random order, seeded) totalling at most ``max_rows`` rows, with a
+        ``geoprobe: warning`` that results.json records; ``info["rows_used"]`` gives the count.
     """
 
     name = "fracture"
     summary = ("Decodable but fractured? Probe consistency across resamples and contexts, "
                "transfer, noise/weight robustness, redundancy, LEACE amnesic effect.")
+    memory = ("in memory: every probed layer in float64 (8 n d bytes each) and a few working copies; "
+              "more rows than max_rows are subsampled by whole groups, with a warning")
     parameter_constraints = {
         "target": [str], "context": [str, None], "others": [str, SequenceOf(str)],
         "kind": [Options({"auto", "continuous", "categorical"})], "group": [str, None],
@@ -332,6 +343,7 @@ class Fracture(Probe):
         "noise_levels": [SequenceOf(POSITIVE, min_len=1)],
         "merge_threshold": [Interval(float, 0, 1)], "sweep_directions": [POSITIVE_INT],
         "min_score": [NON_NEGATIVE], "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
+        "max_rows": [Interval(int, 2, None)],
     }
     column_parameters = ("target", "context", "others", "group")
     # higher is more unified (less fractured); erasing the target should spare the other
@@ -360,8 +372,8 @@ class Fracture(Probe):
 
     def __init__(self, target=None, context=None, others=(), kind="auto", group=None,
                  n_splits=5, n_resamples=20, n_refits=100, noise_levels=NOISE_LEVELS,
-                 merge_threshold=0.99,
-                 sweep_directions=200, min_score=0.1, n_boot=200, level=0.95):
+                 merge_threshold=0.99, sweep_directions=200, min_score=0.1, n_boot=200,
+                 level=0.95, max_rows=20_000):
         self.target = target
         self.context = context
         self.others = others
@@ -376,6 +388,7 @@ class Fracture(Probe):
         self.min_score = min_score
         self.n_boot = n_boot
         self.level = level
+        self.max_rows = max_rows
 
     def check_input(self, embeddings, annotations, model) -> None:
         super().check_input(embeddings, annotations, model)
@@ -396,7 +409,24 @@ class Fracture(Probe):
         return kind
 
     # -- evaluation ------------------------------------------------------------------------
+    def _within_memory(self, ctx):
+        """``ctx`` itself, or with at most ``max_rows`` rows (whole groups) and a warning."""
+        n = ctx.embeddings.n_items
+        if n <= self.max_rows:
+            return ctx
+        groups = ctx.column(self.group) if self.group else None
+        rows = subsample_units(groups, n, self.max_rows, ctx.rng)
+        ctx.warn(f"fracture: {ctx.embeddings.source}: {n} rows is more than max_rows="
+                 f"{self.max_rows} (it holds ~{8 * n * ctx.embeddings.dim / 2**20:.0f} MiB "
+                 f"per float64 copy of a layer); using a random {len(rows)} rows of whole "
+                 f"{self.group or 'row'} units")
+        annotations = dict(ctx.annotations)
+        if "inputs" in annotations:  # the model's inputs are aligned with the rows
+            annotations["inputs"] = annotations["inputs"][rows]
+        return replace(ctx, embeddings=ctx.embeddings.subset(rows), annotations=annotations)
+
     def evaluate(self, ctx) -> ProbeResult:
+        ctx = self._within_memory(ctx)
         n = ctx.embeddings.n_items
         raw = np.asarray(ctx.column(self.target))
         kind = self._kind(raw)
@@ -474,7 +504,7 @@ class Fracture(Probe):
         del layers_seen
         info = {"kind": kind, "n_contexts": int(contexts.max()) + 1 if contexts is not None
                 else 0, "distinct_count": n_distinct, "live_features": n_live,
-                "stacked_rankme": stacked}
+                "stacked_rankme": stacked, "rows_used": n}
         if ctx.model is not None:
             self._sweeps(ctx, Y, y, kind, others, folds, metrics, arrays)
         arrays["noise_curve"] = np.array(arrays["noise_curve"])

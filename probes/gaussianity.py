@@ -492,6 +492,8 @@ class Gaussianity(Probe):
     name = "gaussianity"
     summary = ("SIGReg / sliced Epps-Pulley with calibrated p-value, RankMe, alpha-ReQ, PR, "
                "LiDAR, uniformity, alignment, anisotropy (streaming).")
+    memory = ("streams row chunks: per-block Gram matrices and Epps-Pulley sums, 8 max_blocks (d^2 + "
+              "n_points n_directions) bytes, plus chunk_rows d and n_pairs d")
     requires = Requirements(min_items=8)
     parameter_constraints = {
         "n_directions": [POSITIVE_INT],

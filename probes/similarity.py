@@ -135,6 +135,9 @@ class Similarity(Probe):
     column_parameters = ("group",)
     metric_directions = {name: None for name in METRICS}
     layer_labels = ("layer", "vs_layer")
+    memory = ("streams row chunks for the biased linear CKA (8 (d_x + d_y)^2 bytes); in memory "
+              "for the rest: n x n matrices on at most max_items items (8 max_items^2 bytes "
+              "each, three per layer), subsampled with a warning")
 
     def __init__(self, metrics=DEFAULT_METRICS, rbf_bandwidth=0.8, dissimilarity="correlation",
                  compare="spearman", group=None, n_boot=100, n_perm=20, level=0.95,

@@ -112,6 +112,7 @@ class ActivationSparsity(Probe):
 
     name = "activation-sparsity"
     summary = "Top-k energy, Hoyer, Gini, L1/L2, effective rank: in-distribution vs shifted."
+    memory = "in memory: one layer in float64 (8 n d bytes) and its derived per-row arrays"
     parameter_constraints = {
         "condition": [str], "reference": [str], "group": [str, None],
         "top": [SequenceOf(Interval(float, 0, 100, closed="right"), min_len=1)],

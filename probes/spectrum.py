@@ -85,6 +85,8 @@ class CovarianceSpectrum(Probe):
 
     name = "covariance-spectrum"
     summary = "RankMe, participation ratio and the eigen-spectrum (collapse diagnostics)."
+    memory = ("streams row chunks: per-block Gram matrices, 8 max_blocks d^2 bytes, plus a "
+              "32768-row chunk (baselines on at most max_baseline_rows rows)")
     parameter_constraints = {
         "center": [bool], "eps": [NON_NEGATIVE], "group": [str, None],
         "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],

@@ -108,6 +108,8 @@ def _record(prefix: str, out) -> dict:
 class _SyntaxProbe(Probe):
     """Shared machinery: splits, batches, layer and rank sweeps, baselines, figure arrays."""
 
+    memory = "in memory: one layer in float32 (4 n d bytes) and the training batches of the probe"
+
     requires = Requirements(columns=SYNTAX_COLUMNS, min_items=4)
     #: the parameters both probes share
     common_constraints = {

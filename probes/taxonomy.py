@@ -350,6 +350,7 @@ class GramEigenTaxonomy(Probe):
     name = "gram-eigen-taxonomy"
     summary = ("Gram eigenvectors vs a tree kernel on sampled WordNet subtrees: g(k), "
                "Alignment Area, coarse-to-fine splits.")
+    memory = ("in memory: one layer in float64 (8 n d bytes) and the sampled subtrees' Gram matrices")
     requires = Requirements(min_items=15)
     parameter_constraints = {
         "taxonomy": [str, Path, dict, None], "node_column": [str], "depth": [Interval(int, 1, 6)],
@@ -695,6 +696,7 @@ class HierarchicalOrthogonality(Probe):
     name = "hierarchical-orthogonality"
     summary = ("Park et al.'s parent-child orthogonality of concept vectors, vs random-parent "
                "and shuffled baselines.")
+    memory = "in memory: one layer in float64 (8 n d bytes) and the concept vectors"
     requires = Requirements(min_items=10)
     parameter_constraints = {
         "taxonomy": [str, Path, dict, None], "node_column": [str], "min_words": [POSITIVE_INT],

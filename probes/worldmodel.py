@@ -95,6 +95,7 @@ class TemporalStraightness(Probe):
 
     name = "temporal-straightness"
     summary = "Mean cosine between successive latent velocities (LeWM), vs shuffled time."
+    memory = "in memory: one layer in float64 (8 n d bytes) and its velocities (the same again)"
     requires = Requirements(min_items=3)
     parameter_constraints = {
         "episode": [str], "time": [str], "reference": [SequenceOf(str)],
@@ -206,6 +207,8 @@ class TemporalStraightness(Probe):
 
 class _ModelProbe(Probe):
     """Shared: find the world model (ctx.model or the export's checkpoint)."""
+
+    memory = ("in memory: the live model and the observations it encodes (no embedding layer is read)")
 
     uses_twin = False
 

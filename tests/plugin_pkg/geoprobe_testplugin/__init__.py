@@ -15,6 +15,7 @@ class MeanNorm(Probe):
     requires = Requirements(columns=("group",))
     parameter_constraints = {"n_boot": [Interval(int, 1, None)]}
     metric_directions = {"mean_norm": None}
+    memory = "in memory: one layer in float64, 8 n d bytes"
 
     @classmethod
     def example_input(cls, rng):
