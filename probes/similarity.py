@@ -26,7 +26,7 @@ Items, memory and streaming
 All but the biased linear CKA need n x n matrices (8 n^2 bytes each, three per layer with
 every metric on: 24 MB per layer at n = 1,000). Above ``max_items`` items these are computed
 on a random subsample of ``max_items`` items, with a warning (in the result's
-``info["warnings"]`` and as a Python warning). The biased linear CKA is then still computed
+``info["warnings"]``, results.json's ``warnings`` and on stderr). The biased linear CKA is then still computed
 on every item, streamed over row chunks from ``X^T X``, ``Y^T Y``, ``X^T Y`` and the column
 sums (memory-mapped sets larger than RAM work); its interval comes from the subsample,
 centred on the full-data value (wider than a full-data interval: conservative).
@@ -50,7 +50,6 @@ shapes would give.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,14 +173,11 @@ class Similarity(Probe):
         metrics_on = [m for m in METRICS if m in self.metrics]
         other = None if ctx.is_twin else self._other(ctx)
         n = ctx.embeddings.n_items
-        info_warnings = []
         rows = None
         if n > self.max_items:
             rows = np.sort(ctx.rng.choice(n, self.max_items, replace=False))
-            msg = (f"similarity: {n} items; the n x n metrics use a random subsample of "
-                   f"max_items={self.max_items} (cka_linear uses all, streamed)")
-            warnings.warn(msg, stacklevel=2)
-            info_warnings.append(msg)
+            ctx.warn(f"similarity: {n} items; the n x n metrics use a random subsample of "
+                     f"max_items={self.max_items} (cka_linear uses all, streamed)")
         m = n if rows is None else len(rows)
         groups = ctx.column(self.group) if self.group else None
         if groups is not None and rows is not None:
@@ -223,7 +219,7 @@ class Similarity(Probe):
                 results.append(boot.metric(name, float(np.mean(null)), null, bounds=bounds,
                                            baseline="permuted", **labels))
                 self._fill(matrices, name, against, ctx.layers, other, a, b, est[name])
-        return self.result(ctx, results, matrices, n_compared=m, warnings=info_warnings,
+        return self.result(ctx, results, matrices, n_compared=m,
                            other_layers=None if other is None else other.layer_names,
                            other_source=None if other is None else other.source,
                            compared=metrics_on)
