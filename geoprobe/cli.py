@@ -133,16 +133,11 @@ def _run(args, checks: bool) -> int:
 
         tracker = make_tracker(args.tracker)
     against = load_results(args.against) if getattr(args, "against", None) else None
-    try:
+    with _suggest_wait(args):
         doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
                         show_progress=_show_progress(args), wait=args.wait,
-                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
-                        frames=tuple(g.strip() for g in args.frames.split(",") if g.strip()),
+                        formats=_names(args.formats), frames=_names(args.frames),
                         n_frames=args.n_frames)
-    except LockedError as exc:
-        if args.wait:
-            raise
-        raise LockedError(f"{exc}; pass --wait to run after it") from None
     if tracker is not None:
         from .tracking import log_results
 
@@ -192,6 +187,22 @@ def _verbosity(args) -> int:
     return getattr(args, "verbose", 0) - getattr(args, "quiet", 0)
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated option (``--formats pdf,png``, ``--frames a,b``) as its names."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+@contextlib.contextmanager
+def _suggest_wait(args):
+    """A held output lock names ``--wait`` in its error, unless the user already waited."""
+    try:
+        yield
+    except LockedError as exc:
+        if args.wait:
+            raise
+        raise LockedError(f"{exc}; pass --wait to run after it") from None
+
+
 def _show_progress(args) -> bool:
     return not args.no_progress and _verbosity(args) >= 0
 
@@ -214,16 +225,13 @@ def cmd_sweep(args) -> int:
                              what="suite name", error=SuiteError)
     workers = None if args.workers is None else threads.parse(args.workers, what="--workers")
     try:
-        doc = run_sweep(args.suite, out, overrides=overrides, embeddings=args.embeddings,
-                        grid=args.grid, items=args.items, per_layer=args.per_layer,
-                        scheduler=args.scheduler, n_workers=workers, n_threads=args.threads,
-                        serial=args.serial, show_progress=not args.no_progress,
-                        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
-                        wait=args.wait)
-    except LockedError as exc:
-        if args.wait:
-            raise
-        raise LockedError(f"{exc}; pass --wait to run after it") from None
+        with _suggest_wait(args):
+            doc = run_sweep(args.suite, out, overrides=overrides, embeddings=args.embeddings,
+                            grid=args.grid, items=args.items, per_layer=args.per_layer,
+                            scheduler=args.scheduler, n_workers=workers,
+                            n_threads=args.threads, serial=args.serial,
+                            show_progress=_show_progress(args), formats=_names(args.formats),
+                            wait=args.wait)
     except KeyboardInterrupt:
         print(f"geoprobe: interrupted; finished tasks are kept in {out}/tasks, run the same "
               "command again to resume", file=sys.stderr)
