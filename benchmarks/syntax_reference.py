@@ -1,9 +1,28 @@
-"""The syntax probes' losses written per pair, the way the reference implementations loop.
+"""Baselines for the syntax probes' losses, written from the reference implementations.
 
-The polar-probe reference (pjdisi/PolarProbe) and the structural-probe reference build each
-sentence's loss from Python loops over word pairs and edge pairs. This module keeps that form
-(our own code, same arithmetic) as the baseline that ``bench_syntax.py`` times the vectorised
-losses against, and that ``tests/probes/test_syntax.py`` checks them against.
+Three forms, strongest first (``bench_syntax.py`` times ours against each):
+
+* ``polar_step_reference``: the polar probe's loss as the published PolarProbe ``train.py``
+  (Diego-Simon et al. 2024) computes it in one optimiser step. That code projects each sentence's
+  words once; fills a zero (n, n) matrix of squared distances with a Python loop over the pairs
+  i < j (each entry written twice); takes ``nn.L1Loss`` (mean over the n^2 entries) of the
+  flattened matrix against the gold tree distances, averaged over sentences; stacks the gold
+  edge vectors ``z_head - z_dep`` of the whole batch, sorts them by relation, and computes the
+  angular loss as one matrix product of the normalised edges, ``clamp(1 - cos, 0, 2)``, against
+  a gold matrix of ones zeroed block by block; and takes the MSE between each sentence's root
+  word and the learned root point. Total: ``dist + lam * ang + beta * root``. The transcription
+  follows it step by step in our own code. Two things differ, both in the reference's favour:
+  the language model's forward pass is left out (both sides read stored vectors), and the gold
+  matrix's blocks are zeroed once per relation, where the reference iterates over a ``set`` of
+  0-d tensors, which holds every edge separately.
+* ``distance_loss_batched``: the structural probe's distance loss as Hewitt and Manning's
+  ``structural-probes`` code computes it: a padded (B, L, d) batch, ``B h`` as one matmul,
+  every pair's difference as a broadcast (B, L, L, k) tensor, squared and summed, then the
+  masked L1 per sentence divided by n^2 and averaged over the batch's sentences.
+* ``*_loop``: every ordered word pair and every pair of edges in a Python loop. No reference
+  implementation is written this way; it is the naive form, kept as the weaker baseline and as
+  the slow, obviously correct definition ``tests/probes/test_syntax.py`` checks the vectorised
+  losses against.
 
 Sentences are given as dicts with ``H`` (n, d) tensor, ``dist`` (n, n), ``depth`` (n,),
 ``heads`` (n,) 0-based (-1 root) and ``rels`` (n,) relation codes.
@@ -67,3 +86,64 @@ def root_loss_loop(W: torch.Tensor, root: torch.Tensor, sentences) -> torch.Tens
                 acc = acc + ((W @ s["H"][i] - root) ** 2).mean()
                 n += 1
     return acc / n
+
+
+def _pdist_pairs(Z: torch.Tensor) -> torch.Tensor:
+    """Squared distances (n, n) of the rows of Z, one pair i < j at a time (as train.py)."""
+    n = len(Z)
+    D = torch.zeros((n, n), dtype=Z.dtype)
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = (Z[i] - Z[j]).square().sum()
+            D[i, j] = d
+            D[j, i] = d
+    return D
+
+
+def polar_step_reference(W: torch.Tensor, root: torch.Tensor, sentences, *, lam: float,
+                         beta: float) -> torch.Tensor:
+    """The polar loss of one step over ``sentences``, as PolarProbe's train.py computes it.
+
+    W : (k, d) map; root : (k,) root point. Returns a scalar tensor.
+    """
+    projected = [s["H"] @ W.T for s in sentences]  # each word projected once
+    l1 = torch.nn.L1Loss()
+    dist = sum(l1(_pdist_pairs(Z).flatten(), s["dist"].flatten().to(Z.dtype))
+               for Z, s in zip(projected, sentences)) / len(sentences)
+    edges, rels, roots = [], [], []
+    for Z, s in zip(projected, sentences):
+        for dep, head in enumerate(s["heads"].tolist()):
+            if head >= 0:
+                edges.append(Z[head] - Z[dep])
+                rels.append(int(s["rels"][dep]))
+            else:
+                roots.append(Z[dep])
+    rel = torch.tensor(rels)
+    order = torch.argsort(rel)
+    rel, E = rel[order], torch.stack(edges)[order]
+    U = torch.nn.functional.normalize(E, p=2, dim=1)
+    C = torch.clamp(1 - torch.mm(U, U.t()), min=0, max=2)
+    gold = torch.ones_like(C)
+    for r in torch.unique(rel):
+        block = torch.where(rel == r)[0]
+        gold[block[:, None], block] = 0
+    ang = torch.nn.functional.mse_loss(C, gold)
+    R = torch.stack(roots)
+    root_term = torch.nn.functional.mse_loss(R, root.expand_as(R))
+    return dist + beta * root_term + lam * ang
+
+
+def distance_loss_batched(W: torch.Tensor, H: torch.Tensor, dist: torch.Tensor,
+                          lengths: torch.Tensor) -> torch.Tensor:
+    """The distance loss as Hewitt and Manning's batched code computes it.
+
+    H : (B, L, d) padded word vectors; dist : (B, L, L) gold distances, -1 at padding;
+    lengths : (B,). Returns a scalar tensor.
+    """
+    Z = torch.matmul(H, W.T)
+    L = Z.shape[1]
+    Zi = Z.unsqueeze(2).expand(-1, -1, L, -1)
+    pred = (Zi - Zi.transpose(1, 2)).pow(2).sum(-1)
+    keep = (dist != -1).to(Z.dtype)
+    per_sentence = (pred * keep - dist * keep).abs().sum((1, 2)) / lengths.pow(2).to(Z.dtype)
+    return per_sentence.sum() / (lengths != 0).sum().to(Z.dtype)

@@ -15,7 +15,8 @@ from geoprobe.plotting import save_figure
 from geoprobe.probe import ProbeResult
 from geoprobe.probes.syntax import PolarProbe, StructuralProbe
 from geoprobe.syntax.corpus import Split, build_corpus, gather, make_batches, relation_type
-from geoprobe.syntax.losses import angular_loss, depth_loss, distance_loss, root_loss
+from geoprobe.syntax.losses import (angular_loss, depth_loss, distance_loss, polar_loss,
+                                    root_loss)
 from geoprobe.syntax.maps import FittedMap, fit_prototypes
 from geoprobe.syntax.metrics import SentenceBootstrap
 from geoprobe.syntax.parsing import batched_prim
@@ -85,6 +86,12 @@ def test_vectorised_losses_equal_per_pair_reference(planted):
                                                            rel=1e-8)
     assert root_loss(Z, batch, root).item() == pytest.approx(
         ref.root_loss_loop(W, root, sents).item(), rel=1e-8)
+    # The transcriptions of the published code the benchmark times us against.
+    assert polar_loss(Z, batch, root, lam=0.3, beta=0.7).item() == pytest.approx(
+        ref.polar_step_reference(W, root, sents, lam=0.3, beta=0.7).item(), rel=1e-8)
+    hm_dist = torch.where(batch.mask[:, :, None] & batch.mask[:, None, :], batch.dist, -1.0)
+    assert distance_loss(Z, batch).item() == pytest.approx(ref.distance_loss_batched(
+        W, gather(X, batch), hm_dist, batch.lengths.double()).item(), rel=1e-8)
 
 
 def test_true_map_decodes_planted_trees_in_both_conventions():
