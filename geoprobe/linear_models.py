@@ -22,7 +22,13 @@ from scipy.stats import rankdata
 
 
 def gram(X, weights=None) -> np.ndarray:
-    """``X^T diag(weights) X`` as a dense float64 (p, p) array; X dense or sparse (n, p)."""
+    """``X^T diag(weights) X`` as a dense float64 (p, p) array; X dense or sparse (n, p).
+
+    A dense X stays dense (one BLAS product): converting it to sparse first made EASE^R slower
+    than a plain dense closed form (benchmarks/results/regularization.md)."""
+    if not sparse.issparse(X):
+        X = np.asarray(X, dtype=np.float64)
+        return X.T @ (X if weights is None else np.asarray(weights, float)[:, None] * X)
     Xs = sparse.csr_matrix(X, dtype=np.float64)
     if weights is None:
         return np.asarray((Xs.T @ Xs).todense())
