@@ -37,10 +37,12 @@ def gram(X, weights=None) -> np.ndarray:
 
 def ease_weights(G: np.ndarray, lam: float) -> np.ndarray:
     """EASE^R weights B of shape (p, p) (zero diagonal) from the Gram matrix G (p, p)."""
-    P = np.linalg.inv(G + lam * np.eye(G.shape[0]))
-    B = -P / np.diag(P)[None, :]
-    np.fill_diagonal(B, 0.0)
-    return B
+    A = np.array(G, dtype=np.float64)  # a copy: the caller's G is reused across lambdas
+    A[np.diag_indices_from(A)] += lam
+    P = np.linalg.inv(A)
+    P /= -np.diag(P)[None, :]  # in place: no (p, p) temporaries beyond the inverse
+    np.fill_diagonal(P, 0.0)
+    return P
 
 
 def top_eigen(G: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
