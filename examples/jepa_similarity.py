@@ -194,7 +194,7 @@ def figure(sim_rows: list[dict], survival: list[dict]):
     # distances coloured as similarities: 1 at distance 0, 0 at the metric's maximum
     scale = {"procrustes": math.sqrt(2.0), "shape_angle": math.pi / 2}
     colour = np.full((len(pairs), len(SIMILARITY_METRICS)), np.nan)
-    fig, axes = new_figure(1, 2, width="double", aspect=0.34)
+    fig, axes = new_figure(1, 2, width="double", aspect=0.38)
     ax = axes[0][0]
     for r in sim_rows:
         i, j = pairs.index(r["pair"]), SIMILARITY_METRICS.index(r["metric"])
@@ -215,7 +215,7 @@ def figure(sim_rows: list[dict], survival: list[dict]):
     ax.imshow(held, cmap=ListedColormap([PALETTE[3], PALETTE[2]]), vmin=0, vmax=1,
               aspect="auto")
     for (i, j), h in np.ndenumerate(held):
-        ax.text(j, i, f"{'holds' if h else 'fails'} ({survival[i]['margin'][cols[j]]:+.2g})",
+        ax.text(j, i, f"{'holds' if h else 'fails'}\n{survival[i]['margin'][cols[j]]:+.3g}",
                 ha="center", va="center", fontsize=6, color="white")
     ax.set_xticks(range(len(cols)), cols, fontsize=6)
     ax.set_yticks(range(len(survival)), [r["conclusion"] for r in survival], fontsize=6)
