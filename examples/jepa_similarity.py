@@ -125,18 +125,17 @@ def _find(rows: list[dict], metric: str, group: str, **labels) -> dict:
 def conclusions(frames: dict, dim: int) -> list[dict]:
     """Each conclusion's verdict in the original frame and in every frame of each group."""
     from geoprobe.frames import GROUPS
+    from geoprobe.jepa.pipeline import COLLAPSE_FRACTION
 
+    # every group's row carries the original-frame value; GROUPS[0]'s is read for "original"
     def greater(label, pid, metric, a, b, **labels):
         # "a > b": original values, then a's worst frame against b's best frame per group
         ra = {g: _find(frames[a][pid], metric, g, **labels) for g in GROUPS}
         rb = {g: _find(frames[b][pid], metric, g, **labels) for g in GROUPS}
-        first = ra[GROUPS[0]]["value"], rb[GROUPS[0]]["value"]
-        verdicts = {"original": first[0] > first[1]}
-        margins = {"original": first[0] - first[1]}
-        for g in GROUPS:
-            margins[g] = ra[g]["frame_min"] - rb[g]["frame_max"]
-            verdicts[g] = margins[g] > 0
-        return {"conclusion": label, "holds": verdicts, "margin": margins}
+        margins = {"original": ra[GROUPS[0]]["value"] - rb[GROUPS[0]]["value"]}
+        margins.update({g: ra[g]["frame_min"] - rb[g]["frame_max"] for g in GROUPS})
+        return {"conclusion": label, "holds": {k: v > 0 for k, v in margins.items()},
+                "margin": margins}
 
     def at_least(label, model, pid, metric, threshold, **labels):
         rows = {g: _find(frames[model][pid], metric, g, **labels) for g in GROUPS}
@@ -144,8 +143,6 @@ def conclusions(frames: dict, dim: int) -> list[dict]:
         margins.update({g: rows[g]["frame_min"] - threshold for g in GROUPS})
         return {"conclusion": label, "holds": {k: v >= 0 for k, v in margins.items()},
                 "margin": margins}
-
-    from geoprobe.jepa.pipeline import COLLAPSE_FRACTION
 
     out = [greater("RankMe: SIGReg > lambda=0", "spectrum", "rankme", "sigreg", "lam0"),
            greater("more isotropic-Gaussian (SIGReg stat., scale): SIGReg", "gaussianity",
