@@ -1,5 +1,6 @@
 """The examples a researcher copies must keep working."""
 
+import json
 import runpy
 import sys
 from pathlib import Path
@@ -74,3 +75,32 @@ def test_syntax_layer_sweep_smoke_writes_table_figure_and_reuses_runs(tmp_path, 
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
     sweep["main"](argv)
     assert (out / "syntax-layer-sweep.md").read_text(encoding="utf-8") == table
+
+
+def test_jepa_similarity_smoke_compares_models_and_frames(tmp_path, check_saved_figure):
+    study = runpy.run_path(str(EXAMPLES / "jepa_similarity.py"))
+    out = tmp_path / "out"
+    summary, fig = study["main"](["--smoke", "--workdir", str(tmp_path / "work"),
+                                  "--out", str(out), "--n-frames", "2"])
+    sim = {(r["pair"], r["metric"]): r for r in summary["similarity"]}
+    pairs = {p for p, _ in sim}
+    assert pairs == {"SIGReg vs lambda=0", "SIGReg vs its random init",
+                     "lambda=0 vs its random init"}
+    for pair in pairs:
+        # the spaces share their items, so every pair is more alike than the permuted
+        # correspondence: CKA above the permutation range, Procrustes distance below it
+        cka, dist = sim[pair, "cka_linear"], sim[pair, "procrustes"]
+        assert cka["ci"][0] > cka["permuted_range"][1]
+        assert dist["ci"][1] < dist["permuted_range"][0]
+    verdicts = {r["conclusion"]: r for r in summary["conclusions"]}
+    assert all(list(r["holds"]) == ["original", "orthogonal", "diagonal", "linear"]
+               for r in verdicts.values())
+    # RankMe is a function of singular values: a rotation leaves both models' RankMe, so the
+    # comparison's margin, unchanged, while a diagonal rescaling moves it
+    rank = verdicts["RankMe: SIGReg > lambda=0"]["margin"]
+    assert np.isclose(rank["orthogonal"], rank["original"], rtol=1e-6, atol=1e-9)
+    assert not np.isclose(rank["diagonal"], rank["original"], rtol=1e-3)
+    table = (out / "summary.md").read_text(encoding="utf-8")
+    assert "## Similarity" in table and "## Frame survival" in table
+    assert json.loads((out / "summary.json").read_text())["seed"] == 0
+    check_saved_figure(fig, [out / "jepa_similarity.png"])
