@@ -247,8 +247,10 @@ def cmd_report(args) -> int:
     from .runner import RESULTS_FILE, load_results
     from .provenance import write_json_atomic, writing
 
-    doc = load_results(args.results)
     out = args.results if args.results.is_dir() else args.results.parent
+    if (out / "sweep.json").is_file():
+        return _report_sweep(args, out)
+    doc = load_results(args.results)
     # held: a run replacing the directory meanwhile would swallow these files
     with hold(out), writing(out):
         made = render_figures(doc, out, formats=tuple(args.formats.split(",")))
@@ -260,6 +262,21 @@ def cmd_report(args) -> int:
             write_html_report(doc, out)
     print(f"redrew {sum(len(v) for v in made.values())} figure file(s) in {out}/figures; "
           f"report: {out}/report.md" + (f" and {out}/report.html" if args.html else ""))
+    return 0
+
+
+def _report_sweep(args, out: Path) -> int:
+    """``geoprobe report SWEEP_DIR --html``: the sweep's page again, from its files alone."""
+    from .provenance import read_json, writing
+    from .sweep.report import SWEEP_FILE, write_sweep_report
+
+    if not args.html:
+        raise GeoprobeError(f"{out} is a sweep folder: its figures come from `geoprobe "
+                            "sweep`; add --html to write its report.html again")
+    doc = read_json(out / SWEEP_FILE, missing="no sweep.json")
+    with hold(out), writing(out):
+        path = write_sweep_report(doc, out)
+    print(f"report: {path}")
     return 0
 
 
@@ -469,8 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="redraw every figure and the report from results.json",
                        description="Re-render all figures (one publication style) and "
                                    "report.md (and report.html with --html) from a results "
-                                   "directory alone.")
-    p.add_argument("results", type=Path, help="results directory or results.json")
+                                   "directory alone. On a sweep folder (it holds sweep.json) "
+                                   "--html writes the sweep's report.html from sweep.json, "
+                                   "sweep.csv and figures/ alone.")
+    p.add_argument("results", type=Path, help="results directory or results.json, or a "
+                   "sweep folder")
     p.add_argument("--formats", default="pdf,png", help="comma-separated (default: pdf,png)")
     p.add_argument("--html", action="store_true",
                    help="also write report.html: one self-contained page (figures embedded, "
