@@ -8,7 +8,6 @@ caption), and the last checkpoint's metrics, findings and baselines in separate 
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 
