@@ -70,8 +70,9 @@ SWEEP_EPILOG = textwrap.dedent("""\
 
     writes sweep.csv (one row per metric: source, step, probe, metric, layer, labels, value,
     CI), tasks/<key>.json per task, figures/ (metric vs step with CI bands, layer x step
-    heatmaps, metric vs grid value), and with [[checks]] or [[trends]] in the suite junit.xml
-    and summary.md; exits 1 when a check or trend fails. Guide: docs/sweeps.md.
+    heatmaps, metric vs grid value), report.html (checks and trends, figures, the last
+    checkpoint's metrics: one page for a browser), and with [[checks]] or [[trends]] in the
+    suite junit.xml and summary.md; exits 1 when a check or trend fails. Guide: docs/sweeps.md.
     """)
 
 
@@ -231,7 +232,8 @@ def cmd_sweep(args) -> int:
     c = doc["counts"]
     print(f"{doc['suite']['name']}: {c['tasks']} task(s) over {len(doc['variants'])} "
           f"input(s): {c['computed']} computed, {c['cached']} already done; {c['rows']} rows "
-          f"-> {out}/sweep.csv, figures in {out}/figures/")
+          f"-> {out}/sweep.csv, figures in {out}/figures/"
+          + (f", page {out}/report.html" if (out / "report.html").is_file() else ""))
     if not doc["checks"]:
         return 0
     failed = [x for x in doc["checks"] if not x["passed"]]
@@ -246,9 +248,10 @@ def cmd_report(args) -> int:
     from .report import render_figures, write_report
     from .runner import RESULTS_FILE, load_results
     from .provenance import write_json_atomic, writing
+    from .sweep.report import SWEEP_FILE
 
     out = args.results if args.results.is_dir() else args.results.parent
-    if (out / "sweep.json").is_file():
+    if (out / SWEEP_FILE).is_file():
         return _report_sweep(args, out)
     doc = load_results(args.results)
     # held: a run replacing the directory meanwhile would swallow these files
