@@ -25,7 +25,7 @@ from .table import COLUMNS, read_table
 SWEEP_FILE = "sweep.json"
 
 
-def _captions(rows) -> dict[str, tuple[str, str]]:
+def figure_captions(rows) -> dict[str, tuple[str, str]]:
     """``{file stem: (kind, caption)}`` for every figure the table's findings can give; a
     heatmap's stem goes on with its labels and grid values."""
     grid_keys = [k for k in (rows[0] if rows else {}) if k not in COLUMNS]
@@ -47,7 +47,7 @@ def _captions(rows) -> dict[str, tuple[str, str]]:
     return found
 
 
-def _caption(stem: str, captions: dict) -> str:
+def caption_of(stem: str, captions: dict) -> str:
     """The caption of the figure saved as ``stem``: the longest known stem it matches."""
     for known in sorted(captions, key=len, reverse=True):
         kind, text = captions[known]
@@ -61,7 +61,7 @@ def _caption(stem: str, captions: dict) -> str:
 def _figures(doc: dict, out_dir: Path, rows) -> list[dict]:
     """The PNGs sweep.json lists, as data URIs with alt text and caption (None when the
     file is gone)."""
-    captions, figures = _captions(rows), []
+    captions, figures = figure_captions(rows), []
     for name in doc.get("files", {}).get("figures", []):
         if not name.endswith(".png"):
             continue
@@ -69,7 +69,7 @@ def _figures(doc: dict, out_dir: Path, rows) -> list[dict]:
         path = inside(out_dir / "figures", check_name(name, what="sweep.json figure",
                                                       error=FormatError),
                       what="sweep.json figure", error=FormatError)
-        caption = _caption(name[:-4], captions)
+        caption = caption_of(name[:-4], captions)
         figures.append({"name": name, "caption": caption,
                         "alt": f"Figure of the sweep: {caption} The numbers are in sweep.csv.",
                         "uri": png_uri(path.read_bytes()) if path.is_file() else None})
