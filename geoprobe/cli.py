@@ -70,8 +70,9 @@ SWEEP_EPILOG = textwrap.dedent("""\
 
     writes sweep.csv (one row per metric: source, step, probe, metric, layer, labels, value,
     CI), tasks/<key>.json per task, figures/ (metric vs step with CI bands, layer x step
-    heatmaps, metric vs grid value), and with [[checks]] or [[trends]] in the suite junit.xml
-    and summary.md; exits 1 when a check or trend fails. Guide: docs/sweeps.md.
+    heatmaps, metric vs grid value), report.html (checks and trends, figures, the last
+    checkpoint's metrics: one page for a browser), and with [[checks]] or [[trends]] in the
+    suite junit.xml and summary.md; exits 1 when a check or trend fails. Guide: docs/sweeps.md.
     """)
 
 
@@ -239,7 +240,8 @@ def cmd_sweep(args) -> int:
     c = doc["counts"]
     print(f"{doc['suite']['name']}: {c['tasks']} task(s) over {len(doc['variants'])} "
           f"input(s): {c['computed']} computed, {c['cached']} already done; {c['rows']} rows "
-          f"-> {out}/sweep.csv, figures in {out}/figures/")
+          f"-> {out}/sweep.csv, figures in {out}/figures/"
+          + (f", page {out}/report.html" if (out / "report.html").is_file() else ""))
     if not doc["checks"]:
         return 0
     failed = [x for x in doc["checks"] if not x["passed"]]
@@ -254,9 +256,12 @@ def cmd_report(args) -> int:
     from .report import render_figures, write_report
     from .runner import RESULTS_FILE, load_results
     from .provenance import write_json_atomic, writing
+    from .sweep.report import SWEEP_FILE
 
-    doc = load_results(args.results)
     out = args.results if args.results.is_dir() else args.results.parent
+    if (out / SWEEP_FILE).is_file():
+        return _report_sweep(args, out)
+    doc = load_results(args.results)
     # held: a run replacing the directory meanwhile would swallow these files
     with hold(out), writing(out):
         made = render_figures(doc, out, formats=tuple(args.formats.split(",")))
@@ -268,6 +273,21 @@ def cmd_report(args) -> int:
             write_html_report(doc, out)
     print(f"redrew {sum(len(v) for v in made.values())} figure file(s) in {out}/figures; "
           f"report: {out}/report.md" + (f" and {out}/report.html" if args.html else ""))
+    return 0
+
+
+def _report_sweep(args, out: Path) -> int:
+    """``geoprobe report SWEEP_DIR --html``: the sweep's page again, from its files alone."""
+    from .provenance import read_json, writing
+    from .sweep.report import SWEEP_FILE, write_sweep_report
+
+    if not args.html:
+        raise GeoprobeError(f"{out} is a sweep folder: its figures come from `geoprobe "
+                            "sweep`; add --html to write its report.html again")
+    doc = read_json(out / SWEEP_FILE, missing="no sweep.json")
+    with hold(out), writing(out):
+        path = write_sweep_report(doc, out)
+    print(f"report: {path}")
     return 0
 
 
@@ -479,8 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="redraw every figure and the report from results.json",
                        description="Re-render all figures (one publication style) and "
                                    "report.md (and report.html with --html) from a results "
-                                   "directory alone.")
-    p.add_argument("results", type=Path, help="results directory or results.json")
+                                   "directory alone. On a sweep folder (it holds sweep.json) "
+                                   "--html writes the sweep's report.html from sweep.json, "
+                                   "sweep.csv and figures/ alone.")
+    p.add_argument("results", type=Path, help="results directory or results.json, or a "
+                   "sweep folder")
     p.add_argument("--formats", default="pdf,png", help="comma-separated (default: pdf,png)")
     p.add_argument("--html", action="store_true",
                    help="also write report.html: one self-contained page (figures embedded, "

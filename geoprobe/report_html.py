@@ -57,12 +57,24 @@ def _alt_text(pid: str, result: ProbeResult) -> str:
             f"the numbers are in the tables below.")
 
 
+def page_context(doc: dict) -> dict:
+    """What the page skeleton (``_page.html.j2``) shows from a results or sweep dict ``doc``:
+    the suite, its seed and the provenance, what the file lacks filled in, and the colours."""
+    env, suite = doc.get("environment", {}), doc.get("suite", {})
+    versions = env.get("versions", {})
+    return {"name": suite.get("name", ""), "description": suite.get("description") or "",
+            "suite_file": suite.get("file"), "seed": doc.get("seed"),
+            "version": versions.get("geoprobe", "?"), "python": versions.get("python", "?"),
+            "packages": {k: v for k, v in versions.items() if k not in ("python", "geoprobe")},
+            "git_hash": env.get("git_hash"), "platform": env.get("platform", "?"),
+            "cpu_count": env.get("cpu_count", "?"), "time": env.get("time", "?"),
+            "total_seconds": doc.get("timings", {}).get("total_seconds"), "colors": COLORS}
+
+
 def report_context(doc: dict, out_dir=None) -> dict:
     """What ``report.html.j2`` shows, from the results dict ``doc`` (figures read from
     ``out_dir/figures`` when there, drawn otherwise)."""
     out_dir = Path(out_dir) if out_dir is not None else None
-    env, suite = doc.get("environment", {}), doc.get("suite", {})
-    versions = env.get("versions", {})
     checks, n_passed, n_failed = checks_failed_first(doc)
     sections = []
     for pid, entry in doc["probes"].items():
@@ -79,16 +91,9 @@ def report_context(doc: dict, out_dir=None) -> dict:
                 "dim": s.get("dim"), "layers": ", ".join(map(str, s.get("layers", []))),
                 "twin": s.get("twin")}
                for name, s in doc.get("sources", {}).items()]
-    return {"name": suite.get("name", ""), "description": suite.get("description") or "",
-            "suite_file": suite.get("file"), "seed": doc.get("seed"),
-            "version": versions.get("geoprobe", "?"), "python": versions.get("python", "?"),
-            "packages": {k: v for k, v in versions.items() if k not in ("python", "geoprobe")},
-            "git_hash": env.get("git_hash"), "platform": env.get("platform", "?"),
-            "cpu_count": env.get("cpu_count", "?"), "time": env.get("time", "?"),
-            "total_seconds": doc.get("timings", {}).get("total_seconds"),
-            "checks": checks, "n_failed": n_failed, "n_passed": n_passed,
-            "warnings": doc.get("warnings", []), "sources": sources,
-            "sections": sections, "colors": COLORS}
+    return {**page_context(doc), "checks": checks, "n_failed": n_failed,
+            "n_passed": n_passed, "warnings": doc.get("warnings", []), "sources": sources,
+            "sections": sections}
 
 
 def render_report(doc: dict, out_dir=None) -> str:

@@ -222,13 +222,14 @@ def run_suite(suite: Suite, out_dir, *, checks: bool = False, against: dict | No
         return SuiteResults(doc)
 
 
-def write_html_if_possible(doc: dict, out_dir) -> Path | None:
-    """Write ``out_dir/report.html``; without jinja2 (the ``report`` extra) say so on stderr
-    instead, since the run's results are complete without it."""
+def write_html_if_possible(doc: dict, out_dir, write=write_html_report) -> Path | None:
+    """Write ``out_dir/report.html`` with ``write(doc, out_dir)`` (a sweep passes its own
+    page); without jinja2 (the ``report`` extra) say so on stderr instead, since the
+    results are complete without it."""
     if not has_jinja():
         log.warning("no report.html: it needs jinja2 (pip install 'geoprobe[report]')")
         return None
-    return write_html_report(doc, out_dir)
+    return write(doc, out_dir)
 
 
 def resolve_annotation(suite: Suite, value):

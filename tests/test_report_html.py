@@ -178,23 +178,144 @@ def _chromium():
     return None
 
 
-@pytest.mark.skipif(_chromium() is None, reason="no Chromium installed (apt-get install "
-                    "chromium; .ci/run installs it so that CI runs this test)")
-def test_report_html_renders_in_headless_chromium(run_dir, tmp_path):
+needs_chromium = pytest.mark.skipif(
+    _chromium() is None,
+    reason="no Chromium installed (apt-get install chromium; .ci/run installs it so that CI "
+           "runs this test)")
+
+
+def _screenshot(page, tmp_path):
+    """``page`` drawn by headless Chromium in a 1200 x 3000 window, as an RGB array."""
     from PIL import Image
 
     shot = tmp_path / "report.png"
     subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
                     "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1200,3000",
-                    (run_dir / "report.html").resolve().as_uri()],
+                    page.resolve().as_uri()],
                    check=True, capture_output=True, timeout=180)
     with Image.open(shot) as im:
         png = np.asarray(im.convert("RGB"))
     assert png.shape[:2] == (3000, 1200)
-    ink = png.min(axis=2) < 200
-    assert ink.mean() > 0.01  # text, tables and figures, not a blank page
-    # the failed check's row is drawn with its light vermillion background (#fbe9df)
-    assert (np.abs(png.astype(int) - [0xfb, 0xe9, 0xdf]).max(axis=2) <= 2).sum() > 500
+    assert (png.min(axis=2) < 200).mean() > 0.01  # text, tables and figures, not a blank page
+    return png
+
+
+def _failed_rows_drawn(png) -> int:
+    """Pixels of a failed check's light vermillion row background (#fbe9df)."""
+    return int((np.abs(png.astype(int) - [0xfb, 0xe9, 0xdf]).max(axis=2) <= 2).sum())
+
+
+@needs_chromium
+def test_report_html_renders_in_headless_chromium(run_dir, tmp_path):
+    assert _failed_rows_drawn(_screenshot(run_dir / "report.html", tmp_path)) > 500
+
+
+# -- a sweep's page --------------------------------------------------------------------------
+
+#: a sweep suite whose trend (its name hostile) fails when layer 1's rank falls
+SWEEP_SUITE = """
+sources.ckpt = { path = "unused.npy", items = "items.csv" }
+probes = [{ id = "spec", probe = "covariance-spectrum", params = { group = "g", n_boot = 20 } }]
+checks = [{ probe = "spec", metric = "rankme", layer = "1", op = ">=", value = 1.0 }]
+
+[suite]
+name = "sweep-page"
+seed = 3
+description = '<script>alert("x")</script> & co'
+
+[[trends]]
+name = "<b>rank</b> keeps"
+probe = "spec"
+metric = "rankme"
+layer = "1"
+max_drop = 0.1
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """A serial sweep over three 2-layer checkpoints whose layer-1 rank falls (6, 4, 2): the
+    trend fails at both steps, the check passes at every checkpoint."""
+    from geoprobe.sweep import run_sweep
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    (tmp / "items.csv").write_text("g\n" + "".join(f"{i % 20}\n" for i in range(60)))
+    (tmp / "s.toml").write_text(SWEEP_SUITE)
+    for step, rank in [(100, 6), (200, 4), (300, 2)]:
+        X = np.random.default_rng(step).standard_normal((2, 60, 8))
+        X[1, :, rank:] *= 0.01  # layer 1 spans about `rank` dimensions
+        np.save(tmp / f"step_{step}.npy", X)
+    out = tmp / "sweep"
+    run_sweep(str(tmp / "s.toml"), out, embeddings=[str(tmp / "step_*.npy")],
+              items=str(tmp / "items.csv"), per_layer=True, serial=True, show_progress=False,
+              formats=("png",))
+    return out
+
+
+def _check_sweep_page(out):
+    """The sweep page's promises, checked against its sweep.json and sweep.csv."""
+    from geoprobe.sweep.table import read_table
+
+    doc = json.loads((out / "sweep.json").read_text())
+    text = (out / "report.html").read_text()
+    page = Page(text)
+    assert page.scripts == 0 and page.remote == []
+    assert page.headings[:2] == ["geoprobe sweep: sweep-page", "Checks and trends"]
+    # names from the suite file are escaped, not markup
+    assert "<script>" not in text and "<b>rank" not in text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in text
+    (checks,) = [t for t in page.tables if t["class"] == "checks"]
+    results = [row[:2] for row in checks["rows"][1:]]
+    assert results[0] == ["FAIL", "<b>rank</b> keeps"]  # the failing trend leads
+    assert [r[0] for r in results[1:]] == ["PASS"] * 3  # rankme >= 1 at each checkpoint
+    # every PNG the sweep drew, embedded and decodable, with alt text and a real caption
+    pngs = [n for n in doc["files"]["figures"] if n.endswith(".png")]
+    assert "dynamics-spec-rankme.png" in pngs and "heatmap-spec-rankme.png" in pngs
+    assert len(page.images) == len(pngs)
+    for img in page.images:
+        assert img["alt"].startswith("Figure of the sweep: spec: ")
+        assert "training step" in img["alt"]
+        assert _decoded_png(img["src"]).std() > 0
+    # the last checkpoint's metrics, findings and baselines apart
+    last = [r for r in read_table(out / "sweep.csv") if r["step"] == 300]
+    n_base = sum(bool(r["baseline"]) for r in last)
+    tables = {t["caption"]: t for t in page.tables}
+    assert len(tables["Findings: spec on step_300"]["rows"]) - 1 == len(last) - n_base
+    assert n_base and len(tables["Baselines and controls: spec on step_300"]["rows"]) - 1 \
+        == n_base
+    assert "Metrics at the last checkpoint (step 300)" in page.headings
+
+
+def test_sweep_writes_report_html(sweep_dir):
+    _check_sweep_page(sweep_dir)
+
+
+def test_report_cli_html_rewrites_a_sweep_page_from_its_files_alone(sweep_dir, tmp_path,
+                                                                      capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir / "figures", copy / "figures")
+    for name in ("sweep.json", "sweep.csv"):  # no tasks/, no inputs, no report.html
+        shutil.copy(sweep_dir / name, copy)
+    assert main(["report", str(copy), "--html"]) == 0
+    assert "report.html" in capsys.readouterr().out
+    _check_sweep_page(copy)
+    assert main(["report", str(copy)]) == 2  # a sweep's figures come from geoprobe sweep
+    assert "add --html" in capsys.readouterr().err
+
+
+def test_sweep_page_refuses_a_figure_outside_the_folder(sweep_dir, tmp_path):
+    from geoprobe.sweep.report import write_sweep_report
+
+    doc = json.loads((sweep_dir / "sweep.json").read_text())
+    doc["files"]["figures"] = ["../../secret.png"]
+    shutil.copy(sweep_dir / "sweep.csv", tmp_path)
+    with pytest.raises(FormatError, match="sweep.json figure"):
+        write_sweep_report(doc, tmp_path)
+
+
+@needs_chromium
+def test_sweep_report_html_renders_in_headless_chromium(sweep_dir, tmp_path):
+    assert _failed_rows_drawn(_screenshot(sweep_dir / "report.html", tmp_path)) > 500
 
 
 # -- notebook display ----------------------------------------------------------------------

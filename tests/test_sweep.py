@@ -18,6 +18,7 @@ from geoprobe.sweep import TaskStore, plan_sweep, run_sweep
 from geoprobe.sweep import execute
 from geoprobe.sweep.figures import draw_figures
 from geoprobe.sweep.plan import expand_grid, step_of
+from geoprobe.sweep.report import caption_of, figure_captions
 from geoprobe.sweep.table import COLUMNS, read_table
 from geoprobe.sweep.trends import evaluate_trends
 
@@ -279,6 +280,11 @@ def test_figures_are_drawn_from_the_table_alone(tmp_path, check_saved_figure):
                          "heatmap-spectrum-rankme-lam_0.1", "grid-lam-spectrum-rankme"}
     for stem, fig in figs.items():
         check_saved_figure(fig, save_figure(fig, tmp_path / stem))
+    # report.html's captions say what each figure plots, grid values included
+    captions = {stem: caption_of(stem, figure_captions(rows)) for stem in figs}
+    assert captions["dynamics-spectrum-rankme"].startswith("spectrum: rankme against training")
+    assert captions["heatmap-spectrum-rankme-lam_0.1"].endswith("value (lam_0.1).")
+    assert captions["grid-lam-spectrum-rankme"].startswith("spectrum: rankme against lam")
 
 
 def test_cli_help_teaches():

@@ -28,7 +28,7 @@ from .table import COLUMNS
 MAX_LINES = 8
 
 
-def _stem(*parts) -> str:
+def figure_stem(*parts) -> str:
     """A file name from table values: unsafe characters become ``_``, then it is checked."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(str(p) for p in parts))[:128]
     return check_name(name, what="figure name")
@@ -92,7 +92,7 @@ def dynamics_figures(rows) -> Iterator[tuple[str, Figure]]:
             ax.set_xlabel("training step")
             ax.set_ylabel(metric)
             ax.set_title(f"{probe}: {metric} over training")
-        yield _stem("dynamics", probe, metric), fig
+        yield figure_stem("dynamics", probe, metric), fig
 
 
 def heatmap_figures(rows) -> Iterator[tuple[str, Figure]]:
@@ -122,7 +122,7 @@ def heatmap_figures(rows) -> Iterator[tuple[str, Figure]]:
                 ax.set_ylabel("layer")
                 ax.set_title(f"{probe}: {metric}" + (f" ({', '.join(extra)})" if extra else ""))
                 fig.colorbar(im, ax=ax, label=metric)
-            yield _stem("heatmap", probe, metric, *extra), fig
+            yield figure_stem("heatmap", probe, metric, *extra), fig
 
 
 def grid_figures(rows) -> Iterator[tuple[str, Figure]]:
@@ -145,7 +145,7 @@ def grid_figures(rows) -> Iterator[tuple[str, Figure]]:
                 ax.set_xlabel(name)
                 ax.set_ylabel(metric)
                 ax.set_title(f"{probe}: {metric} vs {name}")
-            yield _stem("grid", name, probe, metric), fig
+            yield figure_stem("grid", name, probe, metric), fig
 
 
 def draw_figures(rows) -> Iterator[tuple[str, Figure]]:

@@ -10,6 +10,7 @@ The sweep's folder::
       sweep.csv            the tidy table (sweep.parquet too with pyarrow)
       figures/             drawn from sweep.csv alone
       junit.xml, summary.md  when the suite has checks or trends
+      report.html          one page: checks and trends, figures, the last checkpoint's metrics
 
 The folder is held (:func:`geoprobe.locks.hold`) for the whole sweep, so a second sweep into
 it waits or stops instead of racing; the store makes an interrupted sweep's work permanent.
@@ -25,10 +26,12 @@ from ..errors import GeoprobeError, SuiteError
 from ..locks import hold
 from ..provenance import environment, file_sha256, read_json, write_json_atomic, writing
 from ..registry import make_probe
+from ..runner import write_html_if_possible
 from ..safepath import check_name, inside
 from .execute import raise_errors, run_dask, run_serial
 from .figures import sweep_figures
 from .plan import HashCache, plan_sweep
+from .report import write_sweep_report
 from .store import TaskStore
 from .table import read_table, task_rows, write_table
 from .trends import evaluate_trends, per_checkpoint, variant_docs
@@ -143,4 +146,5 @@ def run_sweep(suite: str, out_dir, *, overrides=(), embeddings=(), grid=(), item
                         "total_seconds": round(time.perf_counter() - t_start, 3)},
         }
         write_json_atomic(out_dir / "sweep.json", doc)
+        write_html_if_possible(doc, out_dir, write_sweep_report)
     return doc
