@@ -68,7 +68,7 @@ from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSIT
 from geoprobe.decoding import group_folds, ridge_cv_predict
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
+from geoprobe.plotting import BASELINE_COLOR, PALETTE, interval, layer_axis, new_figure
 from geoprobe.probe import Example, Metric, Probe, ProbeResult
 from geoprobe.spectra import rankme
 from geoprobe.stats import (
@@ -645,7 +645,7 @@ class Fracture(Probe):
                 return
             ax.plot(x, s.values, marker="o" if not baseline else "x", ls=ls, color=color,
                     label=label)
-            ax.fill_between(x, *s.band(), color=color, alpha=0.2, lw=0)
+            interval(ax, x, *s.band(), color=color)
 
         for ax, (title, ylabel, lines) in zip(axes, _PANELS):
             for name, color, label, baseline, ls in lines:
@@ -653,8 +653,7 @@ class Fracture(Probe):
             ax.set_title(title)
             ax.set_ylabel(ylabel)
         for ax in axes[:3]:
-            ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
-            ax.set_xlabel("layer")
+            layer_axis(ax, layers, rotate_over=6)
             ax.legend(frameon=False, fontsize=6)
         if sweeps:
             ax = axes[3]
