@@ -144,6 +144,13 @@ def layer_axis(ax, layers, *, rotate_over=8):
         ax.set_xlim(-0.6, 0.6)
 
 
+def legend_outside(ax, **kwargs):
+    """Place ``ax``'s legend right of the axes, where it cannot cover the data; the
+    constrained layout narrows the axes to make room for it."""
+    return ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                     borderaxespad=0, **kwargs)
+
+
 def save_figure(fig, stem, formats=("pdf", "png")) -> list[Path]:
     """Save ``fig`` as ``stem.<fmt>`` for each format, each written atomically.
 

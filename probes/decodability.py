@@ -500,7 +500,7 @@ class LinearDecodability(Probe):
             layer_axis(ax, layers)
             if error:
                 ax.set_yscale("log")
-                ax.set_ylabel("held-out $1 - R^2$ (lower is better)")
+                ax.set_ylabel("held-out $1 - R^2$ (log)")
             else:
                 ax.set_ylabel("held-out accuracy")
         last = math.ceil(len(panels) / ncols) * ncols

@@ -176,7 +176,7 @@ class TemporalStraightness(Probe):
         if "hist_state" in result.arrays:
             ax_h.plot(mid, result.arrays["hist_state"], color=PALETTE[2], ls=":",
                       label="true state")
-        ax_h.set_xlabel("cos(v_t, v_t+1)")
+        ax_h.set_xlabel(r"$\cos(v_t, v_{t+1})$")
         ax_h.set_ylabel("share of pairs")
         ax_h.set_title("successive-velocity cosines")
         ax_h.legend(frameon=False)
