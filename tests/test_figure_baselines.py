@@ -67,8 +67,9 @@ def _one_layer_decodability():
     X = rng.standard_normal((1, 240, 5))
     z = X[0, :, 0] + 0.05 * rng.standard_normal(240)
     emb = geoprobe.EmbeddingSet(X.astype(np.float32), {"z": z}, source="test-set")
-    return LinearDecodability(targets=["z"], mlp=False, n_boot=50).run(emb, seed=0,
-                                                                         progress=False)
+    # the MLP too: four legend entries, more than a single-column figure holds in one row
+    return LinearDecodability(targets=["z"], mlp_max_epochs=5, n_boot=50).run(
+        emb, seed=0, progress=False)
 
 
 def test_single_layer_decodability_shows_ci_baselines_and_error_on_log_axis(tmp_path,
@@ -79,9 +80,9 @@ def test_single_layer_decodability_shows_ci_baselines_and_error_on_log_axis(tmp_
     ax = fig.axes[0]
     assert ax.get_yscale() == "log"
     bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
-    # the shuffled-targets interval and the linear probe's CI, both as error bars
+    # the shuffled-targets interval and the CIs of the linear and MLP probes
     assert {c.get_label() for c in bars} >= {"shuffled targets (95% CI)"}
-    assert len(bars) == 2
+    assert len(bars) == 3
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert lines["mean predictor"].get_marker() == "_"
     # the axis shows 1 - R2 of the linear probe, which is near 1e-3 here, not R2 itself
