@@ -68,7 +68,8 @@ from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSIT
 from geoprobe.decoding import group_folds, ridge_cv_predict
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, interval, layer_axis, new_figure
+from geoprobe.plotting import (BASELINE_COLOR, PALETTE, interval, layer_axis, legend_outside,
+                               new_figure)
 from geoprobe.probe import Example, Metric, Probe, ProbeResult
 from geoprobe.spectra import rankme
 from geoprobe.stats import (
@@ -654,7 +655,7 @@ class Fracture(Probe):
             ax.set_ylabel(ylabel)
         for ax in axes[:3]:
             layer_axis(ax, layers, rotate_over=6)
-            ax.legend(frameon=False, fontsize=6)
+            legend_outside(ax, fontsize=6)  # inside, it covers the bands
         if sweeps:
             ax = axes[3]
             for i, mode in enumerate(sweeps):
