@@ -2,6 +2,7 @@
 legends inside the figure and off the data (issue 18, item 3)."""
 
 import numpy as np
+import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.container import ErrorbarContainer
 from matplotlib.mathtext import MathTextParser
@@ -11,6 +12,7 @@ from geoprobe.datasets.synthetic import planted_spectrum
 from geoprobe.plotting import interval, new_figure, reference, save_figure
 from geoprobe.probes.decodability import LinearDecodability
 from geoprobe.probes.worldmodel import LatentPlanning, OracleWorldModel, VoESurprise
+from geoprobe.registry import get_probe
 
 
 def _renderer(fig):
@@ -119,4 +121,13 @@ def test_planning_legend_does_not_cover_the_curves():
     res = LatentPlanning(n_pairs=4, goal_steps=3, budget=4, n_samples=8, n_elites=2,
                          n_iters=1, n_boot=50).run(_dummy_set(), model=OracleWorldModel(),
                                                    seed=0, progress=False)
+    _assert_legends_clear(res.plot())
+
+
+@pytest.mark.parametrize("name", ["ease", "gram-eigen-taxonomy"])
+def test_legends_of_probe_figures_stay_off_their_curves(name):
+    # both had a legend inside an axes that covered curves (EASE's baselines, g(k) curves)
+    cls = get_probe(name)
+    ex = cls.example_input(np.random.default_rng(0))
+    res = cls(**ex.params).run(ex.embeddings, seed=0, progress=False)
     _assert_legends_clear(res.plot())
