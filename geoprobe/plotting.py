@@ -2,7 +2,10 @@
 
 Probes draw with plain matplotlib inside :func:`style`; colours come from :data:`PALETTE`
 (Okabe–Ito, safe for colour-blind readers) and baselines are drawn with :func:`baseline_band`
-so they look the same in every figure. Figures are saved, never shown.
+so they look the same in every figure. Intervals and reference lines drawn over the layers go
+through :func:`interval`, :func:`baseline_band` and :func:`reference`, which fall back to error
+bars and markers when there is one layer (a band or line over one x position has no width and
+would vanish). Figures are saved, never shown.
 
 Figures are :class:`matplotlib.figure.Figure` objects made without pyplot: they need no
 backend, open no window, are not kept alive by pyplot's registry, and importing geoprobe
@@ -22,6 +25,7 @@ import contextvars
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
 
 from .provenance import atomic_path
@@ -96,10 +100,55 @@ def new_figure(ncols: int = 1, nrows: int = 1, *, width: str | float = "single",
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
-def baseline_band(ax, x, low, high, *, label="baseline", color=BASELINE_COLOR, **kwargs):
-    """Shade a baseline's interval under the main curves."""
-    return ax.fill_between(x, low, high, color=color, alpha=0.3, lw=0, label=label, zorder=0,
-                           **kwargs)
+def interval(ax, x, low, high, *, color, label=None, alpha=0.2, zorder=None):
+    """Shade the interval ``[low, high]`` (each shape (n,)) over positions ``x`` (n,).
+
+    With one position a band has zero width and would not show, so the interval is drawn as a
+    thick translucent error bar instead (an :class:`~matplotlib.container.ErrorbarContainer`).
+    """
+    x = np.asarray(x, dtype=float)
+    low, high = np.broadcast_to(low, x.shape), np.broadcast_to(high, x.shape)
+    if len(x) > 1:
+        return ax.fill_between(x, low, high, color=color, alpha=alpha, lw=0, label=label,
+                               zorder=zorder)
+    # translucent like the band, but darker: a 5-point bar covers far less area than a band
+    return ax.errorbar(x, (low + high) / 2, yerr=(high - low) / 2, fmt="none", ecolor=color,
+                       elinewidth=5, alpha=min(1.0, alpha + 0.3), capsize=0, label=label,
+                       zorder=zorder)
+
+
+def baseline_band(ax, x, low, high, *, label="baseline", color=BASELINE_COLOR):
+    """Shade a baseline's interval under the main curves (an error bar at one position)."""
+    return interval(ax, x, low, high, color=color, label=label, alpha=0.3, zorder=0)
+
+
+def reference(ax, x, y, *, color=BASELINE_COLOR, ls=":", label=None):
+    """Draw reference values ``y`` (n,) over positions ``x`` (n,), e.g. a trivial predictor.
+
+    A line through one point has no length, so with one position the value is drawn as a
+    wide horizontal tick marker instead.
+    """
+    if len(x) > 1:
+        return ax.plot(x, y, color=color, ls=ls, label=label)
+    return ax.plot(x, y, ls="none", marker="_", ms=14, mew=1.5, color=color, label=label)
+
+
+def layer_axis(ax, layers, *, rotate_over=8):
+    """Label the x axis of ``ax`` with the layer names ``layers`` at positions 0..n-1; with
+    one layer, centre it in a fixed-width axis rather than matplotlib's degenerate one."""
+    x = np.arange(len(layers))
+    ax.set_xticks(x, [str(layer) for layer in layers],
+                  rotation=30 if len(layers) > rotate_over else 0)
+    ax.set_xlabel("layer")
+    if len(layers) == 1:
+        ax.set_xlim(-0.6, 0.6)
+
+
+def legend_outside(ax, **kwargs):
+    """Place ``ax``'s legend right of the axes, where it cannot cover the data; the
+    constrained layout narrows the axes to make room for it."""
+    return ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                     borderaxespad=0, **kwargs)
 
 
 def save_figure(fig, stem, formats=("pdf", "png")) -> list[Path]:

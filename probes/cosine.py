@@ -278,7 +278,7 @@ class CosineNonuniqueness(Probe):
         rho = result.metric("rescaling_rank_corr_mean", layer=layer)
         ax.set_xlabel("range of cos(i, j) over rescalings D")
         ax.set_ylabel("share of item pairs")
-        ax.set_title(f"obj1 rescalings (lam = {lam_rel:g} s_k^2)\nmean range "
+        ax.set_title(f"obj1 rescalings (lam = {lam_rel:g} $s_k^2$)\nmean range "
                      f"{mean.value:.2f}, mean rank corr {rho.value:.2f}")
         ax.legend(frameon=False)
         ax = axd["lam"]
@@ -289,7 +289,7 @@ class CosineNonuniqueness(Probe):
             if "cluster_gap" in a:
                 ax.semilogx(lambdas, a["cluster_gap"][m], marker="s", ms=3, ls="--",
                             color=color, label=f"{model}: cluster gap")
-        ax.set_xlabel("lam / s_k^2 (obj2: sqrt)")
+        ax.set_xlabel("lam / $s_k^2$ (obj2: sqrt)")
         ax.set_ylabel("item-item cosine summary")
         ax.set_title("cosines move with lam")
         ax.legend(frameon=False, fontsize=6)

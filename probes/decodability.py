@@ -73,7 +73,8 @@ from geoprobe.decoding import (classification_from_sums, classification_rows,
 from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.device import DEVICE_CONSTRAINT
 from geoprobe.errors import ProbeInputError
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
+from geoprobe.plotting import (BASELINE_COLOR, PALETTE, baseline_band, interval, layer_axis,
+                               new_figure, reference)
 from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.stats import ClusterBootstrap, as_generator, child_seed
 from geoprobe.streaming import CHUNK_ROWS
@@ -476,37 +477,50 @@ class LinearDecodability(Probe):
                                aspect=0.8)
         x = np.arange(len(layers))
 
+        def to_axis(v, error):
+            """R2 near 1 (0.997 vs 0.9995) cannot be told apart on a 0-1 axis, so R2 panels
+            show 1 - R2 on a log axis, floored at 1e-6 so a perfect fit stays on the axis;
+            ``v`` is (n,) or a (2, n) interval, whose bounds swap."""
+            if not error:
+                return v
+            y = np.maximum(1 - np.asarray(v, dtype=float), 1e-6)
+            return y[::-1] if y.ndim == 2 else y
+
         def series(name, target, **lab):
             s = result.series(name, at=layers, target=target, **lab)
             return s if s.found.any() else None
 
-        def curve(ax, s, label, color, ls="-", marker="o"):
+        def curve(ax, s, label, color, ls="-", marker="o", error=False):
             if s is None:
                 return
-            ax.plot(x, s.values, ls=ls, marker=marker, ms=3, color=color, label=label)
-            ax.fill_between(x, *s.band(), color=color, alpha=0.2, lw=0)
+            y, (lo, hi) = to_axis(s.values, error), to_axis(np.array(s.band()), error)
+            ax.plot(x, y, ls=ls, marker=marker, ms=3, color=color, label=label)
+            interval(ax, x, lo, hi, color=color)
 
         for i, (target, metric, trivial) in enumerate(panels):
             ax = axes[i // ncols][i % ncols]
+            error = metric == "r2"  # R2 panels show 1 - R2 on a log axis, see to_axis
             sh = series(metric, target, baseline="shuffled")
             if sh is not None:
-                baseline_band(ax, x, np.nan_to_num(sh.ci_low), np.nan_to_num(sh.ci_high),
-                              label="shuffled targets (95% CI)")
+                lo, hi = to_axis(np.nan_to_num(np.array([sh.ci_low, sh.ci_high])), error)
+                baseline_band(ax, x, lo, hi, label="shuffled targets (95% CI)")
             tr = series(metric, target, baseline=trivial)
             if tr is not None:
-                ax.plot(x, tr.values, color=BASELINE_COLOR, ls=":", label=f"{trivial} predictor")
-            curve(ax, series(metric, target, baseline="control"), "control task",
-                  PALETTE[1], "--", "s")
-            curve(ax, series(metric, target, baseline="random-init"), "random-init twin",
-                  PALETTE[3], "-.", "^")
-            curve(ax, series("mlp_" + metric, target), "MLP probe", PALETTE[2], "--", "D")
-            curve(ax, series(metric, target), "linear probe", PALETTE[0])
+                reference(ax, x, to_axis(tr.values, error), label=f"{trivial} predictor")
+            for name, labels, label, color, ls, marker in (
+                    (metric, {"baseline": "control"}, "control task", PALETTE[1], "--", "s"),
+                    (metric, {"baseline": "random-init"}, "random-init twin", PALETTE[3], "-.",
+                     "^"),
+                    ("mlp_" + metric, {}, "MLP probe", PALETTE[2], "--", "D"),
+                    (metric, {}, "linear probe", PALETTE[0], "-", "o")):
+                curve(ax, series(name, target, **labels), label, color, ls, marker, error)
             ax.set_title(target)
-            ax.set_xticks(x, layers, rotation=30 if len(layers) > 8 else 0)
-            ax.set_xlabel("layer")
-            ax.set_ylabel({"r2": "held-out $R^2$", "accuracy": "held-out accuracy"}[metric])
-            if metric == "r2":
-                ax.set_ylim(max(-0.1, ax.get_ylim()[0]), 1.02)
+            layer_axis(ax, layers)
+            if error:
+                ax.set_yscale("log")
+                ax.set_ylabel("held-out $1 - R^2$ (log)")
+            else:
+                ax.set_ylabel("held-out accuracy")
         last = math.ceil(len(panels) / ncols) * ncols
         for j in range(len(panels), last):
             axes[j // ncols][j % ncols].set_axis_off()
@@ -521,8 +535,7 @@ class LinearDecodability(Probe):
                 curve(ax, series("selectivity", cats[j]), "linear", PALETTE[0])
                 curve(ax, series("mlp_selectivity", cats[j]), "MLP", PALETTE[2], "--", "D")
                 ax.set_title(f"{cats[j]}: selectivity (task - control)")
-                ax.set_xticks(x, layers)
-                ax.set_xlabel("layer")
+                layer_axis(ax, layers)
                 ax.set_ylabel("accuracy difference")
         handles = {}
         for ax in fig.axes:
@@ -531,6 +544,7 @@ class LinearDecodability(Probe):
         if has_sel:
             handles = {("selectivity: " + k if k in ("linear", "MLP") else k): v
                        for k, v in handles.items()}
+        # a single-column figure fits two legend columns across its width, a double one four
         fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
-                   ncol=min(len(handles), 4), frameon=False, fontsize=6)
+                   ncol=min(len(handles), 4 if ncols > 1 else 2), frameon=False, fontsize=6)
         return fig

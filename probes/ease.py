@@ -50,7 +50,7 @@ from geoprobe.linear_models import (
     cluster_gap, cosine_matrix, ease_weights, gram, obj1_factors, obj1_shrink, obj2_factors,
     off_diagonal, spearman_rows, top_eigen,
 )
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
+from geoprobe.plotting import BASELINE_COLOR, PALETTE, legend_outside, new_figure
 from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import ClusterBootstrap, bootstrap_mean
 
@@ -286,7 +286,7 @@ class EASE(Probe):
         ax_q.set_xlabel("lambda (Gram scale; obj2 uses sqrt)")
         ax_q.set_ylabel(f"validation {select}")
         ax_q.set_title("ranking quality across lambda")
-        ax_q.legend(frameon=False, ncol=2)
+        legend_outside(ax_q)
 
         ax_neg.semilogx(lambdas, a["negative_share"], marker="o", ms=3, color=PALETTE[0])
         ax_neg.set_xlabel("lambda")
@@ -294,7 +294,8 @@ class EASE(Probe):
         ax_neg.set_ylim(0, 1)
         ax_neg.axhline(0.5, color=BASELINE_COLOR, lw=0.8, ls=":")
         neg = result.metric("negative_share", layer=layer)
-        ax_neg.set_title(f"EASE^R: {neg.value:.0%} negative weights\n(selected lambda)")
+        ax_neg.set_title(f"EASE$^\\mathrm{{R}}$: {neg.value:.0%} negative weights\n"
+                         "(selected lambda)")
 
         edges = a["weight_edges"]
         centers = 0.5 * (edges[1:] + edges[:-1])
@@ -302,7 +303,7 @@ class EASE(Probe):
                  edgecolor="none")
         ax_w.axvline(0, color="k", lw=0.8)
         ax_w.set_yscale("log")
-        ax_w.set_xlabel(f"off-diagonal weight B_ij (lambda={neg.labels['lambda']})")
+        ax_w.set_xlabel(f"off-diagonal weight $B_{{ij}}$ (lambda={neg.labels['lambda']})")
         ax_w.set_ylabel("count")
         drop = result.metric(f"{select}_drop_when_negatives_zeroed", layer=layer)
         ax_w.set_title(f"zeroing negatives: test {select} -{drop.value:.3f}\n"
@@ -317,5 +318,5 @@ class EASE(Probe):
         ax_geo.set_xlabel("lambda")
         ax_geo.set_ylabel("solid: rank corr. with data cosine\ndashed: within-between cluster gap")
         ax_geo.set_title("item-item cosines move with lambda")
-        ax_geo.legend(frameon=False, loc="lower right")
+        legend_outside(ax_geo)
         return fig

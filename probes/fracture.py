@@ -70,7 +70,8 @@ from geoprobe.contract import (Interval, NON_NEGATIVE, OPEN_UNIT, Options, POSIT
 from geoprobe.decoding import group_folds, ridge_cv_predict
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
+from geoprobe.plotting import (BASELINE_COLOR, PALETTE, interval, layer_axis, legend_outside,
+                               new_figure)
 from geoprobe.probe import Example, Metric, Probe, ProbeResult
 from geoprobe.spectra import rankme
 from geoprobe.stats import (
@@ -675,7 +676,7 @@ class Fracture(Probe):
                 return
             ax.plot(x, s.values, marker="o" if not baseline else "x", ls=ls, color=color,
                     label=label)
-            ax.fill_between(x, *s.band(), color=color, alpha=0.2, lw=0)
+            interval(ax, x, *s.band(), color=color)
 
         for ax, (title, ylabel, lines) in zip(axes, _PANELS):
             for name, color, label, baseline, ls in lines:
@@ -683,9 +684,8 @@ class Fracture(Probe):
             ax.set_title(title)
             ax.set_ylabel(ylabel)
         for ax in axes[:3]:
-            ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
-            ax.set_xlabel("layer")
-            ax.legend(frameon=False, fontsize=6)
+            layer_axis(ax, layers, rotate_over=6)
+            legend_outside(ax, fontsize=6)  # inside, it covers the bands
         if sweeps:
             ax = axes[3]
             for i, mode in enumerate(sweeps):

@@ -736,15 +736,12 @@ class Gaussianity(Probe):
         for i, m in enumerate(modes):
             ms = result.series("sigreg", at=layers, space=m)
             base = result.series("sigreg", at=layers, space=m, baseline="gaussian")
-            lo, hi = base.ci_low, base.ci_high
-            baseline_band(ax, x, lo, hi, label=None)
+            baseline_band(ax, x, base.ci_low, base.ci_high,
+                          label="Gaussian null (95%)" if i == 0 else None)
             twin = result.series("sigreg", at=layers, space=m, baseline="random-init")
             if twin.found.any():
                 ax.plot(x, twin.values, ls="--", marker="x", color=PALETTE[i], alpha=0.7,
                         label=f"{m} (random-init)")
-            # markers too, so a single layer (where a band has no width) still shows its null
-            ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", color=BASELINE_COLOR,
-                        lw=3, label="Gaussian null (95%)" if i == 0 else None)
             ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", capsize=2, color=PALETTE[i],
                         label=f"{m}")
         ax.set_yscale("log")

@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
+from geoprobe.plotting import (BASELINE_COLOR, PALETTE, baseline_band, interval,
+                               layer_axis, new_figure)
 from geoprobe.contract import NON_NEGATIVE, OPEN_UNIT, POSITIVE_INT
 from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.spectra import eigvals_desc, participation_ratio, rankme, spectra_from_moments
@@ -217,11 +218,10 @@ class CovarianceSpectrum(Probe):
                               label="isotropic Gaussian")
             else:
                 ax_rank.plot(x, b.values, ls="--", marker=".", color=color, label=baseline)
-                ax_rank.fill_between(x, *b.band(), color=color, alpha=0.2, lw=0)
+                interval(ax_rank, x, *b.band(), color=color)
         ax_rank.errorbar(x, main.values, yerr=main.yerr(), marker="o", color=PALETTE[0],
                          capsize=2, label="RankMe (95% CI)")
-        ax_rank.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
-        ax_rank.set_xlabel("layer")
+        layer_axis(ax_rank, layers, rotate_over=6)
         ax_rank.set_ylabel("RankMe")
         ax_rank.set_ylim(bottom=0)
         ax_rank.set_title("effective rank by layer")

@@ -594,7 +594,6 @@ class GramEigenTaxonomy(Probe):
         ax_g.set_ylabel("g(k)")
         ax_g.set_ylim(0, 1.02)
         ax_g.set_title(title, fontsize=7)
-        ax_g.legend(frameon=False, fontsize=5, loc="lower right")
 
         m = arrays["split_level_theory"].shape[0]
         xm = np.arange(1, m + 1)
@@ -607,7 +606,10 @@ class GramEigenTaxonomy(Probe):
         ax_c.set_ylabel("mean split level")
         ax_c.invert_yaxis()
         ax_c.set_title("coarse-to-fine splits")
-        ax_c.legend(frameon=False, fontsize=6)
+        # one legend under the panels: inside, it covered g(k) curves and M*'s markers
+        (h_g, l_g), (h_c, l_c) = (ax.get_legend_handles_labels() for ax in (ax_g, ax_c))
+        fig.legend(h_g + h_c, l_g + l_c, loc="outside lower center", ncol=4, frameon=False,
+                   fontsize=6)
         return fig
 
 

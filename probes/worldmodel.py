@@ -177,7 +177,7 @@ class TemporalStraightness(Probe):
         if "hist_state" in result.arrays:
             ax_h.plot(mid, result.arrays["hist_state"], color=PALETTE[2], ls=":",
                       label="true state")
-        ax_h.set_xlabel("cos(v_t, v_t+1)")
+        ax_h.set_xlabel(r"$\cos(v_t, v_{t+1})$")
         ax_h.set_ylabel("share of pairs")
         ax_h.set_title("successive-velocity cosines")
         ax_h.legend(frameon=False)
@@ -343,7 +343,7 @@ class VoESurprise(_ModelProbe):
             ax_c.fill_between(t, m - 2 * s, m + 2 * s, color=colors.get(cond), alpha=0.2, lw=0)
         ax_c.axvline(result.info["event_t"], color="k", lw=0.6, ls=":")
         ax_c.set_xlabel("frame t (event at dotted line)")
-        ax_c.set_ylabel("surprise ||pred - z||^2 (mean ± 2 s.e.)")
+        ax_c.set_ylabel(r"surprise $\Vert\mathrm{pred} - z\Vert^2$ (mean ± 2 s.e.)")
         ax_c.set_title("surprise over time")
         ax_c.legend(frameon=False)
         ms = [result.metric("surprise", condition=c) for c in conds]
@@ -499,7 +499,9 @@ class LatentPlanning(_ModelProbe):
         ax_d.set_xlabel("environment step")
         ax_d.set_ylabel("mean true distance to goal")
         ax_d.set_title("goal reaching")
-        ax_d.legend(frameon=False)
+        # under the panels: inside the axes it covers the random-actions line, which stays high
+        fig.legend(*ax_d.get_legend_handles_labels(), loc="outside lower center", ncol=4,
+                   frameon=False)
         ms = [result.metric("success_rate"),
               result.metric("success_rate", baseline="random-actions")]
         v = np.array([m.value for m in ms])

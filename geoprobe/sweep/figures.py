@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..plotting import PALETTE, new_figure, save_figure, style
+from ..plotting import PALETTE, interval, legend_outside, new_figure, save_figure, style
 from ..safepath import check_name
 from .table import COLUMNS
 
@@ -71,11 +71,11 @@ def _draw_lines(ax, lines, *, ticks=None):
         ax.plot(x, y, marker="o", ms=3, color=color, label=label)
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
         if np.isfinite(lo).any():
-            ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+            interval(ax, x, lo, hi, color=color)
     if ticks is not None:
         ax.set_xticks(range(len(ticks)), ticks)
     if len(lines) > 1:  # beside the axes: with many lines a legend inside hides them
-        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+        legend_outside(ax)
 
 
 def dynamics_figures(rows) -> Iterator[tuple[str, Figure]]:

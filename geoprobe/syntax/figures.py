@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
+from geoprobe.plotting import BASELINE_COLOR, PALETTE, layer_axis, legend_outside, new_figure
 from geoprobe.syntax.corpus import Batch, gather
 from geoprobe.syntax.losses import edge_vectors
 
@@ -106,12 +106,13 @@ def _plot_layers(ax, result, names):
                 ok = np.isfinite(b)
                 ax.plot(x[ok], b[ok], ls=ls, marker=".", ms=2, color=PALETTE[j], alpha=0.5,
                         lw=1, label=f"{baseline}" if j == 0 else None)
-    ax.set_xticks(x, [str(layer).replace("layer_", "") for layer in layers])
-    ax.set_xlabel("layer")
+    # "embeddings" in full runs into the next tick label at print size
+    layer_axis(ax, [str(layer).replace("layer_", "").replace("embeddings", "emb")
+                    for layer in layers])
     ax.set_ylabel(f"{result.params.get('report_split', 'dev')} score")
     ax.set_ylim(0, 1)
     ax.set_title("across layers (95% CI)")
-    ax.legend(frameon=False, fontsize=6)
+    legend_outside(ax, fontsize=6)  # inside, it covers the baselines near the top
 
 
 def _layer_label(layer) -> str:
