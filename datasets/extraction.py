@@ -712,15 +712,8 @@ def run_extract(args) -> int:
                                 seed=args.seed, long_sentences=args.long_sentences,
                                 device=args.device, precision=args.precision,
                                 batch_tokens=args.max_tokens, modules=args.modules)
-    emb = EmbeddingSet.open(path, validate=False)
-    print(f"wrote {path}: {emb.n_items} words x {emb.n_layers} layers x {emb.dim} "
-          f"({emb.provenance['dtype']}) from {emb.provenance['n_sentences']} sentences")
-    skipped = emb.provenance.get("skipped_sentences") or []
-    if skipped:
-        print(f"skipped {len(skipped)} sentence(s) longer than the model's maximum length")
-    if twin_path(emb) is not None:
-        print(f"random-init twin: {twin_path(emb)}")
-    return 0
+    return _say_written(path, "words", "layers", lambda p: f"{p['n_sentences']} sentences",
+                        dropped=("skipped_sentences", "skipped {} sentence(s)"))
 
 
 def _run_text_extract(args) -> int:
@@ -739,16 +732,9 @@ def _run_text_extract(args) -> int:
                              provenance={"source": str(source.resolve()), "field": args.field},
                              device=args.device, precision=args.precision,
                              batch_tokens=args.max_tokens)
-    emb = EmbeddingSet.open(path, validate=False)
     unit = "tokens" if (args.pool or "none") == "none" else "texts"
-    print(f"wrote {path}: {emb.n_items} {unit} x {emb.n_layers} modules x {emb.dim} "
-          f"({emb.provenance['dtype']}) from {len(texts)} texts")
-    truncated = emb.provenance.get("truncated_texts") or []
-    if truncated:
-        print(f"truncated {len(truncated)} text(s) longer than the model's maximum length")
-    if twin_path(emb) is not None:
-        print(f"random-init twin: {twin_path(emb)}")
-    return 0
+    return _say_written(path, unit, "modules", lambda p: f"{len(texts)} texts",
+                        dropped=("truncated_texts", "truncated {} text(s)"))
 
 
 def _run_image_extract(args) -> int:
@@ -763,9 +749,20 @@ def _run_image_extract(args) -> int:
                               flatten=args.flatten, batch_size=args.batch_size,
                               dtype=args.dtype, twin=args.twin, seed=args.seed,
                               device=args.device, precision=args.precision)
+    return _say_written(path, "rows", "modules", lambda p: f"{p['n_images']} images")
+
+
+def _say_written(path, rows: str, layers: str, origin, dropped=None) -> int:
+    """The closing lines of ``geoprobe extract``: what the set at ``path`` holds (``rows`` and
+    ``layers`` name its units, ``origin(provenance)`` what it was made from), the inputs
+    ``dropped`` for being longer than the model's maximum length (a provenance key and a
+    message with ``{}`` for their count), and the twin."""
     emb = EmbeddingSet.open(path, validate=False)
-    print(f"wrote {path}: {emb.n_items} rows x {emb.n_layers} modules x {emb.dim} "
-          f"({emb.provenance['dtype']}) from {emb.provenance['n_images']} images")
+    print(f"wrote {path}: {emb.n_items} {rows} x {emb.n_layers} {layers} x {emb.dim} "
+          f"({emb.provenance['dtype']}) from {origin(emb.provenance)}")
+    if dropped and emb.provenance.get(dropped[0]):
+        print(dropped[1].format(len(emb.provenance[dropped[0]]))
+              + " longer than the model's maximum length")
     if twin_path(emb) is not None:
         print(f"random-init twin: {twin_path(emb)}")
     return 0
