@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
+import logging
 import math
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -55,6 +55,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import threads
+
+logger = logging.getLogger(__name__)
 from .contract import column_names, validate_params
 from .embeddings import EmbeddingSet
 from .display import (dataframe, figure_uri, format_number, has_jinja, metric_rows, render,
@@ -326,10 +328,11 @@ class ProbeContext:
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
-        """Say ``geoprobe: warning: message`` on stderr now and record it in the result (the
-        runner copies it into results.json's ``warnings``): for a run that changed what it
-        computes, such as a subsample taken to fit in memory."""
-        print(f"geoprobe: warning: {message}", file=sys.stderr)
+        """Log ``message`` as a warning of the ``geoprobe.probe`` logger now (the command line
+        shows it as ``geoprobe: warning: message``; ``-qq`` hides it) and record it in the
+        result (the runner copies it into results.json's ``warnings``): for a run that changed
+        what it computes, such as a subsample taken to fit in memory."""
+        logger.warning(message)
         self.warnings.append(message)
 
     @property

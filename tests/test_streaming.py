@@ -77,17 +77,18 @@ def test_subsample_units_keeps_whole_groups_within_the_bound():
     assert np.array_equal(rows, again)
 
 
-def test_fracture_subsamples_a_large_set_with_a_recorded_warning(capsys):
+def test_fracture_subsamples_a_large_set_with_a_recorded_warning(caplog):
     ex = Fracture.example_input(np.random.default_rng(0))
     params = {**ex.params, "n_boot": 5, "n_resamples": 2}
     n = ex.embeddings.n_items
     full = Fracture(**params).run(ex.embeddings, seed=0, progress=False)
     assert "warnings" not in full.info and full.info["rows_used"] == n
-    assert capsys.readouterr().err == ""
+    assert not caplog.records
     small = Fracture(max_rows=100, **params).run(ex.embeddings, seed=0, progress=False)
     (warning,) = small.info["warnings"]
     assert f"{n} rows is more than max_rows=100" in warning and "group" in warning
-    assert f"geoprobe: warning: {warning}" in capsys.readouterr().err
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("geoprobe.probe", "WARNING", warning)]
     assert small.info["rows_used"] <= 100 and small.info["n_items"] == n
     assert small.metric("global_score", layer=small.info["layers"][0]).n < full.metric(
         "global_score", layer=full.info["layers"][0]).n
@@ -137,3 +138,10 @@ def test_a_probe_warning_reaches_stderr_and_results_json(tmp_path, capsys):
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     (recorded,) = doc["warnings"]
     assert "max_rows=100" in recorded and recorded.startswith("probe 'fracture': ")
+    # -qq hides warnings on stderr, but the results file still records them
+    assert main(["probe", "fracture", str(path), "--param", "target=factor", "--param",
+                 "group=group", "--param", "max_rows=100", "--param", "n_boot=5", "--param",
+                 "n_resamples=2", "-o", str(tmp_path / "quiet"), "--no-progress", "-qq"]) == 0
+    assert capsys.readouterr() == ("", "")
+    doc = json.loads((tmp_path / "quiet" / "results.json").read_text())
+    assert len(doc["warnings"]) == 1
