@@ -108,10 +108,32 @@ def _suite_args(p: argparse.ArgumentParser, suite_optional: bool) -> None:
                    metavar="SECONDS",
                    help="if another run is writing the same results directory, wait for it "
                         "(at most SECONDS, if given) instead of stopping at once")
+    _add_log_option(p)
+
+
+def _add_log_option(p) -> None:
     p.add_argument("--log", metavar="TRACKER[:URI]", dest="tracker",
                    help="also log parameters, metrics (with CI bounds) and the results "
                         "directory to an experiment tracker: 'mlflow' (a local ./mlruns "
                         "folder) or 'mlflow:URI' (a folder or a tracking server)")
+
+
+def _open_tracker(args):
+    """The tracker ``--log`` names, or None; made before the run, so that a missing tracker
+    package stops it early."""
+    if not args.tracker:
+        return None
+    from .tracking import make_tracker
+
+    return make_tracker(args.tracker)
+
+
+def _log_to_tracker(tracker, args, doc, out) -> None:
+    if tracker is not None:
+        from .tracking import log_results
+
+        log_results(tracker, doc, out)
+        log.info("logged to %s", args.tracker)
 
 
 def _load(args):
@@ -128,22 +150,14 @@ def _run(args, checks: bool) -> int:
 
     suite = _load(args)
     out = args.out or inside(DEFAULT_OUT, suite.name, what="[suite] name", error=SuiteError)
-    tracker = None
-    if args.tracker:  # made before the run, so a missing tracker package stops it early
-        from .tracking import make_tracker
-
-        tracker = make_tracker(args.tracker)
+    tracker = _open_tracker(args)
     against = load_results(args.against) if getattr(args, "against", None) else None
     with _suggest_wait(args):
         doc = run_suite(suite, out, checks=checks, against=against, workdir=args.workdir,
                         show_progress=_show_progress(args), wait=args.wait,
                         formats=_names(args.formats), frames=_names(args.frames),
                         n_frames=args.n_frames)
-    if tracker is not None:
-        from .tracking import log_results
-
-        log_results(tracker, doc, out)
-        log.info("logged to %s", args.tracker)
+    _log_to_tracker(tracker, args, doc, out)
     n_metrics = sum(len(p["metrics"]) for p in doc["probes"].values())
     html = f"{out}/report.html, " if (Path(out) / "report.html").is_file() else ""
     lines = [f"{suite.name}: {len(doc['probes'])} probe(s), {n_metrics} metrics -> "
@@ -372,7 +386,9 @@ def cmd_probe(args) -> int:
                         params=params, layers=args.layers, seed=args.seed,
                         annotations=annotations)
     out = args.out or inside(DEFAULT_OUT, suite.name, what="probe name", error=SuiteError)
+    tracker = _open_tracker(args)
     doc = run_suite(suite, out, show_progress=_show_progress(args))
+    _log_to_tracker(tracker, args, doc, out)
     from .report import metrics_table
 
     _output(args, _results_payload(doc, out), metrics_table(doc["probes"][args.name])
@@ -538,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", type=Path)
     p.add_argument("--no-progress", action="store_true")
+    _add_log_option(p)
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("info", help="describe and validate an embedding file")

@@ -1,6 +1,6 @@
 """Experiment-tracker logging: a results directory's parameters, metrics and files.
 
-``geoprobe run ... --log mlflow[:URI]`` (and ``check``) logs, after the run is written:
+``geoprobe run ... --log mlflow[:URI]`` (and ``check``, ``probe``) logs, after the run is written:
 
 * parameters: the seed, the suite as run (flattened: ``probes.spectrum.params.n_boot``),
   geoprobe's and Python's versions and the git hash;

@@ -93,3 +93,21 @@ def test_names_and_unknown_trackers():
     assert set(flat_metrics(DOC)) == {"p/r.layer_a_b", "p/r.layer_a_b_ci_low", "checks/p-r"}
     with pytest.raises(GeoprobeError, match="unknown tracker 'wandb'; trackers: mlflow"):
         make_tracker("wandb")
+
+
+def test_probe_command_logs_its_results_too(tmp_path, monkeypatch):
+    import numpy as np
+
+    import geoprobe.tracking
+
+    rec = Recorder()
+    monkeypatch.setattr(geoprobe.tracking, "make_tracker", lambda spec: rec)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(60, 4)))
+    assert main(["probe", "covariance-spectrum", str(tmp_path / "x.npy"), "--param", "n_boot=5",
+                 "-o", str(tmp_path / "out"), "--no-progress", "-q", "--log", "mlflow"]) == 0
+    calls = dict((c[0], c[1:]) for c in rec.calls)
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    rankme = next(m for m in doc["probes"]["covariance-spectrum"]["metrics"]
+                  if m["name"] == "rankme")
+    assert calls["metrics"][0]["covariance-spectrum/rankme.layer_0"] == rankme["value"]
+    assert calls["artifacts"] == (tmp_path / "out",) and rec.calls[-1] == ("end", False)
