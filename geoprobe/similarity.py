@@ -41,6 +41,26 @@ columns, and let ``rho = ||Xc^T Yc||_* `` (nuclear norm), the best correlation a
 map reaches. Then ``procrustes = min_Q ||Xc - Yc Q||_F = sqrt(2 - 2 rho)`` (in [0, sqrt 2])
 and ``shape_angle = arccos(rho)`` (in [0, pi/2]; netrep's angular metric with alpha = 1, no
 whitening).
+
+Canonical correlation analysis: the canonical correlations ``rho_1 >= rho_2 >= ...`` of
+column-centred X and Y are the singular values of ``Ux^T Uy``, where ``Ux`` (n, kx) is an
+orthonormal basis of X's column space (its left singular vectors of non-negligible singular
+value). They are invariant to any invertible linear map of either space.
+
+* SVCCA (Raghu et al. 2017): X and Y are first reduced to their leading singular directions
+  that explain ``variance`` (0.99, the paper's choice) of their variance; ``svcca`` is the
+  mean canonical correlation of the reduced spaces.
+* PWCCA (Morcos et al. 2018): the canonical correlations of the full spaces, weighted by how
+  much of X each canonical direction accounts for: with ``h_i = Ux a_i`` the i-th canonical
+  variate of X (unit norm, n values), ``alpha_i = sum_j |<h_i, x_j>|`` over X's centred
+  columns ``x_j``, and ``pwcca = sum_i alpha_i rho_i / sum_i alpha_i``. It is asymmetric
+  (weights from X), as in the paper's code; the paper reports the distance ``1 - pwcca``.
+  We differ from google/svcca's pwcca.py in one respect: it takes the weights against the
+  uncentred activations, we against the centred ones (CCA itself is centred, and the
+  weights then do not move with the mean).
+
+CCA needs more items than dimensions: with n <= d every canonical correlation is 1 whatever
+the spaces (the ``permuted`` baseline shows this). Use SVCCA, fewer dimensions or more items.
 """
 
 from __future__ import annotations
@@ -143,6 +163,47 @@ def procrustes_distance(rho: float) -> float:
 def shape_angle(rho: float) -> float:
     """Angular shape distance arccos(rho), in [0, pi/2]."""
     return float(np.arccos(np.clip(rho, -1.0, 1.0)))
+
+
+def _column_basis(X: np.ndarray, variance: float | None = None) -> np.ndarray:
+    """Orthonormal basis (n, k) of the column space of centred X (n, d): its left singular
+    vectors, all of non-negligible singular value, or the fewest leading ones that explain
+    ``variance`` of the total variance."""
+    Xc = X - X.mean(axis=0)
+    U, sing, _ = np.linalg.svd(Xc, full_matrices=False)
+    if sing.size == 0 or sing[0] == 0:
+        return U[:, :0]
+    rank = int(np.sum(sing > sing[0] * max(Xc.shape) * np.finfo(np.float64).eps))
+    if variance is not None:
+        explained = np.cumsum(sing[:rank] ** 2) / np.sum(sing[:rank] ** 2)
+        rank = min(rank, int(np.searchsorted(explained, variance - 1e-12)) + 1)
+    return U[:, :rank]
+
+
+def canonical_correlations(X: np.ndarray, Y: np.ndarray, variance: float | None = None
+                           ) -> np.ndarray:
+    """Canonical correlations (min(kx, ky),), descending, of X (n, d1) and Y (n, d2), each
+    first reduced as :func:`_column_basis` does with ``variance`` (None: no reduction)."""
+    Ux, Uy = _column_basis(X, variance), _column_basis(Y, variance)
+    return np.clip(np.linalg.svd(Ux.T @ Uy, compute_uv=False), 0.0, 1.0)
+
+
+def svcca(X: np.ndarray, Y: np.ndarray, variance: float = 0.99) -> float:
+    """SVCCA similarity of X (n, d1) and Y (n, d2), in [0, 1] (NaN when a space is constant)."""
+    rho = canonical_correlations(X, Y, variance)
+    return float(rho.mean()) if rho.size else float("nan")
+
+
+def pwcca(X: np.ndarray, Y: np.ndarray) -> float:
+    """PWCCA similarity of X (n, d1) to Y (n, d2), weighted by X, in [0, 1] (NaN when a
+    space is constant); see the module docstring."""
+    Ux, Uy = _column_basis(X), _column_basis(Y)
+    if Ux.shape[1] == 0 or Uy.shape[1] == 0:
+        return float("nan")
+    A, rho, _ = np.linalg.svd(Ux.T @ Uy, full_matrices=False)
+    H = Ux @ A                                         # (n, k): X's canonical variates
+    alpha = np.abs((X - X.mean(axis=0)).T @ H).sum(axis=0)
+    return float(np.clip(alpha @ np.clip(rho, 0.0, 1.0) / alpha.sum(), 0.0, 1.0))
 
 
 class CrossMoments:

@@ -19,7 +19,15 @@ Metrics (definitions in :mod:`geoprobe.similarity`)
 HSIC of Song et al. 2012), ``cka_rbf`` / ``cka_rbf_debiased`` (Gaussian kernel, bandwidth
 ``rbf_bandwidth`` x the median distance of each space), ``rsa`` (RDMs by ``dissimilarity``
 compared by ``compare``), ``procrustes`` (orthogonal Procrustes distance of centred,
-unit-norm spaces) and ``shape_angle`` (its angular form, netrep's metric without whitening).
+unit-norm spaces), ``shape_angle`` (its angular form, netrep's metric without whitening),
+``svcca`` (mean canonical correlation after keeping the singular directions that explain
+``svcca_variance`` of each space's variance; Raghu et al. 2017) and ``pwcca`` (canonical
+correlations weighted by how much of the ``layer`` side each accounts for; Morcos et al.
+2018). PWCCA is asymmetric: each layer x layer pair is reported both ways (``layer`` is the
+side whose weights are used; the figure's row), and against another set it is weighted by
+the probed set's layer. CCA needs more items than dimensions (with n <= d every canonical
+correlation is 1); the ``permuted`` baseline shows how far above 0 a pair of unrelated
+spaces of these shapes lands.
 
 Items, memory and streaming
 ---------------------------
@@ -62,8 +70,8 @@ from geoprobe.plotting import new_figure
 from geoprobe.probe import Example, Probe, ProbeResult, Requirements
 from geoprobe.progress import progress
 from geoprobe.similarity import (COMPARISONS, DISSIMILARITIES, cka, linear_cka_streaming,
-                                 median_distance, procrustes_distance, procrustes_rho, rbf_gram,
-                                 rdm, rsa, shape_angle)
+                                 median_distance, procrustes_distance, procrustes_rho, pwcca,
+                                 rbf_gram, rdm, rsa, shape_angle, svcca)
 from geoprobe.stats import ClusterBootstrap
 
 #: metric -> (value of a space against itself, bounds of the statistic)
@@ -75,10 +83,13 @@ METRICS = {
     "rsa": (1.0, (-1.0, 1.0)),
     "procrustes": (0.0, (0.0, math.sqrt(2.0))),
     "shape_angle": (0.0, (0.0, math.pi / 2)),
+    "svcca": (1.0, (0.0, 1.0)),
+    "pwcca": (1.0, (0.0, 1.0)),
 }
 TITLES = {"cka_linear": "linear CKA", "cka_linear_debiased": "linear CKA (debiased)",
           "cka_rbf": "RBF CKA", "cka_rbf_debiased": "RBF CKA (debiased)", "rsa": "RSA",
-          "procrustes": "Procrustes distance", "shape_angle": "shape angle (rad)"}
+          "procrustes": "Procrustes distance", "shape_angle": "shape angle (rad)",
+          "svcca": "SVCCA", "pwcca": "PWCCA (weighted by row layer)"}
 DEFAULT_METRICS = ("cka_linear", "cka_linear_debiased", "cka_rbf", "rsa", "procrustes")
 
 
@@ -103,9 +114,11 @@ class Similarity(Probe):
     ----------
     metrics : sequence of str
         Any of ``cka_linear``, ``cka_linear_debiased``, ``cka_rbf``, ``cka_rbf_debiased``,
-        ``rsa``, ``procrustes``, ``shape_angle``.
+        ``rsa``, ``procrustes``, ``shape_angle``, ``svcca``, ``pwcca``.
     rbf_bandwidth : float, default 0.8
         RBF kernel width as a fraction of each space's median pairwise distance.
+    svcca_variance : float, default 0.99
+        Share of each space's variance that SVCCA's leading singular directions keep.
     dissimilarity : {"correlation", "cosine", "euclidean"}
         RSA's dissimilarity.
     compare : {"spearman", "pearson"}
@@ -122,11 +135,12 @@ class Similarity(Probe):
 
     name = "similarity"
     summary = ("How alike two spaces are: linear/RBF CKA (biased and debiased), RSA, "
-               "Procrustes; layer x layer and against another set (annotation 'other').")
+               "Procrustes, SVCCA, PWCCA; layer x layer and against another set "
+               "(annotation 'other').")
     requires = Requirements(min_items=4)
     parameter_constraints = {
         "metrics": [SequenceOf(Options(set(METRICS)), min_len=1)],
-        "rbf_bandwidth": [POSITIVE], "dissimilarity": [Options(set(DISSIMILARITIES))],
+        "rbf_bandwidth": [POSITIVE], "svcca_variance": [OPEN_UNIT], "dissimilarity": [Options(set(DISSIMILARITIES))],
         "compare": [Options(set(COMPARISONS))], "group": [str, None],
         "n_boot": [POSITIVE_INT], "n_perm": [POSITIVE_INT], "level": [OPEN_UNIT],
         "max_items": [Interval(int, 4, None)],
@@ -138,11 +152,12 @@ class Similarity(Probe):
               "for the rest: n x n matrices on at most max_items items (8 max_items^2 bytes "
               "each, three per layer), subsampled with a warning")
 
-    def __init__(self, metrics=DEFAULT_METRICS, rbf_bandwidth=0.8, dissimilarity="correlation",
-                 compare="spearman", group=None, n_boot=100, n_perm=20, level=0.95,
-                 max_items=1000):
+    def __init__(self, metrics=DEFAULT_METRICS, rbf_bandwidth=0.8, svcca_variance=0.99,
+                 dissimilarity="correlation", compare="spearman", group=None, n_boot=100,
+                 n_perm=20, level=0.95, max_items=1000):
         self.metrics = metrics
         self.rbf_bandwidth = rbf_bandwidth
+        self.svcca_variance = svcca_variance
         self.dissimilarity = dissimilarity
         self.compare = compare
         self.group = group
@@ -209,16 +224,20 @@ class Similarity(Probe):
                                                          sets[against].layer(b, dtype=None))
             boots = [self._pair(sa, sb, metrics_on, idx, idx) for idx in replicates]
             nulls = [self._pair(sa, sb, metrics_on, None, p) for p in perms]
-            labels = {"layer": a, "vs_layer": b, "against": against}
-            for name in metrics_on:
+            # (key in _pair's output, metric name, row layer, column layer)
+            entries = [(name, name, a, b) for name in metrics_on]
+            if "pwcca" in metrics_on and against == "layers":
+                entries.append(("pwcca_reverse", "pwcca", b, a))
+            for key, name, row, col in entries:
+                labels = {"layer": row, "vs_layer": col, "against": against}
                 bounds = METRICS[name][1]
-                samples = np.array([r[name] for r in boots])
-                null = np.array([r[name] for r in nulls])
-                results.append(boot.metric(name, est[name], samples, kind="centred",
+                samples = np.array([r[key] for r in boots])
+                null = np.array([r[key] for r in nulls])
+                results.append(boot.metric(name, est[key], samples, kind="centred",
                                            bounds=bounds, **labels))
                 results.append(boot.metric(name, float(np.mean(null)), null, bounds=bounds,
                                            baseline="permuted", **labels))
-                self._fill(matrices, name, against, ctx.layers, other, a, b, est[name])
+                self._fill(matrices, name, against, ctx.layers, other, row, col, est[key])
         return self.result(ctx, results, matrices, n_compared=m,
                            other_layers=None if other is None else other.layer_names,
                            other_source=None if other is None else other.source,
@@ -258,9 +277,14 @@ class Similarity(Probe):
                 mask = None if ia is None else ia[:, None] != ia[None, :]
                 out[name] = rsa(_sub(a.dissim, ia), _sub(b.dissim, ib), method=self.compare,
                                 mask=mask)
+        Xa, Xb = (a.X if ia is None else a.X[ia]), (b.X if ib is None else b.X[ib])
         if "procrustes" in metrics_on or "shape_angle" in metrics_on:
-            rho = procrustes_rho(a.X if ia is None else a.X[ia], b.X if ib is None else b.X[ib])
+            rho = procrustes_rho(Xa, Xb)
             out["procrustes"], out["shape_angle"] = procrustes_distance(rho), shape_angle(rho)
+        if "svcca" in metrics_on:
+            out["svcca"] = svcca(Xa, Xb, self.svcca_variance)
+        if "pwcca" in metrics_on:
+            out["pwcca"], out["pwcca_reverse"] = pwcca(Xa, Xb), pwcca(Xb, Xa)
         return out
 
     @staticmethod
@@ -281,7 +305,9 @@ class Similarity(Probe):
         i = layers.index(a)
         if against == "layers":
             j = layers.index(b)
-            matrices[name][i, j] = matrices[name][j, i] = value
+            matrices[name][i, j] = value
+            if name != "pwcca":  # the one asymmetric metric fills [j, i] from its own entry
+                matrices[name][j, i] = value
         else:
             matrices[f"{name}_other"][i, other.layer_names.index(b)] = value
 

@@ -9,9 +9,9 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.distance import pdist
 from scipy.stats import pearsonr, spearmanr
 
-from geoprobe.similarity import (CrossMoments, cka, hsic, linear_cka_streaming, median_distance,
-                                 procrustes_distance, procrustes_rho, rbf_gram, rdm, rsa,
-                                 shape_angle)
+from geoprobe.similarity import (CrossMoments, canonical_correlations, cka, hsic,
+                                 linear_cka_streaming, median_distance, procrustes_distance,
+                                 procrustes_rho, pwcca, rbf_gram, rdm, rsa, shape_angle, svcca)
 
 
 def ref_hsic_biased(K, L):
@@ -150,3 +150,50 @@ def test_median_distance_and_rbf_gram():
     X = np.array([[0.0], [1.0], [3.0]])
     assert median_distance(X) == 2.0  # distances 1, 2, 3
     np.testing.assert_allclose(rbf_gram(X, 1.0)[0, 1], np.exp(-0.5))
+
+
+def ref_canonical_correlations(X, Y):
+    """Square roots of the eigenvalues of Sxx^-1 Sxy Syy^-1 Syx (Hotelling 1936)."""
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    Sxy = Xc.T @ Yc
+    M = np.linalg.solve(Xc.T @ Xc, Sxy) @ np.linalg.solve(Yc.T @ Yc, Sxy.T)
+    k = min(X.shape[1], Y.shape[1])
+    return np.sqrt(np.clip(np.sort(np.linalg.eigvals(M).real)[::-1][:k], 0, None))
+
+
+def test_canonical_correlations_match_hotelling(pair):
+    X, Y = pair
+    np.testing.assert_allclose(canonical_correlations(X, Y), ref_canonical_correlations(X, Y),
+                               atol=1e-9)
+
+
+def test_cca_invariant_to_invertible_linear_maps_unlike_cka(pair):
+    X, _ = pair
+    rng = np.random.default_rng(1)
+    M = np.diag(np.geomspace(20, 0.05, X.shape[1])) @ rng.standard_normal((6, 6))
+    assert svcca(X, X @ M, variance=0.999999) == pytest.approx(1.0)
+    assert pwcca(X, X @ M) == pytest.approx(1.0) and pwcca(X @ M, X) == pytest.approx(1.0)
+    assert cka(X @ X.T, (X @ M) @ (X @ M).T) < 0.9
+
+
+def test_svcca_keeps_the_directions_that_explain_the_variance():
+    """X = [10 a, b] and Y = [a, c] with b, c independent noise: canonical correlations
+    (1, ~0). SVCCA at 99 % keeps only X's first direction (100/101 of its variance), so it is
+    1; with every direction kept it is the mean, ~0.5."""
+    rng = np.random.default_rng(0)
+    a, b, c = rng.standard_normal((3, 4000))
+    X, Y = np.c_[10 * a, b], np.c_[10 * a, c]
+    assert svcca(X, Y, variance=0.99) == pytest.approx(1.0)
+    assert svcca(X, Y, variance=0.999999) == pytest.approx(0.5, abs=0.03)
+
+
+def test_pwcca_weights_by_how_much_of_x_each_direction_accounts_for():
+    """X = [10 a, b], Y = [a, c]: the correlated direction carries ~10/11 of X's summed
+    |projections| (alpha_1 = sum_j |<h_1, x_j>| = 10 |a|, alpha_2 = |b| = |a|), so PWCCA
+    ~ 10/11 weighted by X; weighted by Y both directions weigh alike, ~1/2."""
+    rng = np.random.default_rng(0)
+    a, b, c = rng.standard_normal((3, 4000))
+    X, Y = np.c_[10 * a, b], np.c_[a, c]
+    assert pwcca(X, Y) == pytest.approx(10 / 11, abs=0.02)
+    assert pwcca(Y, X) == pytest.approx(0.5, abs=0.03)
+    assert np.isnan(pwcca(np.ones((10, 3)), Y[:10]))

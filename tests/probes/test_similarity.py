@@ -142,3 +142,19 @@ def test_cli_probe_with_another_set(tmp_path, capsys):
     assert found[("0", "0", "other")] < 0.9
     assert main(["probe", "similarity", str(tmp_path / "a.npy"), "--annotation", "other"]) == 2
     assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_svcca_and_pwcca_in_the_probe_and_pwcca_both_ways():
+    emb = planted(n=200)
+    res = run(emb, metrics=["svcca", "pwcca"], n_boot=10, n_perm=5)
+    assert res.metric("svcca", layer="base", vs_layer="stretched").value == pytest.approx(1.0)
+    assert res.metric("pwcca", layer="base", vs_layer="stretched").value == pytest.approx(1.0)
+    unrelated = res.metric("pwcca", layer="base", vs_layer="noise")
+    permuted = res.metric("pwcca", layer="base", vs_layer="noise", baseline="permuted")
+    assert unrelated.value < 0.5 and permuted.ci_low <= unrelated.value <= permuted.ci_high
+    # asymmetric: each direction is its own metric and its own cell of the matrix
+    forward = res.metric("pwcca", layer="base", vs_layer="noise").value
+    backward = res.metric("pwcca", layer="noise", vs_layer="base").value
+    assert forward != backward
+    i, j = res.info["layers"].index("base"), res.info["layers"].index("noise")
+    assert res.arrays["pwcca"][i, j] == forward and res.arrays["pwcca"][j, i] == backward
