@@ -45,7 +45,7 @@ from .report_html import write_html_report
 from .results import SuiteResults
 from .safepath import inside
 from .source import AUTO, Source, resolve_source
-from .suite import Suite
+from .suite import LAST_CHECKPOINT, Suite
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,9 @@ def write_html_if_possible(doc: dict, out_dir, write=write_html_report) -> Path 
 
 def resolve_annotation(suite: Suite, value):
     """Annotation strings that name an existing file relative to the suite become paths."""
+    if value == LAST_CHECKPOINT:  # geoprobe.sweep.plan replaces it before a sweep's tasks run
+        raise SuiteError(f"annotation {LAST_CHECKPOINT!r} names a sweep's last checkpoint: "
+                         "it works in `geoprobe sweep --embeddings ...`, not in a single run")
     if isinstance(value, str) and not Path(value).is_absolute():
         candidate = suite.resolve(value)
         if candidate is not None and candidate.exists():

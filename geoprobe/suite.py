@@ -98,6 +98,10 @@ class SourceSpec:
     validate: bool = True
 
 
+#: annotation value standing for a sweep's last checkpoint (replaced by geoprobe.sweep.plan)
+LAST_CHECKPOINT = "sweep:last"
+
+
 @dataclass
 class ProbeSpec:
     id: str

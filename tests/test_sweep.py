@@ -293,3 +293,60 @@ def test_cli_help_teaches():
     assert done.returncode == 0
     for text in ("--embeddings", "--grid", "--scheduler", "resume", "sweep.csv"):
         assert text in done.stdout
+
+
+SIMILARITY_SUITE = """
+[suite]
+name = "to-last"
+seed = 3
+
+[sources.main]
+path = "unused.npy"
+items = "items.csv"
+
+[[probes]]
+id = "sim"
+probe = "similarity"
+layers = [1]
+params = { metrics = ["cka_linear"], n_boot = 5, n_perm = 3 }
+annotations = { other = "sweep:last" }
+"""
+
+
+def test_similarity_to_the_last_checkpoint(ckpts):
+    (ckpts / "sim.toml").write_text(SIMILARITY_SUITE)
+    args = dict(embeddings=[str(ckpts / "step_*.npy")], items=str(ckpts / "items.csv"))
+    plan = plan_sweep(str(ckpts / "sim.toml"), **args)
+    last = str((ckpts / "step_300.npy").resolve())
+    assert {t.annotations["other"] for t in plan.tasks} == {last}
+    doc = run_sweep(str(ckpts / "sim.toml"), ckpts / "out", serial=True, show_progress=False,
+                    **args)
+    assert doc["counts"]["computed"] == 3
+    rows = [r for r in read_table(ckpts / "out" / "sweep.csv") if r["metric"] == "cka_linear"
+            and not r["baseline"] and "vs_layer=1" in r["labels"].split(";")]
+    cka = {r["step"]: r["value"] for r in rows}
+    assert cka[300] == pytest.approx(1.0) and cka[100] < 0.99 and cka[200] < 0.99
+    # a new last checkpoint: every task reads a new file, so every key changes
+    _checkpoint(ckpts / "step_400.npy", 7, seed=400)
+    again = plan_sweep(str(ckpts / "sim.toml"), **args)
+    assert not {t.key for t in plan.tasks} & {t.key for t in again.tasks}
+    # without checkpoints there is no last one; a single run refuses the value
+    _checkpoint(ckpts / "unused.npy", 2)
+    with pytest.raises(SuiteError, match="needs checkpoints given with --embeddings"):
+        plan_sweep(str(ckpts / "sim.toml"))
+    from geoprobe.runner import resolve_annotation
+
+    with pytest.raises(SuiteError, match="not in a single run"):
+        resolve_annotation(load_suite(str(ckpts / "sim.toml")), "sweep:last")
+
+
+def test_a_changed_annotation_file_changes_the_key(ckpts):
+    suite = SIMILARITY_SUITE.replace('"sweep:last"', '"other.npy"')
+    (ckpts / "fixed.toml").write_text(suite)
+    _checkpoint(ckpts / "other.npy", 3, seed=9)
+    args = dict(embeddings=[str(ckpts / "step_*.npy")], items=str(ckpts / "items.csv"))
+    before = [t.key for t in plan_sweep(str(ckpts / "fixed.toml"), **args).tasks]
+    assert before == [t.key for t in plan_sweep(str(ckpts / "fixed.toml"), **args).tasks]
+    _checkpoint(ckpts / "other.npy", 3, seed=10)  # same name, new bytes
+    after = [t.key for t in plan_sweep(str(ckpts / "fixed.toml"), **args).tasks]
+    assert not set(before) & set(after)

@@ -69,7 +69,7 @@ def compute(task: Task, root, n_threads=None, *_after) -> dict:
         probe = make_probe(spec.probe, **spec.params)
         source = _load(task.variant, root)
         annotations = {k: resolve_annotation(task.variant.suite, v)
-                       for k, v in spec.annotations.items()}
+                       for k, v in task.annotations.items()}
         result = probe.run(source, layers=task.layers, annotations=annotations,
                            seed=task.seed, progress=False)
     seconds = time.perf_counter() - t0

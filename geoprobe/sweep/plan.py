@@ -8,14 +8,21 @@ per point of a ``--grid`` of suite values, or both crossed) with the suite's pro
 layer groups. Each task has
 
 * a **key**: the SHA-256 of the content hash of its input, the probe's name, id, parameters,
-  annotations and layers, its seed and the geoprobe version. The store files results under it,
-  so a task whose input, parameters or code version changed is computed afresh and one that
-  did not is never computed twice;
+  annotations (and the content hash of every file an annotation names) and layers, its seed
+  and the geoprobe version. The store files results under it, so a task whose input,
+  parameters, annotation files or code version changed is computed afresh and one that did
+  not is never computed twice;
 * a **seed** derived from the suite seed (or the probe's own ``seed``) and the task's
   identity *without its input* (probe, parameters, layers): every checkpoint of a sweep is
   probed with the same random choices (bootstrap resamples, folds, projections), so the
   difference between two checkpoints is not resampling noise, and a task gives the same numbers
   on any worker and in any order.
+
+The annotation value ``"sweep:last"`` (:data:`geoprobe.suite.LAST_CHECKPOINT`) names, for
+each variant, the last checkpoint (highest step) of the ``--embeddings`` files at the same
+grid point: with the ``similarity`` probe's ``other`` it gives each checkpoint's similarity
+to the final one. A new last checkpoint changes that file, and so the key of every task that
+reads it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from ..io import load_embeddings
 from ..provenance import file_sha256, read_json, write_json_atomic
 from ..registry import get_generator
 from ..source import layer_positions, twin_path
-from ..suite import SourceSpec, Suite, load_suite, parse_override
+from ..suite import LAST_CHECKPOINT, SourceSpec, Suite, load_suite, parse_override
 from ..version import __version__
 
 
@@ -138,6 +145,7 @@ class Task:
     layers: object
     seed: int
     key: str
+    annotations: dict  # the probe's annotations, "sweep:last" replaced by the file it names
 
     @property
     def probe(self):
@@ -148,8 +156,8 @@ class Task:
         spec = self.probe
         return {"key": self.key, "source": self.variant.label, "step": self.variant.step,
                 "grid": self.variant.grid, "probe": self.probe_id, "probe_name": spec.probe,
-                "params": spec.params, "layers": self.layers, "seed": self.seed,
-                "input": self.variant.content}
+                "params": spec.params, "annotations": self.annotations,
+                "layers": self.layers, "seed": self.seed, "input": self.variant.content}
 
 
 def step_of(path) -> int | None:
@@ -226,20 +234,51 @@ def _layer_groups(variant: Variant, probe_layers, per_layer: bool) -> list:
     return [emb.layer_names[i] for i in layer_positions(emb, probe_layers)]
 
 
-def make_tasks(variant: Variant, *, per_layer: bool = False) -> list[Task]:
-    """The tasks of one variant: each probe, on each of its layer groups."""
+def _resolve_annotations(spec, variant: Variant, last: Variant | None) -> dict:
+    """The probe's annotations with ``sweep:last`` replaced by the last checkpoint's path."""
+    out = {}
+    for name, value in spec.annotations.items():
+        if value == LAST_CHECKPOINT:
+            if last is None or last.step is None:
+                raise SuiteError(f"probe {spec.id!r}: annotation {name} = "
+                                 f"{LAST_CHECKPOINT!r} needs checkpoints given with "
+                                 "--embeddings (files whose names carry their step)")
+            value = str(last.suite.resolve(last.spec.path))
+        out[name] = value
+    return out
+
+
+def _annotation_files(suite: Suite, annotations: dict, hashes: HashCache) -> dict:
+    """Content hash of every annotation that names an existing file (relative to the suite)."""
+    out = {}
+    for name, value in annotations.items():
+        if isinstance(value, str):
+            path = Path(value) if Path(value).is_absolute() else suite.resolve(value)
+            if path is not None and path.exists():
+                out[name] = hashes.digest(path)
+    return out
+
+
+def make_tasks(variant: Variant, *, per_layer: bool = False, last: Variant | None = None,
+               hashes: HashCache | None = None) -> list[Task]:
+    """The tasks of one variant: each probe, on each of its layer groups. ``last`` is the
+    variant ``sweep:last`` annotations name; ``hashes`` hashes annotation files."""
+    hashes = hashes or HashCache()
     tasks = []
     for spec in variant.suite.probes:
         if spec.source != variant.source:
             continue
+        annotations = _resolve_annotations(spec, variant, last)
+        files = _annotation_files(variant.suite, annotations, hashes)
         for group in _layer_groups(variant, spec.layers, per_layer):
+            # the seed follows the annotations as written, not the paths they resolve to
             identity = {"probe": spec.probe, "probe_id": spec.id, "params": spec.params,
                         "annotations": spec.annotations, "layers": group}
             base = spec.seed if spec.seed is not None else variant.suite.seed
             seed = derive_seed(base, identity)
             key = canonical_hash({"input": variant.content, **identity, "seed": seed,
-                                  "geoprobe": __version__})
-            tasks.append(Task(variant, spec.id, group, seed, key))
+                                  "annotation_files": files, "geoprobe": __version__})
+            tasks.append(Task(variant, spec.id, group, seed, key, annotations))
     return tasks
 
 
@@ -287,11 +326,15 @@ def plan_sweep(suite_name: str, overrides=(), *, embeddings=(), grid=(), items=N
             variants.append(Variant(_variant_label(name, path, point), suite, name,
                                     step_of(path) if path else None, dict(point),
                                     _content(suite, spec, hashes)))
-    hashes.save()
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
         dup = sorted({x for x in labels if labels.count(x) > 1})
         raise SuiteError(f"two sweep inputs have the same name {dup[0]!r}; give files "
                          "distinct names")
-    tasks = [t for v in variants for t in make_tasks(v, per_layer=per_layer)]
+    last = {}  # grid point -> its last checkpoint (variants come in step order)
+    for v in variants:
+        last[canonical_hash(v.grid)] = v
+    tasks = [t for v in variants for t in make_tasks(
+        v, per_layer=per_layer, last=last[canonical_hash(v.grid)], hashes=hashes)]
+    hashes.save()
     return Plan(base, variants, tasks, [k for k in (points[0] if points else {})])
