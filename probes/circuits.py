@@ -34,12 +34,12 @@ the residual stream at the answer position, for the vector probes.
 from __future__ import annotations
 
 import numpy as np
-import torch
+from matplotlib.ticker import NullFormatter
 
 from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
+from geoprobe.plotting import BASELINE_COLOR, PALETTE, legend_outside, new_figure
 from geoprobe.probe import Example, Metric, Probe, ProbeResult
 from geoprobe.stats import bootstrap_mean, child_seed, percentile_interval
 
@@ -109,8 +109,8 @@ class Circuit(_CheckpointProbe):
         return cls._example({"task": "close-last", "length": 8, "target_loss": 0.01, "n_prune": 128, "n_eval": 128,
                              "steps": 100, "n_random": 5, "n_boot": 50})
 
-    def __init__(self, task="quote", length=None, target_loss=0.15, n_prune=512, n_eval=1024,
-                 steps=300, penalty=1e-3, lr=0.05, n_random=20, n_boot=1000, level=0.95):
+    def __init__(self, task="quote", length=None, target_loss=0.15, n_prune=256, n_eval=1024,
+                 steps=200, penalty=1e-3, lr=0.05, n_random=20, n_boot=1000, level=0.95):
         self.task = task
         self.length = length
         self.target_loss = target_loss
@@ -195,13 +195,14 @@ class Circuit(_CheckpointProbe):
         ax_s, ax_b, ax_c = axes[0]
         trace = result.arrays["trace"]
         target = result.params["target_loss"]
-        ax_s.plot(np.maximum(trace[:, 0], 0.5), trace[:, 1], "o", color=PALETTE[0], ms=3,
-                  label="top-k nodes (search)")
+        ax_s.plot(np.maximum(trace[:, 0], 0.5), np.maximum(trace[:, 1], 1e-6), "o",
+                  color=PALETTE[0], ms=3, label="top-k nodes (search)")
         ax_s.axhline(target, color="k", lw=0.6, ls=":", label="target")
         size = result.metric("circuit_size").value
         ax_s.axvline(size, color=PALETTE[3], lw=0.8, label=f"circuit: {size:.0f} nodes")
         ax_s.set_xscale("log")
-        ax_s.set_yscale("symlog", linthresh=0.01)
+        ax_s.set_yscale("log")
+        ax_s.xaxis.set_minor_formatter(NullFormatter())
         ax_s.set_xlabel("nodes kept")
         ax_s.set_ylabel("answer loss (nats), pruning set")
         ax_s.set_title(f"size search, task {result.info['task']}")
@@ -215,6 +216,9 @@ class Circuit(_CheckpointProbe):
         err = np.nan_to_num(np.abs(np.array([[m.ci_low, m.ci_high] for _, m in bars]).T - v))
         colors = [BASELINE_COLOR, PALETTE[0], BASELINE_COLOR, PALETTE[3], BASELINE_COLOR]
         ax_b.bar(np.arange(len(bars)), v, yerr=err, color=colors, capsize=3)
+        for x, value in enumerate(v):  # the full model's bar is often too short to see
+            ax_b.annotate(f"{value:.2g}", (x, value), xytext=(0, 6), textcoords="offset points",
+                          ha="center", fontsize=6)
         ax_b.axhline(target, color="k", lw=0.6, ls=":")
         ax_b.set_xticks(np.arange(len(bars)), [b for b, _ in bars], fontsize=6)
         ax_b.set_ylabel("answer loss (nats), held out (95% CI)")
@@ -316,5 +320,5 @@ class WeightSparsity(_CheckpointProbe):
         ax_m.set_xticks(x, layers)
         ax_m.set_ylabel("modularity Q of spectral clusters")
         ax_m.set_title("weight-graph modularity")
-        ax_m.legend(frameon=False)
+        legend_outside(ax_m)
         return fig

@@ -1,10 +1,15 @@
 """Circuits: tasks, weight-sparse training, and pruning that recovers a planted circuit."""
 
+import json
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from geoprobe.circuits.graph import circuit_edges, neuron_degrees, zero_fraction
+from geoprobe.circuits.graph import (circuit_edges, neuron_degrees, spectral_modularity,
+                                     zero_fraction)
 from geoprobe.circuits.model import CircuitConfig
 from geoprobe.circuits.planted import PLANTED_CIRCUIT, planted_model
 from geoprobe.circuits.prune import CircuitPruner, circuit_losses, node_means
@@ -105,3 +110,30 @@ def test_sparse_training_keeps_the_target_density_and_still_learns(tmp_path):
         assert torch.equal(a, b)
     assert meta["train"]["density"] == 0.1
     assert evaluate_loss(again, "close-last", 6, seed=5) < 0.1
+
+
+def test_modularity_is_high_for_two_blocks_and_low_when_shuffled():
+    rng = np.random.default_rng(0)
+    A = np.zeros((20, 20))
+    A[:10, :10] = rng.random((10, 10))
+    A[10:, 10:] = rng.random((10, 10))
+    A = (A + A.T) / 2
+    assert spectral_modularity(A, 2, seed=0) == pytest.approx(0.5, abs=0.02)
+    dense = rng.random((20, 20))
+    assert spectral_modularity((dense + dense.T) / 2, 2, seed=0) < 0.1
+
+
+def test_study_smoke_writes_rows_results_and_figures(tmp_path, check_saved_figure):
+    study = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples"
+                               / "circuits_study.py"))
+    out, figs = tmp_path / "out", tmp_path / "figs"
+    rows, fig = study["main"](["--smoke", "--out", str(out), "--figures", str(figs),
+                               "--workdir", str(tmp_path / "work")])
+    assert [(r["density"], r["task"]) for r in rows] == [(1.0, "quote"), (0.1, "quote")]
+    saved = json.loads((out / "study.json").read_text())
+    assert saved["rows"] == rows and saved["config"]["seeds"] == [0]
+    assert saved["environment"]["versions"]["torch"]
+    assert rows[1]["zero_fraction"] >= 0.89 > rows[0]["zero_fraction"]
+    check_saved_figure(fig, [figs / "circuits_size_vs_density.png"])
+    for name in ("sparsest", "dense"):
+        assert (figs / f"circuits_{name}.png").stat().st_size > 0

@@ -27,6 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from geoprobe.errors import FormatError
+from geoprobe.threads import follows_policy
 from geoprobe.progress import progress
 from geoprobe.provenance import atomic_path
 from geoprobe.stats import preserves_torch_rng
@@ -102,6 +103,7 @@ def task_batch(tasks, n: int, length: int, seed) -> tuple[torch.Tensor, torch.Te
     return torch.from_numpy(tokens), torch.from_numpy(targets)
 
 
+@follows_policy
 @preserves_torch_rng
 def train(cfg: TrainConfig, *, show_progress: bool = True) -> tuple[CircuitTransformer, dict]:
     """Train a model; returns it (eval mode) and a record: the final kept fraction, the loss
