@@ -137,3 +137,17 @@ def test_study_smoke_writes_rows_results_and_figures(tmp_path, check_saved_figur
     check_saved_figure(fig, [figs / "circuits_size_vs_density.png"])
     for name in ("sparsest", "dense"):
         assert (figs / f"circuits_{name}.png").stat().st_size > 0
+
+
+def test_loading_another_safetensors_file_names_it(tmp_path):
+    from safetensors.torch import save_file
+
+    from geoprobe.errors import FormatError
+
+    path = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, str(path), metadata={"format": "geoprobe-jepa/1"})
+    with pytest.raises(FormatError, match="other.safetensors: not a geoprobe circuit"):
+        load_checkpoint(path)
+    (tmp_path / "bad.safetensors").write_bytes(b"garbage")
+    with pytest.raises(FormatError, match="bad.safetensors: not a readable"):
+        load_checkpoint(tmp_path / "bad.safetensors")

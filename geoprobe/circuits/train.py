@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
-from geoprobe.errors import FormatError
+from geoprobe.io import read_tensor_checkpoint
 from geoprobe.threads import follows_policy
 from geoprobe.progress import progress
 from geoprobe.provenance import atomic_path
@@ -159,16 +158,7 @@ def save_checkpoint(path, net: CircuitTransformer, cfg: TrainConfig, record: dic
 
 def load_checkpoint(path) -> tuple[CircuitTransformer, dict]:
     """The model stored at ``path`` (eval mode) and its metadata (``train``, ``record``)."""
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise FormatError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-    if meta.get("format") != FORMAT:
-        raise FormatError(f"{path}: not a geoprobe circuit checkpoint (metadata format "
-                          f"{meta.get('format')!r})")
+    meta, tensors = read_tensor_checkpoint(path, fmt=FORMAT, what="circuit")
     net = CircuitTransformer(CircuitConfig.from_json(meta["model"]))
     net.load_state_dict(tensors)
     net.eval()
