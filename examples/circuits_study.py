@@ -52,6 +52,8 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--figures", type=Path, default=Path("docs/figures"))
     ap.add_argument("--workdir", type=Path, default=None,
                     help="checkpoint cache (default: a scratch folder of this process)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="models trained and pruned at once, in separate processes")
     ap.add_argument("--smoke", action="store_true", help="tiny settings, for the tests")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -60,49 +62,64 @@ def parse(argv=None) -> argparse.Namespace:
     return args
 
 
-def run(args) -> list[dict]:
-    """Train, prune and measure every (density, seed); one row per (density, seed, task)."""
+def one_model(args, density: float, seed: int) -> list[dict]:
+    """Train (or reuse) one model, prune it on every task, measure its weights; one row per
+    task."""
     from geoprobe.circuits.pipeline import circuit_transformer
     from geoprobe.registry import make_probe
 
-    rows = []
-    for seed in args.seeds:
-        for density in args.densities:
-            emb = circuit_transformer(tuple(args.tasks), density=density, steps=args.steps,
-                                      d_model=args.d_model, d_mlp=args.d_mlp, n_items=8,
-                                      seed=seed, workdir=args.workdir, show_progress=False)
-            stem = f"d{density:g}-s{seed}"
-            ws = make_probe("weight-sparsity").run(emb, seed=seed, progress=False)
-            write_json_atomic(args.out / f"{stem}-weight-sparsity.json", ws.to_dict())
-            for task in args.tasks:
-                probe = make_probe("circuit", task=task, target_loss=args.target_loss,
-                                   steps=args.prune_steps, n_prune=args.n_prune,
-                                   n_eval=args.n_eval, n_random=args.n_random)
-                res = probe.run(emb, seed=seed, progress=False)
-                write_json_atomic(args.out / f"{stem}-{task}-circuit.json", res.to_dict())
-                m = res.metric
-                row = {"density": density, "seed": seed, "task": task,
-                       "zero_fraction": ws.metric("zero_fraction").value,
-                       "train_task_loss": emb.provenance["record"]["task_loss"][task],
-                       "full_loss": m("circuit_loss", baseline="full-model").value,
-                       "circuit_size": m("circuit_size").value,
-                       "circuit_fraction": m("circuit_fraction").value,
-                       "circuit_edges": m("circuit_edges").value,
-                       "target_reached": bool(m("target_reached").value),
-                       "circuit_loss": m("circuit_loss").value,
-                       "ablated_loss": m("ablated_loss").value,
-                       "random_circuit_loss": m("circuit_loss", baseline="random-circuit").value,
-                       "all_ablated_loss": m("circuit_loss", baseline="all-ablated").value,
-                       "modularity": [ws.metric("modularity", layer=f"mlp{i}").value
-                                      for i in range(2)],
-                       "modularity_shuffled": [ws.metric("modularity", layer=f"mlp{i}",
-                                                         baseline="shuffled-weights").value
-                                               for i in range(2)],
-                       "result": f"{stem}-{task}-circuit.json"}
-                rows.append(row)
-                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
-                                  for k, v in row.items() if k != "modularity_shuffled"}),
-                      flush=True)
+    with threads.policy():  # $GEOPROBE_THREADS or geoprobe's default, for training too
+        emb = circuit_transformer(tuple(args.tasks), density=density, steps=args.steps,
+                                  d_model=args.d_model, d_mlp=args.d_mlp, n_items=8,
+                                  seed=seed, workdir=args.workdir, show_progress=False)
+        stem = f"d{density:g}-s{seed}"
+        ws = make_probe("weight-sparsity").run(emb, seed=seed, progress=False)
+        write_json_atomic(args.out / f"{stem}-weight-sparsity.json", ws.to_dict())
+        rows = []
+        for task in args.tasks:
+            probe = make_probe("circuit", task=task, target_loss=args.target_loss,
+                               steps=args.prune_steps, n_prune=args.n_prune,
+                               n_eval=args.n_eval, n_random=args.n_random)
+            res = probe.run(emb, seed=seed, progress=False)
+            write_json_atomic(args.out / f"{stem}-{task}-circuit.json", res.to_dict())
+            m = res.metric
+            rows.append({"density": density, "seed": seed, "task": task,
+                         "zero_fraction": ws.metric("zero_fraction").value,
+                         "train_task_loss": emb.provenance["record"]["task_loss"][task],
+                         "full_loss": m("circuit_loss", baseline="full-model").value,
+                         "circuit_size": m("circuit_size").value,
+                         "circuit_fraction": m("circuit_fraction").value,
+                         "circuit_edges": m("circuit_edges").value,
+                         "target_reached": bool(m("target_reached").value),
+                         "circuit_loss": m("circuit_loss").value,
+                         "ablated_loss": m("ablated_loss").value,
+                         "random_circuit_loss": m("circuit_loss",
+                                                  baseline="random-circuit").value,
+                         "all_ablated_loss": m("circuit_loss", baseline="all-ablated").value,
+                         "modularity": [ws.metric("modularity", layer=f"mlp{i}").value
+                                        for i in range(2)],
+                         "modularity_shuffled": [ws.metric("modularity", layer=f"mlp{i}",
+                                                           baseline="shuffled-weights").value
+                                                 for i in range(2)],
+                         "result": f"{stem}-{task}-circuit.json"})
+    return rows
+
+
+def run(args) -> list[dict]:
+    """Every (seed, density), ``--jobs`` models at a time; rows in (seed, density, task)
+    order whatever order the models finish in."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    todo = [(d, s) for s in args.seeds for d in args.densities]
+    if args.jobs == 1:
+        done = [one_model(args, d, s) for d, s in todo]
+    else:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            done = list(pool.map(one_model, [args] * len(todo), *zip(*todo)))
+    rows = [row for model_rows in done for row in model_rows]
+    for row in rows:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                          for k, v in row.items() if k != "modularity_shuffled"}))
     return rows
 
 
@@ -148,8 +165,7 @@ def size_figure(rows: list[dict]):
 def main(argv=None):
     args = parse(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    with threads.policy():  # $GEOPROBE_THREADS or geoprobe's default, for training too
-        rows = run(args)
+    rows = run(args)
     for r in rows:
         r["target"] = args.target_loss
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
