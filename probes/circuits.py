@@ -44,6 +44,10 @@ from geoprobe.probe import Example, Metric, Probe, ProbeResult
 from geoprobe.stats import bootstrap_mean, child_seed, percentile_interval
 
 
+#: the heaviest edges the circuit drawing shows (more hide the structure)
+MAX_DRAWN_EDGES = 60
+
+
 class _CheckpointProbe(Probe):
     """Shared: find the model (ctx.model or the export's checkpoint)."""
 
@@ -206,7 +210,7 @@ class Circuit(_CheckpointProbe):
         ax_s.set_xlabel("nodes kept")
         ax_s.set_ylabel("answer loss (nats), pruning set")
         ax_s.set_title(f"size search, task {result.info['task']}")
-        ax_s.legend(frameon=False, fontsize=6)
+        ax_s.legend(frameon=False, fontsize=6, loc="lower left")  # small k, low loss: empty
         bars = [("full\nmodel", result.metric("circuit_loss", baseline="full-model")),
                 ("circuit\nalone", result.metric("circuit_loss")),
                 ("random\ncircuit", result.metric("circuit_loss", baseline="random-circuit")),
@@ -229,8 +233,11 @@ class Circuit(_CheckpointProbe):
         nodes = {g: np.flatnonzero(keep[bounds[i]:bounds[i + 1]]) for i, g in enumerate(groups)}
         nodes["logits"] = np.array(result.info["answers"])
         if size <= 40:
-            draw_circuit(ax_c, groups + ["logits"], nodes, result.arrays["edges"])
-            ax_c.set_title(f"the circuit ({len(result.arrays['edges'])} edges)")
+            edges = result.arrays["edges"]
+            draw_circuit(ax_c, groups + ["logits"], nodes, edges, max_edges=MAX_DRAWN_EDGES)
+            drawn = ("" if len(edges) <= MAX_DRAWN_EDGES
+                     else f"\n{MAX_DRAWN_EDGES} heaviest drawn")
+            ax_c.set_title(f"the circuit ({len(edges)} edges){drawn}")
         else:
             ax_c.bar(np.arange(len(groups)), [len(nodes[g]) for g in groups], color=PALETTE[0])
             ax_c.set_xticks(np.arange(len(groups)), groups, rotation=30)
