@@ -14,8 +14,9 @@ versions and git hash), ``<out>/<run>.json`` (each probe result), and the figure
 and ``<figures>/circuits_sparsest.png`` / ``circuits_dense.png`` (the probe's figure, with
 the drawing of the circuit, for the sparsest and the dense model on the first task).
 
-Defaults take about 5 minutes on two idle cores; the full-scale settings in docs/circuits.md
-(3 seeds, 3000 steps) about 30.
+Defaults took about 20 minutes with ``--jobs 4`` on two cores shared at load 15-25 (not
+timed on idle cores); the full-scale settings in docs/circuits.md (3 seeds, 3000 steps) take
+about six times as long.
 """
 
 from __future__ import annotations
