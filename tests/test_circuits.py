@@ -151,3 +151,12 @@ def test_loading_another_safetensors_file_names_it(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(FormatError, match="bad.safetensors: not a readable"):
         load_checkpoint(tmp_path / "bad.safetensors")
+
+
+def test_geoprobe_list_shows_the_circuit_probes_and_generator(capsys):
+    from geoprobe.cli import main
+
+    assert main(["list"]) in (0, None)
+    out = capsys.readouterr().out
+    for name in ("circuit ", "weight-sparsity", "circuit-transformer", "circuits"):
+        assert name in out
