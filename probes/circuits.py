@@ -220,8 +220,9 @@ class Circuit(_CheckpointProbe):
         err = np.nan_to_num(np.abs(np.array([[m.ci_low, m.ci_high] for _, m in bars]).T - v))
         colors = [BASELINE_COLOR, PALETTE[0], BASELINE_COLOR, PALETTE[3], BASELINE_COLOR]
         ax_b.bar(np.arange(len(bars)), v, yerr=err, color=colors, capsize=3)
-        for x, value in enumerate(v):  # the full model's bar is often too short to see
-            ax_b.annotate(f"{value:.2g}", (x, value), xytext=(0, 6), textcoords="offset points",
+        for x, (value, top) in enumerate(zip(v, v + err[1])):  # above the interval: the
+            # full model's bar is often too short to see
+            ax_b.annotate(f"{value:.2g}", (x, top), xytext=(0, 3), textcoords="offset points",
                           ha="center", fontsize=6)
         ax_b.axhline(target, color="k", lw=0.6, ls=":")
         ax_b.set_xticks(np.arange(len(bars)), [b for b, _ in bars], fontsize=6)
