@@ -385,3 +385,22 @@ def export_embeddings(emb: EmbeddingSet, path) -> Path:
             meta["item_ids"] = json.dumps(emb.ids.tolist())
             save_file({**arrays, **numeric}, str(tmp), metadata=meta)
     return path
+
+
+def read_tensor_checkpoint(path, *, fmt: str, what: str) -> tuple[dict, dict]:
+    """(metadata, tensors) of the safetensors checkpoint ``path``, whose metadata must name
+    ``format = fmt``; a file that is not one is a FormatError naming it (``what`` names the
+    kind of checkpoint in the message). Tensors only: a checkpoint can never run code."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise FormatError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+    if meta.get("format") != fmt:
+        raise FormatError(f"{path}: not a geoprobe {what} checkpoint (metadata format "
+                          f"{meta.get('format')!r})")
+    return meta, tensors

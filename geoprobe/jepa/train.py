@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from geoprobe import threads as thread_policy
 from geoprobe.device import resolve_device
 from geoprobe.errors import FormatError, GeoprobeError
+from geoprobe.io import read_tensor_checkpoint
 from geoprobe.progress import progress
 from geoprobe.provenance import atomic_path
 from geoprobe.stats import preserves_torch_rng
@@ -100,15 +100,7 @@ def read_checkpoint(path) -> tuple[JEPAConfig, int, dict, dict, list]:
         path = path / CHECKPOINT
     if not path.exists():
         raise FormatError(f"{path}: no such checkpoint; train one with `geoprobe jepa train`")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise FormatError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-    if meta.get("format") != "geoprobe-jepa/1":
-        raise FormatError(f"{path}: not a geoprobe JEPA checkpoint (metadata format "
-                          f"{meta.get('format')!r})")
+    meta, tensors = read_tensor_checkpoint(path, fmt="geoprobe-jepa/1", what="JEPA")
     cfg = JEPAConfig.from_dict(json.loads(meta["config"]))
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     optim: dict[int, dict] = {}
