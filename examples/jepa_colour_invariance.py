@@ -154,7 +154,8 @@ def figure(rows: list[dict], summary: dict):
     panels = [("voe_colour_ratio", "colour change / clean", True),
               ("voe_teleport_ratio", "teleport / clean", True),
               ("r_x", "held-out linear r of x", False)]
-    jitter = np.linspace(-0.12, 0.12, max(len({r["seed"] for r in rows}), 1))
+    # seeds spread left of each tick, their summary right of it
+    jitter = np.linspace(-0.3, -0.06, max(len({r["seed"] for r in rows}), 1))
     for ax, (key, title, log) in zip(axes[0], panels):
         for i, mode in enumerate(modes):
             mine = sorted((r for r in rows if r["colours"] == mode), key=lambda r: r["seed"])
@@ -162,10 +163,11 @@ def figure(rows: list[dict], summary: dict):
                     color=PALETTE[i % len(PALETTE)], label="seeds" if i == 0 else None)
             m, lo, hi = summary[mode][key]
             if lo is not None:
-                ax.errorbar([i + 0.3], [m], yerr=[[m - lo], [hi - m]], fmt="s", ms=5,
-                            capsize=3, color="k", label="mean, 95% t-interval" if i == 0 else None)
+                ax.errorbar([i + 0.15], [m], yerr=[[m - lo], [hi - m]], fmt="s", ms=5,
+                            capsize=3, color="k", label="mean over seeds (ratios: geometric), 95% t-interval"
+                            if i == 0 else None)
             else:
-                ax.plot([i + 0.3], [m], "s", ms=5, color="k")
+                ax.plot([i + 0.15], [m], "s", ms=5, color="k")
         if log:
             ax.set_yscale("log")
             ax.axhline(1.0, color=BASELINE_COLOR, ls="--", lw=0.8, label="clean level")
@@ -173,9 +175,11 @@ def figure(rows: list[dict], summary: dict):
         else:
             ax.set_ylabel("Pearson r (validation episodes)")
         ax.set_xticks(range(len(modes)), [f"colours:\n{m}" for m in modes])
-        ax.set_xlim(-0.5, len(modes) - 0.3)
+        ax.set_xlim(-0.6, len(modes) - 0.4)
         ax.set_title(title)
-    axes[0, 0].legend(frameon=False, fontsize=6)
+    # below the panels, where it covers no points
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=3,
+               frameon=False)
     return fig
 
 
