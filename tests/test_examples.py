@@ -116,7 +116,7 @@ def _colour_rows():
             rows.append({"colours": mode, "seed": seed, "voe_colour_ratio": c,
                          "voe_colour_p": 1e-20 if c > 2 else 0.4 + 0.1 * seed,
                          "voe_colour_increase": [c - 1, c - 1.5, c - 0.5],
-                         "voe_teleport_ratio": t, "voe_teleport_p": 1e-30, "r_x": 0.9 + seed / 100,
+                         "voe_teleport_ratio": t, "voe_teleport_p": 0.0, "r_x": 0.9 + seed / 100,
                          "r_y": 0.95, "r_x_random_init": 0.5, "planning": 0.8})
     return rows
 
@@ -140,6 +140,7 @@ def test_colour_invariance_summary_verdict_and_figure(tmp_path, check_saved_figu
     assert "still surprising" in verdict[0] and "at the clean level" in verdict[1]
     text = (tmp_path / "summary.md").read_text()
     assert text.count("| fixed |") == 4 and "3 of 3 seeds" in text
+    assert "(< 1e-300)" in text  # a p-value that underflowed to 0 is not printed as "0"
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["rows"] == rows and saved["environment"]["versions"]["numpy"]
     # one seed: no interval, said so, and JSON still writes (no NaN)
