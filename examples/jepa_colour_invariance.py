@@ -102,7 +102,8 @@ def _mode_order(mode: str) -> int:
 
 def verdict(summary: dict) -> list[str]:
     """One plain sentence per colour mode: is the colour change still surprising (the
-    interval of its geometric-mean ratio above 1), and is the teleport?"""
+    interval of its geometric-mean ratio above 1, or every seed's paired test significant),
+    and is the teleport?"""
     lines = []
     for mode, s in summary.items():
         col, tel = s["voe_colour_ratio"], s["voe_teleport_ratio"]
@@ -112,6 +113,10 @@ def verdict(summary: dict) -> list[str]:
             state = "still surprising (interval above 1)"
         elif col[2] < 1:
             state = "less surprising than a clean frame (interval below 1)"
+        elif not s["colour_not_significant"]:
+            # few seeds make a wide interval; each seed's own paired test still speaks
+            state = ("surprising in every seed (p < 0.01), though the seeds disagree on how "
+                     "much (interval contains 1)")
         else:
             state = "at the clean level (interval contains 1)"
         lines.append(

@@ -143,6 +143,9 @@ def test_colour_invariance_summary_verdict_and_figure(tmp_path, check_saved_figu
     assert "(< 1e-300)" in text  # a p-value that underflowed to 0 is not printed as "0"
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["rows"] == rows and saved["environment"]["versions"]["numpy"]
+    # two seeds far apart: the interval reaches 1, but both seeds' own tests are significant
+    spread = [dict(rows[0], voe_colour_ratio=2.0), dict(rows[1], voe_colour_ratio=20.0)]
+    assert "surprising in every seed" in study["verdict"](study["summarise"](spread))[0]
     # one seed: no interval, said so, and JSON still writes (no NaN)
     one = study["write_outputs"](tmp_path, rows[:1], {})
     assert one["fixed"]["voe_colour_ratio"][1] is None
