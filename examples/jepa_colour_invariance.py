@@ -191,7 +191,8 @@ def figure(rows: list[dict], summary: dict):
             ax.set_ylabel("surprise ratio at event_t")
         else:
             ax.set_ylabel("Pearson r (validation episodes)")
-        ax.set_xticks(range(len(modes)), [f"colours:\n{m}" for m in modes])
+        ax.set_xticks(range(len(modes)), [m.replace("-", "\n") for m in modes])
+        ax.set_xlabel("object colour in training")
         ax.set_xlim(-0.6, len(modes) - 0.4)
         ax.set_title(title)
     # below the panels, where it covers no points
