@@ -85,8 +85,9 @@ def _colours_flag(parser) -> None:
     parser.add_argument(
         "--colours", default="fixed", choices=COLOUR_MODES,
         help="object colour in the data: fixed (always red, the default), random-episode (one "
-             "random vivid colour per episode, constant within it: tests whether the model "
-             "learns to ignore colour), random-frame (a new colour every frame)")
+             "random vivid colour per episode, constant within it), random-frame (a new "
+             "colour every frame). Only random-frame taught the model to ignore a colour "
+             "change (docs/jepa.md, Colour invariance)")
 
 
 def _field_type(name):
