@@ -315,6 +315,21 @@ def bootstrap_mean(values, *, groups=None, n_boot: int = DEFAULT_N_BOOT,
     return Interval(value, *boot.interval(value, samples), boot.n_units, boot.unit)
 
 
+def t_interval(values, level: float = DEFAULT_LEVEL, unit: str = "seeds") -> Interval:
+    """Student-t interval of the mean of independent values (n,), such as one number per
+    training seed: ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)``. With a handful of seeds a
+    bootstrap has too few distinct resamples to be trusted; the t interval assumes the values
+    are roughly normal instead. NaN bounds for fewer than two values."""
+    from scipy import stats as sps
+
+    values = np.asarray(values, dtype=float)
+    n, mean = len(values), float(values.mean()) if len(values) else float("nan")
+    if n < 2:
+        return Interval(mean, float("nan"), float("nan"), n, unit)
+    half = float(sps.t.ppf((1 + level) / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    return Interval(mean, mean - half, mean + half, n, unit)
+
+
 def shuffle_labels(y, *, groups=None, within_groups: bool = False,
                    rng: np.random.Generator) -> np.ndarray:
     """A shuffled copy of ``y`` (shape (n_rows, ...)) for a shuffled-label baseline.

@@ -104,3 +104,54 @@ def test_jepa_similarity_smoke_compares_models_and_frames(tmp_path, check_saved_
     assert "## Similarity" in table and "## Frame survival" in table
     assert json.loads((out / "summary.json").read_text())["seed"] == 0
     check_saved_figure(fig, [out / "jepa_similarity.png"])
+
+
+def _colour_rows():
+    """Fake per-seed rows of the colour study: the fixed-colour model is surprised by the
+    colour change (5-7x), the colour-varied one is not (about 1x); both by the teleport."""
+    rows = []
+    for mode, colour, teleport in (("fixed", [5.0, 6.0, 7.0], [60.0, 50.0, 70.0]),
+                                   ("random-episode", [1.0, 1.1, 0.95], [40.0, 50.0, 45.0])):
+        for seed, (c, t) in enumerate(zip(colour, teleport)):
+            rows.append({"colours": mode, "seed": seed, "voe_colour_ratio": c,
+                         "voe_colour_p": 1e-20 if c > 2 else 0.4 + 0.1 * seed,
+                         "voe_colour_increase": [c - 1, c - 1.5, c - 0.5],
+                         "voe_teleport_ratio": t, "voe_teleport_p": 0.0, "r_x": 0.9 + seed / 100,
+                         "r_y": 0.95, "r_x_random_init": 0.5, "planning": 0.8})
+    return rows
+
+
+def test_colour_invariance_summary_verdict_and_figure(tmp_path, check_saved_figure):
+    from geoprobe.plotting import save_figure, style
+
+    study = runpy.run_path(str(EXAMPLES / "jepa_colour_invariance.py"))
+    rows = _colour_rows()
+    summary = study["write_outputs"](tmp_path, rows, {"seeds": [0, 1, 2]})
+    assert list(summary) == ["fixed", "random-episode"]
+    fixed, varied = summary["fixed"], summary["random-episode"]
+    assert fixed["n_seeds"] == 3 and fixed["seeds"] == [0, 1, 2]
+    # ratios: the geometric mean, the interval from log ratios (so it stays above 0)
+    np.testing.assert_allclose(fixed["voe_colour_ratio"][0], (5 * 6 * 7) ** (1 / 3))
+    assert 1 < fixed["voe_colour_ratio"][1] < fixed["voe_colour_ratio"][0]
+    assert 0 < varied["voe_colour_ratio"][1] < 1 < varied["voe_colour_ratio"][2]
+    np.testing.assert_allclose(fixed["r_x"][0], 0.91)  # the plain mean for decodability
+    assert fixed["colour_not_significant"] == [] and varied["colour_not_significant"] == [0, 1, 2]
+    verdict = study["verdict"](summary)
+    assert "still surprising" in verdict[0] and "at the clean level" in verdict[1]
+    text = (tmp_path / "summary.md").read_text()
+    assert text.count("| fixed |") == 4 and "3 of 3 seeds" in text
+    assert "(< 1e-300)" in text  # a p-value that underflowed to 0 is not printed as "0"
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["rows"] == rows and saved["environment"]["versions"]["numpy"]
+    # two seeds far apart: the interval reaches 1, but both seeds' own tests are significant
+    spread = [dict(rows[0], voe_colour_ratio=2.0), dict(rows[1], voe_colour_ratio=20.0)]
+    assert "surprising in every seed" in study["verdict"](study["summarise"](spread))[0]
+    # one seed: no interval, said so, and JSON still writes (no NaN)
+    one = study["write_outputs"](tmp_path, rows[:1], {})
+    assert one["fixed"]["voe_colour_ratio"][1] is None
+    assert "not settled" in study["verdict"](one)[0]
+    with style():
+        fig = study["figure"](rows, summary)
+        paths = save_figure(fig, tmp_path / "colour_invariance", ("png",))
+    assert [a.get_yscale() for a in fig.axes] == ["log", "log", "linear"]
+    check_saved_figure(fig, paths)

@@ -111,3 +111,18 @@ def test_library_seeding_leaves_the_callers_torch_state_alone():
     first = build()
     assert torch.equal(torch.rand(2), expected)      # the caller's stream is untouched
     assert torch.equal(build(), first)               # and the function is still seeded
+
+
+def test_t_interval_matches_the_textbook_formula_and_covers_at_its_level():
+    ci = stats.t_interval([1.0, 2.0, 3.0, 6.0])
+    # mean 3, sd sqrt(14/3), t_{0.975, 3} = 3.182446
+    half = 3.182446 * np.sqrt(14 / 3) / 2
+    assert (ci.value, ci.n, ci.unit) == (3.0, 4, "seeds")
+    np.testing.assert_allclose([ci.low, ci.high], [3 - half, 3 + half], rtol=1e-6)
+    # with 3 normal draws the 95% interval covers the true mean about 95% of the time
+    rng = np.random.default_rng(0)
+    hits = [(lambda c: c.low <= 0 <= c.high)(stats.t_interval(rng.standard_normal(3)))
+            for _ in range(2000)]
+    assert 0.93 < np.mean(hits) < 0.97
+    one = stats.t_interval([2.0])
+    assert one.value == 2.0 and np.isnan(one.low) and np.isnan(one.high)

@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     g.add_argument("--steps", type=int, default=32, help="frames per episode")
     g.add_argument("--size", type=int, default=64, help="image side in pixels")
     g.add_argument("--seed", type=int, default=0)
+    _colours_flag(g)
     g.set_defaults(func=_generate)
 
     t = sub.add_parser("train", help="train (or resume training) a JEPA on a dataset")
@@ -74,7 +75,19 @@ def register(subparsers) -> None:
     r.add_argument("--steps", type=int, help="training steps (default: the pipeline's)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--world", default="tworoom", choices=["tworoom", "ball", "pendulum"])
+    _colours_flag(r)
     r.set_defaults(func=_run)
+
+
+def _colours_flag(parser) -> None:
+    from .worlds import COLOUR_MODES
+
+    parser.add_argument(
+        "--colours", default="fixed", choices=COLOUR_MODES,
+        help="object colour in the data: fixed (always red, the default), random-episode (one "
+             "random vivid colour per episode, constant within it), random-frame (a new "
+             "colour every frame). Only random-frame taught the model to ignore a colour "
+             "change (docs/jepa.md, Colour invariance)")
 
 
 def _field_type(name):
@@ -104,7 +117,8 @@ def config_from(args) -> JEPAConfig:
 def _generate(args) -> int:
     from .worlds import write_dataset
 
-    path = write_dataset(args.out, args.world, args.episodes, args.steps, args.size, args.seed)
+    path = write_dataset(args.out, args.world, args.episodes, args.steps, args.size, args.seed,
+                         colours=args.colours)
     print(f"wrote {path}")
     return 0
 
@@ -144,7 +158,7 @@ def _run(args) -> int:
 
     kwargs = {} if args.steps is None else {"train_steps": args.steps}
     report = run_pipeline(args.workdir, lam=args.lam, seed=args.seed, world=args.world,
-                          **kwargs)
+                          colours=args.colours, **kwargs)
     print(f"wrote {report}")
     return 0
 

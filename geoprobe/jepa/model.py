@@ -43,6 +43,8 @@ class JEPAConfig:
     seed : seeds initialisation, batches and SIGReg directions (a pure function of seed+step,
         so a resumed run draws exactly what the uninterrupted run would have).
     data : dataset directory; val_episodes : episodes held out at the end of the dataset.
+    image_size, action_dim, world, colours : set by training from the dataset (``colours``:
+        how the dataset coloured its object, one of ``geoprobe.jepa.worlds.COLOUR_MODES``).
     """
 
     lam: float = 0.1
@@ -64,6 +66,7 @@ class JEPAConfig:
     image_size: int = 64
     action_dim: int = 2
     world: dict = field(default_factory=dict)
+    colours: str = "fixed"
 
     @classmethod
     def from_dict(cls, d: dict) -> "JEPAConfig":

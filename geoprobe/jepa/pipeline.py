@@ -37,24 +37,34 @@ DEFAULTS = {"world": "tworoom", "n_episodes": 300, "steps": 32, "size": 64, "tra
 COLLAPSE_FRACTION = 0.25
 
 
-def _dataset(path: Path, world: str, n_episodes: int, steps: int, size: int, seed: int):
+def _dataset(path: Path, world: str, n_episodes: int, steps: int, size: int, seed: int,
+             colours: str):
     from .worlds import write_dataset
 
     if not (path / "meta.json").exists():
-        write_dataset(path, world, n_episodes, steps, size, seed)
+        write_dataset(path, world, n_episodes, steps, size, seed, colours=colours)
+
+
+def colour_tag(colours: str) -> str:
+    """The suffix that keeps cache and report folders of a colour mode apart: empty for
+    ``fixed`` (so folders made before the option are still found), else ``-<mode>``."""
+    from .worlds import check_colour_mode
+
+    return "" if check_colour_mode(colours) == "fixed" else f"-{colours}"
 
 
 def world_model_latents(world: str = DEFAULTS["world"], n_episodes: int = DEFAULTS["n_episodes"],
                         steps: int = DEFAULTS["steps"], size: int = DEFAULTS["size"],
                         lam: float = 0.1, train_steps: int = DEFAULTS["train_steps"],
                         dim: int = 32, seed: int = 0, workdir=None, model: dict | None = None,
-                        show_progress: bool = True) -> EmbeddingSet:
+                        colours: str = "fixed", show_progress: bool = True) -> EmbeddingSet:
     """Generate a world dataset, train a JEPA on it (resuming if interrupted) and export its
     latents; returns the exported :class:`EmbeddingSet` (layer ``z``, true-state columns,
     ``episode``, ``t``, ``split``; random-init twin beside it; checkpoint in provenance).
 
     ``model`` holds further :class:`~geoprobe.jepa.JEPAConfig` keys (``channels``,
-    ``hidden``, ``batch``, ...). Everything is cached in ``workdir`` (if None, a
+    ``hidden``, ``batch``, ...). ``colours`` is the dataset's colour mode
+    (``geoprobe.jepa.worlds.COLOUR_MODES``; default ``fixed``, a red object). Everything is cached in ``workdir`` (if None, a
     :func:`~geoprobe.locks.work_dir` of this process, removed by a later geoprobe process once
     this one has exited): a second call with the same arguments reuses the dataset and the
     finished checkpoint.
@@ -67,11 +77,12 @@ def world_model_latents(world: str = DEFAULTS["world"], n_episodes: int = DEFAUL
     # The cache folders are named from the arguments (which a suite sets): all are checked
     # to stay inside workdir before anything is written.
     check_name(world, what="jepa-world-model: world")
+    tag = colour_tag(colours)
     data, run, out = (inside(workdir, name, what="jepa-world-model: cache folder") for name in (
-        f"data-{world}-{n_episodes}x{steps}-{size}px-s{seed}",
-        f"run-lam{lam:g}-d{dim}-s{seed}", f"latents-lam{lam:g}-d{dim}-s{seed}"))
+        f"data-{world}-{n_episodes}x{steps}-{size}px-s{seed}{tag}",
+        f"run-lam{lam:g}-d{dim}-s{seed}{tag}", f"latents-lam{lam:g}-d{dim}-s{seed}{tag}"))
     workdir.mkdir(parents=True, exist_ok=True)
-    _dataset(data, world, n_episodes, steps, size, seed)
+    _dataset(data, world, n_episodes, steps, size, seed, colours)
     cfg = JEPAConfig.from_dict({**(model or {}), "lam": lam, "dim": dim, "steps": train_steps,
                                 "seed": seed, "data": str(data)})
     ckpt = run / CHECKPOINT
@@ -173,7 +184,7 @@ def write_report(out: Path, emb: EmbeddingSet, results: dict, timings: dict,
             figs.append(pid)
     cfg = emb.provenance.get("config", {})
     lines = [f"# What does this latent encode? (JEPA on {cfg.get('world', {}).get('world')}, "
-             f"lambda = {cfg.get('lam')})", "",
+             f"lambda = {cfg.get('lam')}, colours {cfg.get('colours', 'fixed')})", "",
              f"Model: {emb.provenance.get('checkpoint')} (step {emb.provenance.get('step')}, "
              f"dim {emb.dim}); {emb.n_items} frames.", "",
              "| quantity | value |", "| --- | --- |"]
@@ -191,26 +202,39 @@ def write_report(out: Path, emb: EmbeddingSet, results: dict, timings: dict,
     return out / "report.md"
 
 
-def run_pipeline(workdir, *, lam: float = 0.1, seed: int = 0, world: str = DEFAULTS["world"],
-                 train_steps: int = DEFAULTS["train_steps"], mlp: bool = True,
-                 probe_params: dict | None = None, show_progress: bool = True,
-                 formats=("pdf", "png"), **params) -> Path:
-    """Generate, train, export, probe and report; returns the path of ``report.md``.
+def train_and_probe(workdir, *, lam: float = 0.1, seed: int = 0,
+                    world: str = DEFAULTS["world"], train_steps: int = DEFAULTS["train_steps"],
+                    colours: str = "fixed", mlp: bool = True, probe_params: dict | None = None,
+                    show_progress: bool = True, formats=("pdf", "png"), **params
+                    ) -> tuple[EmbeddingSet, dict, dict, Path]:
+    """Generate, train, export, probe and report one model (every step reuses what
+    ``workdir`` already holds).
 
     ``params`` go to :func:`world_model_latents` (``n_episodes``, ``steps``, ``size``,
-    ``dim``, ``model``).
+    ``dim``, ``model``). Returns the export, the probe results ({probe id: ProbeResult}),
+    the timings in seconds and the path of ``report.md``.
     """
     workdir = Path(workdir)
     t0 = time.perf_counter()
     emb = world_model_latents(world=world, lam=lam, train_steps=train_steps, seed=seed,
-                              workdir=workdir, show_progress=show_progress, **params)
+                              workdir=workdir, colours=colours, show_progress=show_progress,
+                              **params)
     t1 = time.perf_counter()
     results = probe_latents(emb, seed=seed, mlp=mlp, probe_params=probe_params,
                             show_progress=show_progress)
-    t2 = time.perf_counter()
-    report = write_report(workdir / f"report-lam{lam:g}-s{seed}", emb, results,
-                          {"generate+train+export": t1 - t0, "probes": t2 - t1}, formats)
-    return report
+    timings = {"generate+train+export": t1 - t0, "probes": time.perf_counter() - t1}
+    report = write_report(workdir / f"report-lam{lam:g}-s{seed}{colour_tag(colours)}", emb,
+                          results, timings, formats)
+    return emb, results, timings, report
+
+
+def run_pipeline(workdir, **kwargs) -> Path:
+    """Generate, train, export, probe and report; returns the path of ``report.md``.
+
+    ``kwargs`` are those of :func:`train_and_probe` (``lam``, ``seed``, ``world``,
+    ``train_steps``, ``colours``, ``mlp``, ...).
+    """
+    return train_and_probe(workdir, **kwargs)[3]
 
 
 def load_summary(report_dir) -> dict:

@@ -173,7 +173,8 @@ def _train(cfg, out_dir, resume, checkpoint_every, stop_after, show_progress, de
     # The dataset decides the world, image size and action width (the caller's cfg is
     # left untouched).
     cfg = replace(cfg, world=meta["world"], image_size=meta["size"],
-                  action_dim=data["actions"].shape[-1])
+                  action_dim=data["actions"].shape[-1],
+                  colours=meta.get("colours", "fixed"))  # datasets before the option: red
     n_eps, n_steps = data["frames"].shape[:2]
     n_train = n_eps - cfg.val_episodes
     window = cfg.history + cfg.n_pred

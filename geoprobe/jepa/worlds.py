@@ -18,6 +18,9 @@ Rendering draws discs with anti-aliased edges (coverage = clip(r - d + 1/2, 0, 1
 so sub-pixel positions change the image and a position is recoverable to a fraction of a pixel.
 Image row ``i`` holds world ``y`` in ``[i/H, (i+1)/H)``.
 
+The object is red unless a dataset asks for varied colours (``colours``, see
+:data:`COLOUR_MODES`): one random colour per episode, or a new one every frame.
+
 A dataset is generated once and written as ``.npy`` files (``frames`` uint8 of shape
 (episodes, steps, H, W, 3), ``states`` float32 (episodes, steps, n_state), ``actions`` float32
 (episodes, steps, 2): the action taken *after* frame t) with ``meta.json``;
@@ -39,6 +42,13 @@ from geoprobe.errors import FormatError, GeoprobeError
 COLOURS = {"red": (0.85, 0.15, 0.1), "blue": (0.1, 0.3, 0.9)}
 BACKGROUND = (0.95, 0.95, 0.9)
 WALL = (0.3, 0.3, 0.3)
+#: how a dataset colours its object: ``fixed`` (always red, the default), ``random-episode``
+#: (one random colour per episode, constant within it), ``random-frame`` (a new random colour
+#: every frame)
+COLOUR_MODES = ("fixed", "random-episode", "random-frame")
+#: the range of saturation and value of a random colour: vivid, so the object stands out from
+#: the pale background and the grey wall whatever its hue
+VIVID = (0.7, 0.95)
 
 
 def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -285,9 +295,45 @@ def render_episodes(world: World, states: np.ndarray, size: int,
         n, steps, size, size, 3)
 
 
+def random_colours(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Random object colours, shape (*shape, 3) float32 RGB in [0, 1].
+
+    Hue is uniform on the whole colour wheel (the red and blue of :data:`COLOURS` included);
+    saturation and value are uniform in :data:`VIVID`.
+    """
+    # imported here: the command line imports this module for COLOUR_MODES on every start
+    from matplotlib.colors import hsv_to_rgb
+
+    hsv = np.stack([rng.uniform(0.0, 1.0, shape), rng.uniform(*VIVID, shape),
+                    rng.uniform(*VIVID, shape)], axis=-1)
+    return hsv_to_rgb(hsv).astype(np.float32)
+
+
+def check_colour_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`COLOUR_MODES`, else a clear error."""
+    if mode not in COLOUR_MODES:
+        raise GeoprobeError(f"unknown colour mode {mode!r}; choose one of {list(COLOUR_MODES)}")
+    return mode
+
+
+def object_colours(mode: str, n: int, steps: int, rng: np.random.Generator
+                   ) -> np.ndarray | None:
+    """Per-frame object colours (n, steps, 3) for a colour mode of :data:`COLOUR_MODES`;
+    None for ``fixed`` (the renderer's red), which draws nothing from ``rng``."""
+    if check_colour_mode(mode) == "fixed":
+        return None
+    if mode == "random-episode":
+        return np.repeat(random_colours((n, 1), rng), steps, axis=1)
+    return random_colours((n, steps), rng)
+
+
 def generate(world: str | World = "tworoom", n_episodes: int = 300, steps: int = 32,
-             size: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
+             size: int = 64, seed: int = 0, colours: str = "fixed") -> dict[str, np.ndarray]:
     """Random-exploration episodes of a world.
+
+    colours : one of :data:`COLOUR_MODES`. The colours are drawn after the states and
+        actions, so the same seed gives the same trajectories in every mode (and ``fixed``
+        the same frames as before the option existed).
 
     Returns a dict with ``frames`` (n_episodes, steps, size, size, 3) uint8, ``states``
     (n_episodes, steps, n_state) float32, ``actions`` (n_episodes, steps, 2) float32 and
@@ -300,7 +346,7 @@ def generate(world: str | World = "tworoom", n_episodes: int = 300, steps: int =
     if w.name != "tworoom":
         actions[:] = 0.0  # passive worlds ignore actions; record that honestly
     states = rollout(w, init, actions)
-    frames = render_episodes(w, states, size)
+    frames = render_episodes(w, states, size, object_colours(colours, n_episodes, steps, rng))
     return {"frames": frames, "states": states, "actions": actions,
             "state_names": np.array(w.state_names)}
 
@@ -341,11 +387,15 @@ _FILES = ("frames", "states", "actions")
 
 
 def write_dataset(path, world: str = "tworoom", n_episodes: int = 300, steps: int = 32,
-                  size: int = 64, seed: int = 0, chunk: int = 64) -> Path:
+                  size: int = 64, seed: int = 0, chunk: int = 64, colours: str = "fixed") -> Path:
     """Generate a dataset and write it to directory ``path`` (atomically, in chunks of
-    episodes so memory stays bounded). Returns the path."""
+    episodes so memory stays bounded). Returns the path.
+
+    colours : one of :data:`COLOUR_MODES`, recorded in ``meta.json``.
+    """
     path = Path(path)
     w = make_world(world)
+    check_colour_mode(colours)
     with staged_dir(path) as tmp:
         k = len(w.state_names)
         shapes = {"frames": ((n_episodes, steps, size, size, 3), np.uint8),
@@ -359,14 +409,15 @@ def write_dataset(path, world: str = "tworoom", n_episodes: int = 300, steps: in
         seeds = np.random.SeedSequence(seed).spawn((n_episodes + chunk - 1) // chunk)
         for i, ss in enumerate(seeds):
             lo, hi = i * chunk, min((i + 1) * chunk, n_episodes)
-            part = generate(w, hi - lo, steps, size, int(ss.generate_state(1)[0]))
+            part = generate(w, hi - lo, steps, size, int(ss.generate_state(1)[0]), colours)
             for name in _FILES:
                 out[name][lo:hi] = part[name]
         for arr in out.values():
             arr.flush()
         del out
         meta = {"world": w.config(), "n_episodes": n_episodes, "steps": steps, "size": size,
-                "seed": seed, "chunk": chunk, "state_names": list(w.state_names)}
+                "seed": seed, "chunk": chunk, "colours": colours,
+                "state_names": list(w.state_names)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return path
 

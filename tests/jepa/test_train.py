@@ -153,3 +153,45 @@ value = 0
     assert "dynamics-spectrum-rankme.png" in doc["files"]["figures"]
     with pytest.raises(GeoprobeError, match="save_every"):
         train(tiny(data), tmp_path / "bad", save_every=0, show_progress=False)
+
+
+def test_colour_mode_flows_from_the_command_line_to_checkpoint_and_export(tmp_path):
+    assert main(["jepa", "generate", str(tmp_path / "d"), "--episodes", "6", "--steps", "6",
+                 "--size", "16", "--colours", "random-episode"]) == 0
+    assert open_dataset(tmp_path / "d")["meta"]["colours"] == "random-episode"
+    train(tiny(tmp_path / "d", steps=1), tmp_path / "r", show_progress=False)
+    assert read_checkpoint(tmp_path / "r")[0].colours == "random-episode"
+    emb = export(tmp_path / "r", tmp_path / "e", twin=False, show_progress=False)
+    assert emb.provenance["config"]["colours"] == "random-episode"
+
+
+
+def test_dataset_from_before_the_colour_option_trains_as_fixed(tmp_path):
+    import json
+
+    write_dataset(tmp_path / "old", "tworoom", n_episodes=4, steps=6, size=16, seed=0,
+                  colours="random-episode")
+    meta = tmp_path / "old" / "meta.json"
+    old = {k: v for k, v in json.loads(meta.read_text()).items() if k != "colours"}
+    meta.write_text(json.dumps(old))
+    train(tiny(tmp_path / "old", steps=1, colours="random-episode"), tmp_path / "r",
+          show_progress=False)
+    # the dataset, not the caller, decides: without a record, the object was red
+    assert read_checkpoint(tmp_path / "r")[0].colours == "fixed"
+
+
+def test_pipeline_keeps_colour_modes_in_separate_folders(tmp_path):
+    from geoprobe.jepa.pipeline import colour_tag, world_model_latents
+
+    model = {k: (list(v) if isinstance(v, tuple) else v) for k, v in TINY.items()}
+    kw = dict(n_episodes=4, steps=6, size=16, dim=8, train_steps=1, model=model,
+              workdir=tmp_path, show_progress=False)
+    fixed = world_model_latents(**kw)
+    varied = world_model_latents(colours="random-episode", **kw)
+    assert fixed.provenance["config"]["colours"] == "fixed"
+    assert varied.provenance["config"]["colours"] == "random-episode"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("data-")) == [
+        "data-tworoom-4x6-16px-s0", "data-tworoom-4x6-16px-s0-random-episode"]
+    assert colour_tag("fixed") == "" and colour_tag("random-frame") == "-random-frame"
+    with pytest.raises(GeoprobeError, match="unknown colour mode"):
+        world_model_latents(colours="../x", **kw)

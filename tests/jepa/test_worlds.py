@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from geoprobe.jepa import worlds as W
-from geoprobe.errors import FormatError
+from geoprobe.errors import FormatError, GeoprobeError
 
 
 @pytest.mark.parametrize("name", ["tworoom", "ball", "pendulum"])
@@ -81,3 +81,71 @@ def test_dataset_roundtrip(tmp_path):
                                   d["frames"][:, 0])
     with pytest.raises(FormatError, match="meta.json"):
         W.open_dataset(tmp_path)
+
+
+def _centre_colours(d):
+    """The RGB (in [0, 1]) of the pixel under each object's centre, (episodes, steps, 3): the
+    disc covers that pixel fully, so it shows the object's colour unblended."""
+    size = d["frames"].shape[2]
+    ij = np.clip((d["states"][..., :2] * size).astype(int), 0, size - 1)
+    e, t = np.indices(ij.shape[:2])
+    return d["frames"][e, t, ij[..., 1], ij[..., 0]] / 255.0
+
+
+def test_fixed_colours_are_the_default_and_unchanged():
+    a = W.generate("tworoom", n_episodes=5, steps=4, size=32, seed=7)
+    b = W.generate("tworoom", n_episodes=5, steps=4, size=32, seed=7, colours="fixed")
+    for key in ("frames", "states", "actions"):
+        np.testing.assert_array_equal(a[key], b[key])
+    # what generate drew before the option existed: every object in the renderer's red
+    np.testing.assert_array_equal(a["frames"], W.render_episodes(W.TwoRoom(), a["states"], 32))
+    np.testing.assert_allclose(_centre_colours(a), np.broadcast_to(W.COLOURS["red"], (5, 4, 3)),
+                               atol=1 / 255)
+
+
+def test_random_episode_colours_are_constant_within_an_episode_and_seeded():
+    fixed = W.generate("tworoom", n_episodes=8, steps=5, size=32, seed=3)
+    a = W.generate("tworoom", n_episodes=8, steps=5, size=32, seed=3, colours="random-episode")
+    again = W.generate("tworoom", n_episodes=8, steps=5, size=32, seed=3,
+                       colours="random-episode")
+    other = W.generate("tworoom", n_episodes=8, steps=5, size=32, seed=4,
+                       colours="random-episode")
+    # the same trajectories as the fixed-colour data: only the drawing differs
+    np.testing.assert_array_equal(a["states"], fixed["states"])
+    np.testing.assert_array_equal(a["actions"], fixed["actions"])
+    np.testing.assert_array_equal(a["frames"], again["frames"])
+    assert not np.array_equal(a["frames"], other["frames"])
+    c = _centre_colours(a)
+    # one colour per episode, held for every frame of it ...
+    np.testing.assert_allclose(c, np.repeat(c[:, :1], 5, axis=1), atol=1 / 255)
+    # ... and episodes differ from each other (all pairs of the 8)
+    gaps = np.abs(c[:, None, 0] - c[None, :, 0]).max(-1)
+    assert gaps[~np.eye(8, dtype=bool)].min() > 2 / 255
+    # vivid: the colour is far from the pale background in at least one channel
+    assert (np.abs(c - W.BACKGROUND).max(-1) > 0.3).all()
+
+
+def test_random_frame_colours_change_every_frame():
+    d = W.generate("ball", n_episodes=4, steps=6, size=32, seed=0, colours="random-frame")
+    c = _centre_colours(d)
+    assert (np.abs(np.diff(c, axis=1)).max(-1) > 2 / 255).all()
+
+
+def test_random_colours_cover_the_hue_circle():
+    rgb = W.random_colours((2000,), np.random.default_rng(0))
+    assert rgb.shape == (2000, 3) and rgb.dtype == np.float32
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    # each channel is the largest in about a third of the colours (a uniform hue)
+    share = np.bincount(rgb.argmax(1), minlength=3) / 2000
+    np.testing.assert_allclose(share, 1 / 3, atol=0.05)
+
+
+def test_colour_mode_is_recorded_and_checked(tmp_path):
+    W.write_dataset(tmp_path / "d", "tworoom", n_episodes=3, steps=4, size=16, seed=0,
+                    colours="random-episode")
+    assert W.open_dataset(tmp_path / "d")["meta"]["colours"] == "random-episode"
+    W.write_dataset(tmp_path / "f", "tworoom", n_episodes=3, steps=4, size=16, seed=0)
+    assert W.open_dataset(tmp_path / "f")["meta"]["colours"] == "fixed"
+    with pytest.raises(GeoprobeError, match="unknown colour mode 'rainbow'"):
+        W.write_dataset(tmp_path / "x", colours="rainbow")
+    assert not (tmp_path / "x").exists()
