@@ -264,6 +264,28 @@ def centred_interval(estimate: float, samples: np.ndarray,
     return estimate - (med - lo), estimate + (hi - med)
 
 
+def seed_interval(values, level: float = DEFAULT_LEVEL) -> Interval:
+    """Mean over independent runs (training seeds) and its Student-t interval.
+
+    ``values`` has shape (n_seeds,), one number per seed; NaNs (a metric undefined for that
+    seed) are left out and ``n`` counts the rest. The interval is
+    ``mean +- t_{(1+level)/2, n-1} s / sqrt(n)``, ``s`` the sample standard deviation: with a
+    handful of seeds a bootstrap over seeds would have too few distinct replicates, and the
+    t-interval is the usual choice (it assumes the per-seed values are roughly normal).
+    Raises ``ValueError`` with fewer than two finite values: one seed has no spread.
+    """
+    from scipy.stats import t
+
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        raise ValueError(f"an across-seed interval needs at least 2 seeds with a finite value, "
+                         f"got {v.size}")
+    mean = float(v.mean())
+    half = float(t.ppf((1.0 + level) / 2.0, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return Interval(mean, mean - half, mean + half, int(v.size), "seeds")
+
+
 def percentile_interval(samples: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
     alpha = (1.0 - level) / 2.0
     samples = np.asarray(samples, dtype=float)
