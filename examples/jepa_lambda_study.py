@@ -34,8 +34,8 @@ import numpy as np
 from geoprobe.jepa.pipeline import (COLLAPSE_FRACTION, DEFAULTS, WALL_FRACTURE, gaussianity,
                                     probe_latents, wall_fracture, world_model_latents,
                                     write_report)
-from geoprobe.plotting import (BASELINE_COLOR, PALETTE, baseline_band, interval,
-                               legend_outside, new_figure, reference, save_figure, style)
+from geoprobe.plotting import (BASELINE_COLOR, PALETTE, baseline_band, interval, new_figure,
+                               reference, save_figure, style)
 from geoprobe.metric import json_number
 from geoprobe.provenance import environment, write_json_atomic, write_text_atomic
 from geoprobe.stats import seed_interval
@@ -183,8 +183,10 @@ def _x(lams):
 
 
 def _lambda_axis(ax, lams):
+    x = _x(lams)
     ax.set_xscale("log")
-    ax.set_xticks(_x(lams), [f"{lam:g}" for lam in lams])
+    ax.set_xlim(x.min() / 2, x.max() * 2)  # fixed: an all-NaN panel has no data limits
+    ax.set_xticks(x, [f"{lam:g}" for lam in lams])
     ax.minorticks_off()
     ax.set_xlabel("lambda (SIGReg weight)")
 
@@ -199,8 +201,7 @@ def _seed_panel(ax, summary, key, color, label, marker="o"):
         v = np.array([_f(u) for u in cell["values"]])
         jitter = xi * 10 ** np.linspace(-0.06, 0.06, len(v)) if len(v) > 1 else [xi]
         ax.plot(jitter, v, ls="none", marker=marker, ms=2.5, alpha=0.55, color=color)
-    ax.plot(x, [_f(c["mean"]) for c in cells], marker=marker, ms=4, color=color,
-            label=f"{label}: mean of seeds")
+    ax.plot(x, [_f(c["mean"]) for c in cells], marker=marker, ms=4, color=color, label=label)
     interval(ax, x, [_f(c["low"]) for c in cells], [_f(c["high"]) for c in cells], color=color)
 
 
@@ -208,7 +209,7 @@ def _baseline(ax, summary, key, label):
     x = _x([float(lam) for lam in summary])
     cells = [summary[lam][key] for lam in summary]
     baseline_band(ax, x, [_f(c["low"]) for c in cells], [_f(c["high"]) for c in cells],
-                  label=f"{label} (95% across seeds)")
+                  label=label)
     reference(ax, x, [_f(c["mean"]) for c in cells])
 
 
@@ -216,7 +217,7 @@ def figure(summary, rows, n_seeds):
     """Six panels against lambda: decodability, RankMe, Gaussianity, planning, straightness,
     VoE teleport surprise; per-seed points, across-seed mean and 95 % t-interval."""
     lams = [float(lam) for lam in summary]
-    fig, axes = new_figure(3, 2, width="double", aspect=0.72)
+    fig, axes = new_figure(3, 2, width="double", aspect=0.85)
     ax = axes.ravel()
     _seed_panel(ax[0], summary, "r_x", PALETTE[0], "x")
     _seed_panel(ax[0], summary, "r_y", PALETTE[1], "y", "s")
@@ -231,8 +232,8 @@ def figure(summary, rows, n_seeds):
     ax[1].set_title("effective rank")
     _seed_panel(ax[2], summary, "gaussianity_sigreg", PALETTE[2], "SIGReg")
     ax[2].set_yscale("log")
-    ax[2].set_ylabel("held-out SIGReg (lower: more Gaussian)")
-    ax[2].set_title("Gaussianity")
+    ax[2].set_ylabel("held-out SIGReg")
+    ax[2].set_title("Gaussianity (lower: more Gaussian)")
     _seed_panel(ax[3], summary, "planning", PALETTE[0], "CEM")
     _baseline(ax[3], summary, "planning_random", "random actions")
     ax[3].set_ylim(0, 1)
@@ -250,7 +251,7 @@ def figure(summary, rows, n_seeds):
     ax[5].set_title("violation of expectation")
     for a in ax:
         _lambda_axis(a, lams)
-        legend_outside(a, fontsize=6)
+        a.legend(frameon=False, fontsize=6)
     fig.suptitle(f"{n_seeds} seeds per lambda: points = seeds, line = mean, "
                  "band = 95% t-interval across seeds", fontsize=8)
     return fig
@@ -260,7 +261,7 @@ def fracture_figure(summary, n_seeds):
     """Fracture across the wall against lambda: within-room score, transfer ratio and room
     cosine; per-seed points, across-seed mean and 95 % t-interval, random-init twin."""
     lams = [float(lam) for lam in summary]
-    fig, axes = new_figure(3, 1, width="double", aspect=0.9)
+    fig, axes = new_figure(3, 1, width="double", aspect=1.0)
     ax = axes.ravel()
     _seed_panel(ax[0], summary, "within_score", PALETTE[0], "within room")
     _seed_panel(ax[0], summary, "global_score", PALETTE[2], "global", "s")
@@ -274,7 +275,7 @@ def fracture_figure(summary, n_seeds):
         a.axhline(0, color=BASELINE_COLOR, lw=0.6)
         a.set_title(title)
     ax[1].set_ylabel("transfer / within (1: unified)")
-    ax[2].set_ylabel("cosine of room probes (data metric)")
+    ax[2].set_ylabel("cosine of the two rooms' probes")
     for a in ax:
         _lambda_axis(a, lams)
         a.legend(frameon=False, fontsize=6, loc="lower left")
