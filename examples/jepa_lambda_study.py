@@ -213,16 +213,33 @@ def _baseline(ax, summary, key, label):
     reference(ax, x, [_f(c["mean"]) for c in cells])
 
 
+def _score_panel(ax, summary, keys, ylabel, title):
+    """Two held-out scores against lambda (``keys``: {key: label}), blue circles and
+    orange squares."""
+    for (key, label), color, marker in zip(keys.items(), PALETTE[:2], "os"):
+        _seed_panel(ax, summary, key, color, label, marker)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+
+
+def _finish(fig, axes, summary, what, n_seeds, **legend):
+    """Lambda axis and legend on every panel; a title saying what the marks are."""
+    for a in axes:
+        _lambda_axis(a, [float(lam) for lam in summary])
+        a.legend(frameon=False, fontsize=6, **legend)
+    fig.suptitle(f"{what}, {n_seeds} seeds per lambda: points = seeds, line = mean, "
+                 "band = 95% t-interval across seeds", fontsize=8)
+    return fig
+
+
 def figure(summary, rows, n_seeds):
     """Six panels against lambda: decodability, RankMe, Gaussianity, planning, straightness,
     VoE teleport surprise; per-seed points, across-seed mean and 95 % t-interval."""
     lams = [float(lam) for lam in summary]
     fig, axes = new_figure(3, 2, width="double", aspect=0.85)
     ax = axes.ravel()
-    _seed_panel(ax[0], summary, "r_x", PALETTE[0], "x")
-    _seed_panel(ax[0], summary, "r_y", PALETTE[1], "y", "s")
-    ax[0].set_ylabel("held-out linear Pearson r")
-    ax[0].set_title("agent position decodability")
+    _score_panel(ax[0], summary, {"r_x": "x", "r_y": "y"}, "held-out linear Pearson r",
+                 "agent position decodability")
     _seed_panel(ax[1], summary, "rankme", PALETTE[0], "RankMe")
     reference(ax[1], _x(lams), [np.mean([r["rankme_gaussian"] for r in rows])] * len(lams),
               ls="--", label="isotropic Gaussian")
@@ -249,24 +266,16 @@ def figure(summary, rows, n_seeds):
     ax[5].set_yscale("log")
     ax[5].set_ylabel("surprise / clean surprise")
     ax[5].set_title("violation of expectation")
-    for a in ax:
-        _lambda_axis(a, lams)
-        a.legend(frameon=False, fontsize=6)
-    fig.suptitle(f"{n_seeds} seeds per lambda: points = seeds, line = mean, "
-                 "band = 95% t-interval across seeds", fontsize=8)
-    return fig
+    return _finish(fig, ax, summary, "TwoRoom JEPA", n_seeds)
 
 
 def fracture_figure(summary, n_seeds):
     """Fracture across the wall against lambda: within-room score, transfer ratio and room
     cosine; per-seed points, across-seed mean and 95 % t-interval, random-init twin."""
-    lams = [float(lam) for lam in summary]
     fig, axes = new_figure(3, 1, width="double", aspect=1.0)
     ax = axes.ravel()
-    _seed_panel(ax[0], summary, "within_score", PALETTE[0], "within room")
-    _seed_panel(ax[0], summary, "global_score", PALETTE[2], "global", "s")
-    ax[0].set_ylabel("held-out Pearson r of y")
-    ax[0].set_title("decodable inside each room?")
+    _score_panel(ax[0], summary, {"within_score": "within room", "global_score": "global"},
+                 "held-out Pearson r of y", "decodable inside each room?")
     for a, key, title in ((ax[1], "transfer_ratio", "one code across the wall?"),
                           (ax[2], "context_cosine", "one direction across the wall?")):
         _seed_panel(a, summary, key, PALETTE[1], "trained")
@@ -276,12 +285,7 @@ def fracture_figure(summary, n_seeds):
         a.set_title(title)
     ax[1].set_ylabel("transfer / within (1: unified)")
     ax[2].set_ylabel("cosine of the two rooms' probes")
-    for a in ax:
-        _lambda_axis(a, lams)
-        a.legend(frameon=False, fontsize=6, loc="lower left")
-    fig.suptitle(f"y across TwoRoom's wall, {n_seeds} seeds per lambda: points = seeds, "
-                 "line = mean, band = 95% t-interval across seeds", fontsize=8)
-    return fig
+    return _finish(fig, ax, summary, "y across TwoRoom's wall", n_seeds, loc="lower left")
 
 
 def _cell(c, digits) -> str:
