@@ -356,6 +356,24 @@ def finished_rows(path: Path, config: dict) -> list:
     return old["rows"]
 
 
+def merge(doc: dict, folders) -> dict:
+    """``doc`` with the rows of ``folders``' summary.json (same configuration) for the
+    (lambda, seed) pairs it lacks, re-summarised; each merged file's environment is kept
+    under ``merged``."""
+    rows, merged = list(doc["rows"]), list(doc.get("merged", []))
+    for folder in folders:
+        other = Path(folder) / "summary.json"
+        if not other.exists():
+            raise SystemExit(f"--merge: {other} does not exist")
+        have = {(r["lam"], r["seed"]) for r in rows}
+        rows += [r for r in finished_rows(other, doc["config"])
+                 if (r["lam"], r["seed"]) not in have]
+        merged.append({"folder": str(folder), "environment": json.loads(
+            other.read_text(encoding="utf-8"))["environment"]})
+    return {**document(doc["config"], rows), "environment": doc["environment"],
+            "merged": merged}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -372,12 +390,17 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=300, help="training steps per model")
     ap.add_argument("--replot", action="store_true",
                     help="only redo the summary, figures and table from --out/summary.json")
+    ap.add_argument("--merge", type=Path, nargs="+", default=[], metavar="DIR",
+                    help="with --replot: add the (lambda, seed) rows that --out lacks from the "
+                         "summary.json of other --out folders of the same configuration "
+                         "(parts of one study run by parallel processes)")
     args = ap.parse_args(argv)
+    if args.merge and not args.replot:
+        ap.error("--merge goes with --replot")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "summary.json"
     if args.replot:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        doc = {**document(doc["config"], doc["rows"]), "environment": doc["environment"]}
+        doc = merge(json.loads(path.read_text(encoding="utf-8")), args.merge)
         write_json_atomic(path, doc)
         write_outputs(args.out, doc)
         return doc

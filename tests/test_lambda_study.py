@@ -88,6 +88,9 @@ def test_study_resumes_and_refuses_another_configuration(study, tmp_path, monkey
         return fake_row(study, lam, seed)
 
     monkeypatch.setattr(study, "run_model", run_model)
+    # drawing is checked once, at the end: each call only records what it would draw
+    write_outputs, written = study.write_outputs, []
+    monkeypatch.setattr(study, "write_outputs", lambda out, doc: written.append(out))
     out = tmp_path / "out"
     base = ["--workdir", str(tmp_path / "work"), "--out", str(out), "--steps", "7"]
     study.main(base + ["--lams", "0", "0.1", "--seeds", "0,1"])
@@ -100,12 +103,26 @@ def test_study_resumes_and_refuses_another_configuration(study, tmp_path, monkey
     assert saved["summary"]["lambda"]["10"]["r_x"]["seeds"] == [0, 1, 2]
     assert saved["environment"]["versions"]["numpy"] == np.__version__
     assert doc["summary"] == saved["summary"]
-    assert "| 10 | 3 |" in (out / "summary.md").read_text()
     # rows made at another number of steps are not mixed in
     with pytest.raises(SystemExit, match="summary.json: field 'config'"):
         study.main(base[:-1] + ["8", "--lams", "0"])
     assert len(calls) == 9
+    # a part of the study run by another process (into another --out) is merged in
+    other = tmp_path / "other"
+    study.main(["--workdir", str(tmp_path / "work"), "--out", str(other), "--steps", "7",
+                "--lams", "10", "0", "--seeds", "3"])
+    merged = study.main(["--workdir", "unused", "--out", str(out), "--replot", "--merge",
+                         str(other)])
+    assert sorted((r["lam"], r["seed"]) for r in merged["rows"])[-2:] == [(10.0, 2), (10.0, 3)]
+    assert len(merged["rows"]) == 11 and merged["summary"]["lambda"]["10"]["r_x"]["n"] == 4
+    assert merged["merged"][0]["folder"] == str(other)
+    with pytest.raises(SystemExit, match="does not exist"):
+        study.main(["--workdir", "w", "--out", str(out), "--replot", "--merge", str(tmp_path)])
+    assert written == [out, out, other, out]
+    write_outputs(out, merged)
+    assert "| 10 | 4 |" in (out / "summary.md").read_text()
     with study.style():
-        fig = study.figure(doc["summary"]["lambda"], doc["rows"], 3)
+        fig = study.figure(merged["summary"]["lambda"], merged["rows"], 5)
     assert len(fig.axes) == 6
     check_saved_figure(fig, [out / "lambda_study.pdf", out / "lambda_study.png"])
+    assert (out / "fracture_seeds.png").exists()
