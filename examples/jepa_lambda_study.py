@@ -140,7 +140,9 @@ def summarise(rows, keys, level: float = 0.95) -> dict:
     interval ``low``/``high`` (None with a ``note`` when fewer than two seeds have a finite
     value) and, for metrics given as ``[value, ci_low, ci_high]``, ``ci_low_mean`` and
     ``ci_high_mean``: the per-seed bootstrap bounds averaged over seeds. A boolean metric
-    (the collapse flag) is summarised as the fraction of seeds where it is true.
+    (the collapse flag) is summarised as the fraction of seeds where it is true and the count
+    ``flagged``, without an interval. Intervals are not clipped to a metric's range (a
+    success rate's may pass 1).
     """
     out = {}
     for lam in sorted({r["lam"] for r in rows}):
@@ -153,6 +155,11 @@ def summarise(rows, keys, level: float = 0.95) -> dict:
             finite = vals[np.isfinite(vals)]
             cell = {"seeds": [r["seed"] for r in at], "values": [json_number(v) for v in vals],
                     "mean": json_number(finite.mean() if finite.size else math.nan)}
+            if isinstance(raw[0], bool):  # a t-interval of a 0/1 flag means nothing
+                cell.update(low=None, high=None, n=int(finite.size), flagged=int(finite.sum()),
+                            note="a flag: mean = fraction of seeds flagged, no interval")
+                cells[key] = cell
+                continue
             try:
                 iv = seed_interval(vals, level)
                 cell.update(low=iv.low, high=iv.high, n=iv.n)
@@ -289,6 +296,8 @@ def fracture_figure(summary, n_seeds):
 
 
 def _cell(c, digits) -> str:
+    if "flagged" in c:
+        return f"{c['flagged']}/{c['n']} seeds"
     if c["low"] is None:
         return f"{_f(c['mean']):.{digits}f} (n = {c['n']})"
     return f"{_f(c['mean']):.{digits}f} [{c['low']:.{digits}f}, {c['high']:.{digits}f}]"
@@ -327,8 +336,9 @@ def write_outputs(out: Path, doc: dict) -> None:
     lam_sum, frac_sum = doc["summary"]["lambda"], doc["summary"]["fracture"]
     n_seeds = max(len(c["seeds"]) for c in (next(iter(v.values())) for v in lam_sum.values()))
     text = [f"# The lambda study over seeds ({cfg['steps']} training steps)", "",
-            "Each cell: mean over seeds [95 % Student-t interval across seeds]; "
-            "`(n = 1)`: one seed, no interval. Collapse flag: fraction of seeds flagged.", "",
+            "Each cell: mean over seeds [95 % Student-t interval across seeds, not clipped to "
+            "the metric's range]; `(n = 1)`: one seed, no interval. Collapse flag: seeds "
+            "flagged.", "",
             "## Lambda study", "", summary_table(lam_sum, LAMBDA_METRICS), "",
             "## Fracture of y across the wall", "", summary_table(frac_sum, FRACTURE_METRICS),
             "", "## Per seed", "", seed_table(rows, {**LAMBDA_METRICS, **FRACTURE_METRICS}), ""]

@@ -63,9 +63,11 @@ def test_summary_gives_the_seeds_mean_and_t_interval(study):
     # a seed whose metric is undefined is left out of the mean and the interval
     ratio = summary["0"]["transfer_ratio"]
     assert ratio["n"] == 4 and ratio["mean"] == pytest.approx(np.mean([0.5, 0.6, 0.7, 0.9]))
-    # the collapse flag becomes the fraction of seeds flagged
+    # the collapse flag becomes the fraction and count of seeds flagged, with no interval
     assert summary["0"]["collapsed"]["mean"] == pytest.approx(0.4)
+    assert summary["0"]["collapsed"]["flagged"] == 2 and summary["0"]["collapsed"]["low"] is None
     assert summary["0.1"]["collapsed"]["mean"] == 0.0
+    assert "| 2/5 seeds |" in study.summary_table(summary, {"collapsed": "flag"})
     assert summary["0"]["gaussianity_sigreg"]["mean"] == pytest.approx(12.0)
     assert "ci_low_mean" not in summary["0"]["gaussianity_sigreg"]  # no per-seed interval
 
