@@ -200,7 +200,7 @@ def _lambda_axis(ax, lams):
 
 def _seed_panel(ax, summary, key, color, label, marker="o"):
     """Per-seed values (small points, spread sideways), the across-seed mean (line) and its
-    t-interval (band)."""
+    t-interval (a translucent bar at each lambda)."""
     lams = [float(lam) for lam in summary]
     x = _x(lams)
     cells = [summary[lam][key] for lam in summary]
@@ -209,14 +209,16 @@ def _seed_panel(ax, summary, key, color, label, marker="o"):
         jitter = xi * 10 ** np.linspace(-0.06, 0.06, len(v)) if len(v) > 1 else [xi]
         ax.plot(jitter, v, ls="none", marker=marker, ms=2.5, alpha=0.55, color=color)
     ax.plot(x, [_f(c["mean"]) for c in cells], marker=marker, ms=4, color=color, label=label)
-    interval(ax, x, [_f(c["low"]) for c in cells], [_f(c["high"]) for c in cells], color=color)
+    # one bar per lambda: a band would suggest values between the lambdas we trained
+    for xi, c in zip(x, cells):
+        interval(ax, [xi], [_f(c["low"])], [_f(c["high"])], color=color)
 
 
 def _baseline(ax, summary, key, label):
     x = _x([float(lam) for lam in summary])
     cells = [summary[lam][key] for lam in summary]
-    baseline_band(ax, x, [_f(c["low"]) for c in cells], [_f(c["high"]) for c in cells],
-                  label=label)
+    for i, (xi, c) in enumerate(zip(x, cells)):
+        baseline_band(ax, [xi], [_f(c["low"])], [_f(c["high"])], label=None if i else label)
     reference(ax, x, [_f(c["mean"]) for c in cells])
 
 
@@ -235,7 +237,7 @@ def _finish(fig, axes, summary, what, n_seeds, **legend):
         _lambda_axis(a, [float(lam) for lam in summary])
         a.legend(frameon=False, fontsize=6, **legend)
     fig.suptitle(f"{what}, {n_seeds} seeds per lambda: points = seeds, line = mean, "
-                 "band = 95% t-interval across seeds", fontsize=8)
+                 "bar = 95% t-interval across seeds", fontsize=8)
     return fig
 
 
