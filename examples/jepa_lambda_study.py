@@ -294,7 +294,7 @@ def fracture_figure(summary, n_seeds):
         a.set_title(title)
     ax[1].set_ylabel("transfer / within (1: unified)")
     ax[2].set_ylabel("cosine of the two rooms' probes")
-    return _finish(fig, ax, summary, "y across TwoRoom's wall", n_seeds, loc="lower left")
+    return _finish(fig, ax, summary, "y across TwoRoom's wall", n_seeds)
 
 
 def _cell(c, digits) -> str:
