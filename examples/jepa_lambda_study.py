@@ -18,7 +18,9 @@ mean of the per-seed (within-model, bootstrap) interval bounds where a probe rep
 Results are written after every model (``summary.json``, with the study's configuration):
 an interrupted study keeps what it finished, and rerunning with the same ``--out`` and
 ``--steps`` skips the (lambda, seed) pairs it already has, so lambdas or seeds can be added
-later. Checkpoints and exports in ``--workdir`` are reused as well.
+later. Checkpoints and exports in ``--workdir`` are reused as well. Parts of one study run
+by parallel processes (each with its own ``--out``, the same ``--workdir`` and different
+(lambda, seed) pairs) are combined with ``--replot --merge DIR...``.
 """
 
 from __future__ import annotations
@@ -389,8 +391,8 @@ def merge(doc: dict, folders) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="Example: --lams 0 0.1 10 --seeds 0-4 --steps 300 (about 5 minutes per model "
-               "on two loaded cores).")
+        epilog="Example: --lams 0 0.1 10 --seeds 0-4 --steps 300 (7 to 10 minutes per model "
+               "on two cores at a load average of 15 to 25; about 2 minutes idle).")
     ap.add_argument("--workdir", type=Path, required=True,
                     help="scratch: data, runs, exports, per-model reports")
     ap.add_argument("--out", type=Path, default=Path("examples/results/jepa_lambda"),
