@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from geoprobe import EmbeddingSet
+from geoprobe.jepa.pipeline import WALL_FRACTURE, with_rooms
 from geoprobe.plotting import save_figure, style
 from geoprobe.probes.fracture import Fracture, fracture_table
 from geoprobe.probes.gaussianity import Gaussianity
@@ -40,10 +41,6 @@ def minilm_columns(emb: EmbeddingSet) -> EmbeddingSet:
     return _with(emb, noun=np.where(upos == "NOUN", "noun", "other"),
                  verb=np.where(upos == "VERB", "verb", "other"), rel_position=rel,
                  half=np.where(rel < 0.5, "first", "second"))
-
-
-def jepa_columns(emb: EmbeddingSet) -> EmbeddingSet:
-    return _with(emb, room=np.where(emb.items["x"] < 0.5, "left", "right"))
 
 
 def run(name, emb, twin, out: Path, gauss_params, frac_params, layers):
@@ -84,10 +81,8 @@ def main():
             source = resolve_source(path, twin=AUTO)
             emb = source.embeddings
             val = np.flatnonzero(emb.items["split"] == "val")
-            run(path.name, jepa_columns(emb).subset(val),
-                jepa_columns(source.twin).subset(val), args.out, {"group": "episode"},
-                {"target": "y", "context": "room", "others": ["x"], "group": "episode",
-                 "n_resamples": 10}, None)
+            run(path.name, with_rooms(emb).subset(val), with_rooms(source.twin).subset(val),
+                args.out, {"group": "episode"}, WALL_FRACTURE, None)
 
 
 if __name__ == "__main__":

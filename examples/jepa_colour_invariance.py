@@ -43,7 +43,7 @@ from geoprobe.jepa.pipeline import train_and_probe
 from geoprobe.jepa.worlds import COLOUR_MODES
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure, save_figure, style
 from geoprobe.provenance import environment, write_json_atomic, write_text_atomic
-from geoprobe.stats import t_interval
+from geoprobe.stats import seed_interval
 
 #: the per-seed numbers the summary aggregates: key -> aggregated on a log scale
 AGGREGATED = {"voe_colour_ratio": True, "voe_teleport_ratio": True, "r_x": False, "r_y": False}
@@ -87,10 +87,15 @@ def summarise(rows: list[dict], level: float = 0.95) -> dict:
         entry = {"n_seeds": len(mine), "seeds": [r["seed"] for r in mine]}
         for key, log in AGGREGATED.items():
             v = np.array([r[key] for r in mine], float)
-            ci = t_interval(np.log(v) if log else v, level)
-            bounds = [ci.value, ci.low, ci.high]
-            bounds = [float(np.exp(b)) for b in bounds] if log else bounds
-            entry[key] = [b if np.isfinite(b) else None for b in bounds]
+            v = np.log(v) if log else v
+            if len(v) >= 2:
+                ci = seed_interval(v, level)
+                bounds = [ci.value, ci.low, ci.high]
+            else:  # one seed: its value, no interval
+                bounds = [float(v.mean()) if len(v) else float("nan"), None, None]
+            bounds = [None if b is None or not np.isfinite(b) else
+                      float(np.exp(b)) if log else float(b) for b in bounds]
+            entry[key] = bounds
         entry["colour_not_significant"] = [r["seed"] for r in mine if r["voe_colour_p"] >= 0.01]
         out[mode] = entry
     return out

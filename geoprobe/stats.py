@@ -264,6 +264,28 @@ def centred_interval(estimate: float, samples: np.ndarray,
     return estimate - (med - lo), estimate + (hi - med)
 
 
+def seed_interval(values, level: float = DEFAULT_LEVEL) -> Interval:
+    """Mean over independent runs (training seeds) and its Student-t interval.
+
+    ``values`` has shape (n_seeds,), one number per seed; NaNs (a metric undefined for that
+    seed) are left out and ``n`` counts the rest. The interval is
+    ``mean +- t_{(1+level)/2, n-1} s / sqrt(n)``, ``s`` the sample standard deviation: with a
+    handful of seeds a bootstrap over seeds would have too few distinct replicates, and the
+    t-interval is the usual choice (it assumes the per-seed values are roughly normal).
+    Raises ``ValueError`` with fewer than two finite values: one seed has no spread.
+    """
+    from scipy.stats import t
+
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        raise ValueError(f"an across-seed interval needs at least 2 seeds with a finite value, "
+                         f"got {v.size}")
+    mean = float(v.mean())
+    half = float(t.ppf((1.0 + level) / 2.0, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return Interval(mean, mean - half, mean + half, int(v.size), "seeds")
+
+
 def percentile_interval(samples: np.ndarray, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
     alpha = (1.0 - level) / 2.0
     samples = np.asarray(samples, dtype=float)
@@ -313,21 +335,6 @@ def bootstrap_mean(values, *, groups=None, n_boot: int = DEFAULT_N_BOOT,
     samples = boot.ratio(values, np.ones_like(values))
     value = float(values.mean())
     return Interval(value, *boot.interval(value, samples), boot.n_units, boot.unit)
-
-
-def t_interval(values, level: float = DEFAULT_LEVEL, unit: str = "seeds") -> Interval:
-    """Student-t interval of the mean of independent values (n,), such as one number per
-    training seed: ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)``. With a handful of seeds a
-    bootstrap has too few distinct resamples to be trusted; the t interval assumes the values
-    are roughly normal instead. NaN bounds for fewer than two values."""
-    from scipy import stats as sps
-
-    values = np.asarray(values, dtype=float)
-    n, mean = len(values), float(values.mean()) if len(values) else float("nan")
-    if n < 2:
-        return Interval(mean, float("nan"), float("nan"), n, unit)
-    half = float(sps.t.ppf((1 + level) / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
-    return Interval(mean, mean - half, mean + half, n, unit)
 
 
 def shuffle_labels(y, *, groups=None, within_groups: bool = False,

@@ -113,16 +113,26 @@ def test_library_seeding_leaves_the_callers_torch_state_alone():
     assert torch.equal(build(), first)               # and the function is still seeded
 
 
-def test_t_interval_matches_the_textbook_formula_and_covers_at_its_level():
-    ci = stats.t_interval([1.0, 2.0, 3.0, 6.0])
-    # mean 3, sd sqrt(14/3), t_{0.975, 3} = 3.182446
-    half = 3.182446 * np.sqrt(14 / 3) / 2
-    assert (ci.value, ci.n, ci.unit) == (3.0, 4, "seeds")
-    np.testing.assert_allclose([ci.low, ci.high], [3 - half, 3 + half], rtol=1e-6)
-    # with 3 normal draws the 95% interval covers the true mean about 95% of the time
+def test_seed_interval_is_the_student_t_interval_of_the_seeds():
+    iv = stats.seed_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    # sd 1.5811, t_{0.975, 4} = 2.7764 (tables): half width 2.7764 * 1.5811 / sqrt(5)
+    assert iv.value == pytest.approx(3.0)
+    assert (iv.low, iv.high) == pytest.approx((3.0 - 1.9632, 3.0 + 1.9632), abs=1e-3)
+    assert (iv.n, iv.unit) == (5, "seeds")
+    # a seed whose metric is undefined is left out, not counted as a value
+    assert stats.seed_interval([1.0, np.nan, 3.0]).n == 2
+
+
+def test_seed_interval_covers_the_mean_at_its_level_with_five_seeds():
     rng = np.random.default_rng(0)
-    hits = [(lambda c: c.low <= 0 <= c.high)(stats.t_interval(rng.standard_normal(3)))
-            for _ in range(2000)]
-    assert 0.93 < np.mean(hits) < 0.97
-    one = stats.t_interval([2.0])
-    assert one.value == 2.0 and np.isnan(one.low) and np.isnan(one.high)
+    draws = rng.normal(2.0, 0.5, size=(2000, 5))
+    ivs = [stats.seed_interval(d) for d in draws]
+    cover = np.mean([iv.low <= 2.0 <= iv.high for iv in ivs])
+    assert 0.935 <= cover <= 0.965  # a z-interval (1.96) would cover only about 0.88
+
+
+def test_seed_interval_refuses_a_single_seed():
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stats.seed_interval([0.7])
+    with pytest.raises(ValueError, match="got 1"):
+        stats.seed_interval([0.7, np.nan])

@@ -103,6 +103,32 @@ def gaussianity(emb: EmbeddingSet, split: str = "val", n_directions: int = 1024,
     return float(sigreg(z, n_directions, torch.Generator().manual_seed(seed)))
 
 
+#: the fracture test across TwoRoom's wall (docs/fracture.md): is the agent's ``y`` read along
+#: one direction in both rooms? Contexts: the rooms (``room`` column of :func:`with_rooms`);
+#: other factor ``x``; bootstrap unit the episode
+WALL_FRACTURE = {"target": "y", "context": "room", "others": ["x"], "group": "episode",
+                 "n_resamples": 10}
+
+
+def with_rooms(emb: EmbeddingSet) -> EmbeddingSet:
+    """``emb`` with a ``room`` column: ``left`` where the agent's ``x < 0.5`` (TwoRoom's
+    wall), else ``right``."""
+    return emb.with_items({**{k: emb.items[k] for k in emb.items.names},
+                           "room": np.where(emb.items["x"] < 0.5, "left", "right")})
+
+
+def wall_fracture(emb: EmbeddingSet, *, seed: int = 0, split: str = "val"):
+    """The :data:`WALL_FRACTURE` test on the ``split`` rows of an export and of its
+    random-init twin (no weight sweeps); returns the fracture probe's ProbeResult."""
+    from geoprobe.registry import make_probe
+
+    twin = resolve_source(emb, twin=AUTO).twin
+    rows = np.flatnonzero(emb.items["split"] == split)
+    return make_probe("fracture", **WALL_FRACTURE).run(
+        with_rooms(emb).subset(rows), twin=with_rooms(twin).subset(rows), seed=seed,
+        progress=False)
+
+
 def probe_latents(emb: EmbeddingSet, *, seed: int = 0, mlp: bool = True,
                   probe_params: dict | None = None, show_progress: bool = False) -> dict:
     """Run the world-model analyses on an export; returns {probe id: ProbeResult}.
