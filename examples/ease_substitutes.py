@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import geoprobe
+from geoprobe.linear_models import ease_weights, gram
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure, save_figure
 from geoprobe.provenance import environment, write_json_atomic, write_text_atomic
 
@@ -37,6 +38,19 @@ def within_group_pairs(emb) -> float:
     counts = np.zeros((X.shape[0], max(group) + 1))
     np.add.at(counts.T, np.asarray(group), X.T)
     return float((counts * (counts - 1) / 2).sum())
+
+
+def group_weights(emb, lam: float) -> dict:
+    """Mean EASE^R weight B_ij (fitted on the training users with ``lam``) and share below 0,
+    over ordered pairs i != j of one substitute group and over all other pairs."""
+    X = emb.layer(0)[emb.column("split") == "train"]
+    B = ease_weights(gram(X), lam)
+    group = np.asarray(emb.provenance["item_substitute_group"])
+    same = (group[:, None] == group[None, :]) & ~np.eye(len(group), dtype=bool)
+    other = group[:, None] != group[None, :]
+    return {f"{name}_{stat}": float(fn(B[mask])) for name, mask in (("within", same),
+                                                                     ("other", other))
+            for stat, fn in (("mean", np.mean), ("negative", lambda w: np.mean(w < 0)))}
 
 
 def run_one(strength: float, seed: int, args) -> dict:
@@ -54,52 +68,67 @@ def run_one(strength: float, seed: int, args) -> dict:
         m = result.metric(name, layer=layer, **labels)
         return {"value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high}
 
+    lam = result.metric("selected_lambda", layer=layer, model="ease").value
     return {"strength": strength, "seed": seed, "data": data,
+            "weights": group_weights(emb, lam),
             "within_group_pairs_ratio": within_group_pairs(emb) / within_group_pairs(free),
             "drop": metric("ndcg@100_drop_when_negatives_zeroed"),
             "negative_share": metric("negative_share"),
             "ndcg@100": metric("ndcg@100", model="ease"),
             "ndcg@100_nonneg": metric("ndcg@100", model="ease-nonneg"),
-            "selected_lambda": result.metric("selected_lambda", layer=layer,
-                                             model="ease").value}
+            "selected_lambda": lam}
 
 
 def table(rows) -> str:
     lines = ["| strength | seed | within-group pairs (vs none) | lambda | NDCG@100 EASE^R | "
-             "negatives zeroed | drop [95% CI] | negative share |", "|" + "---|" * 8]
+             "negatives zeroed | drop [95% CI] | negative share | mean B_ij within group "
+             "(negative) | mean B_ij other pairs |", "|" + "---|" * 10]
     for r in rows:
-        d = r["drop"]
+        d, w = r["drop"], r["weights"]
         lines.append(
             f"| {r['strength']:g} | {r['seed']} | {r['within_group_pairs_ratio']:.2f} | "
             f"{r['selected_lambda']:g} | {r['ndcg@100']['value']:.3f} | "
             f"{r['ndcg@100_nonneg']['value']:.3f} | {d['value']:.4f} "
-            f"[{d['ci_low']:.4f}, {d['ci_high']:.4f}] | {r['negative_share']['value']:.2f} |")
+            f"[{d['ci_low']:.4f}, {d['ci_high']:.4f}] | {r['negative_share']['value']:.2f} | "
+            f"{w['within_mean']:+.4f} ({w['within_negative']:.0%}) | {w['other_mean']:+.4f} |")
     return "\n".join(lines)
 
 
 def figure(rows, size: int):
-    fig, axes = new_figure(2, width="double", aspect=0.7)
-    ax_drop, ax_neg = axes[0]
+    fig, axes = new_figure(3, width="double", aspect=0.85)
+    ax_drop, ax_neg, ax_w = axes[0]
     seeds = sorted({r["seed"] for r in rows})
     step = 0.01  # seeds side by side at each strength
     for i, seed in enumerate(seeds):
         mine = [r for r in rows if r["seed"] == seed]
+        color = PALETTE[i % len(PALETTE)]
         x = np.array([r["strength"] for r in mine]) + (i - (len(seeds) - 1) / 2) * step
         d = np.array([[r["drop"][k] for k in ("value", "ci_low", "ci_high")] for r in mine])
         ax_drop.errorbar(x, d[:, 0], yerr=[d[:, 0] - d[:, 1], d[:, 2] - d[:, 0]], marker="o",
-                         ms=3, capsize=2, color=PALETTE[i % len(PALETTE)], label=f"seed {seed}")
+                         ms=3, capsize=2, color=color, label=f"seed {seed}")
         ax_neg.plot(x, [r["negative_share"]["value"] for r in mine], marker="o", ms=3,
-                    color=PALETTE[i % len(PALETTE)], label=f"seed {seed}")
+                    color=color, label=f"seed {seed}: all pairs")
+        ax_neg.plot(x, [r["weights"]["within_negative"] for r in mine], marker="s", ms=3,
+                    ls="--", color=color, label=f"seed {seed}: within group")
+        ax_w.plot(x, [r["weights"]["within_mean"] for r in mine], marker="s", ms=3, ls="--",
+                  color=color, label=f"seed {seed}: within group")
+        ax_w.plot(x, [r["weights"]["other_mean"] for r in mine], marker="o", ms=3,
+                  color=color, label=f"seed {seed}: other pairs")
+    for ax in (ax_drop, ax_neg, ax_w):
+        ax.set_xlabel(f"substitute strength (groups of {size})")
     ax_drop.axhline(0, color=BASELINE_COLOR, lw=0.8)
-    ax_drop.set_xlabel(f"substitute strength (groups of {size})")
     ax_drop.set_ylabel("test NDCG@100: EASE$^\\mathrm{R}$ - negatives zeroed")
-    ax_drop.set_title("drop when negative weights are zeroed\n(95% CI over test users)")
-    ax_drop.legend(frameon=False)
-    ax_neg.set_xlabel(f"substitute strength (groups of {size})")
-    ax_neg.set_ylabel("share of negative off-diagonal weights")
+    ax_drop.set_title("drop when negatives are zeroed\n(95% CI over test users)")
+    ax_drop.legend(frameon=False, fontsize=6)
+    ax_neg.set_ylabel("share of negative weights $B_{ij}$")
     ax_neg.set_ylim(0, 1)
     ax_neg.axhline(0.5, color=BASELINE_COLOR, lw=0.8, ls=":")
-    ax_neg.set_title("negative weights at the selected lambda")
+    ax_neg.set_title("negative weights\n(selected lambda)")
+    ax_neg.legend(frameon=False, fontsize=5)
+    ax_w.axhline(0, color=BASELINE_COLOR, lw=0.8)
+    ax_w.set_ylabel("mean weight $B_{ij}$")
+    ax_w.set_title("mean weight: substitutes\nvs other pairs")
+    ax_w.legend(frameon=False, fontsize=5)
     return fig
 
 

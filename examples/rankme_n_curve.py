@@ -34,7 +34,8 @@ def planted(args):
 def minilm(args):
     from geoprobe.datasets.extraction import treebank_lm
 
-    emb = treebank_lm("dev", max_sentences=args.sentences, workdir=args.out / "extract")
+    # extracted into geoprobe's temporary work directory (removed by a later geoprobe process)
+    emb = treebank_lm("dev", max_sentences=args.sentences)
     return emb, {"group": "sentence_id"}, ["embeddings", "layer_3", "layer_6"]
 
 
@@ -78,6 +79,9 @@ def main(argv=None) -> int:
         params.update(n_boot=args.n_boot, curve_draws=args.curve_draws)
         result = geoprobe.make_probe("covariance-spectrum", **params).run(
             emb, layers=layers, seed=args.seed)
+        # the sets' sources are file paths on this machine: record what they are instead
+        result.info["source"] = f"{part}: {emb.provenance.get('model', emb.source)}"
+        result.info.pop("twin_source", None)
         stem = args.out / f"rankme_n_curve_{part}"
         write_json_atomic(stem.with_suffix(".json"),
                           {"config": {"part": part, "seed": args.seed, "params": params,
