@@ -56,10 +56,11 @@ def group_weights(emb, lam: float) -> dict:
 def run_one(strength: float, seed: int, args) -> dict:
     from geoprobe.datasets.recsys import implicit_feedback
 
-    data = dict(substitute_size=args.size, substitute_strength=strength, seed=seed)
+    size = dict(n_users=args.users, n_items=args.items, heldout_users=args.users // 6)
+    data = dict(size, substitute_size=args.size, substitute_strength=strength, seed=seed)
     emb = implicit_feedback(**data)
     # the same users, split and preferences without substitutes: the co-occurrence reference
-    free = implicit_feedback(substitute_size=args.size, seed=seed)
+    free = implicit_feedback(**size, substitute_size=args.size, seed=seed)
     result = geoprobe.make_probe("ease", n_boot=args.n_boot).run(emb, seed=seed,
                                                                   progress=False)
     layer = result.info["layers"][-1]
@@ -141,6 +142,9 @@ def main(argv=None) -> int:
                     help="each seeds both the generator and the probe")
     ap.add_argument("--size", type=int, default=4, help="items per substitute group")
     ap.add_argument("--n-boot", type=int, default=500)
+    ap.add_argument("--users", type=int, default=6000,
+                    help="users (a sixth each for validation and test: 1000 by default)")
+    ap.add_argument("--items", type=int, default=400)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -153,7 +157,8 @@ def main(argv=None) -> int:
                   f"{r['negative_share']['value']:.2f}", flush=True)
     stem = args.out / "ease_substitutes"
     config = {"strengths": args.strengths, "seeds": args.seeds, "size": args.size,
-              "n_boot": args.n_boot, "probe": "ease (default lambdas and protocol)"}
+              "n_boot": args.n_boot, "users": args.users, "items": args.items,
+              "probe": "ease (default lambdas and protocol)"}
     write_json_atomic(stem.with_suffix(".json"), {"config": config, "environment": environment(),
                                                   "rows": rows})
     write_text_atomic(stem.with_suffix(".md"), table(rows) + "\n")
