@@ -27,8 +27,9 @@ percentile interval can sit entirely below the estimate. We report the percentil
 shifted so that the bootstrap median sits on the estimate (:func:`geoprobe.stats.centred_interval`):
 the sampling spread at this n, around the plug-in value. Both statistics are biased low at
 finite n when the spectrum is flat (an isotropic Gaussian with n=2000, d=64 gives RankMe 63.7,
-with n=1166, d=384 about 290): compare spaces at equal n, and read the ``gaussian`` baseline,
-computed at the same n and d, as the attainable ceiling.
+with n=1166, d=384 about 366): compare spaces at equal n, and read the ``gaussian`` baseline,
+computed at the same n and d, as the attainable ceiling, and the n-sensitivity curve below
+(docs/spectrum.md has it on planted ranks and on MiniLM).
 
 Baselines, per layer:
 - ``shuffled-features``: every column permuted independently (same marginals, no
