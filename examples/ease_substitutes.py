@@ -18,6 +18,7 @@ environment: versions, git hash), ``.md`` (the table) and ``.png`` (the figure):
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,9 @@ def table(rows) -> str:
 
 
 def figure(rows, size: int):
-    fig, axes = new_figure(3, width="double", aspect=0.85)
+    from matplotlib.lines import Line2D
+
+    fig, axes = new_figure(3, width="double", aspect=1.0)
     ax_drop, ax_neg, ax_w = axes[0]
     seeds = sorted({r["seed"] for r in rows})
     step = 0.01  # seeds side by side at each strength
@@ -107,29 +110,33 @@ def figure(rows, size: int):
         d = np.array([[r["drop"][k] for k in ("value", "ci_low", "ci_high")] for r in mine])
         ax_drop.errorbar(x, d[:, 0], yerr=[d[:, 0] - d[:, 1], d[:, 2] - d[:, 0]], marker="o",
                          ms=3, capsize=2, color=color, label=f"seed {seed}")
-        ax_neg.plot(x, [r["negative_share"]["value"] for r in mine], marker="o", ms=3,
-                    color=color, label=f"seed {seed}: all pairs")
-        ax_neg.plot(x, [r["weights"]["within_negative"] for r in mine], marker="s", ms=3,
-                    ls="--", color=color, label=f"seed {seed}: within group")
-        ax_w.plot(x, [r["weights"]["within_mean"] for r in mine], marker="s", ms=3, ls="--",
-                  color=color, label=f"seed {seed}: within group")
-        ax_w.plot(x, [r["weights"]["other_mean"] for r in mine], marker="o", ms=3,
-                  color=color, label=f"seed {seed}: other pairs")
+        for ax, all_pairs, within in (
+                (ax_neg, [r["negative_share"]["value"] for r in mine],
+                 [r["weights"]["within_negative"] for r in mine]),
+                (ax_w, [r["weights"]["other_mean"] for r in mine],
+                 [r["weights"]["within_mean"] for r in mine])):
+            ax.plot(x, all_pairs, marker="o", ms=3, color=color)
+            ax.plot(x, within, marker="s", ms=3, ls="--", color=color)
+    styles = [Line2D([], [], color="k", marker="o", ms=3),
+              Line2D([], [], color="k", marker="s", ms=3, ls="--")]
     for ax in (ax_drop, ax_neg, ax_w):
-        ax.set_xlabel(f"substitute strength (groups of {size})")
+        ax.set_xlabel("substitute strength")
+        ax.set_xticks([0, 0.5, 1])
     ax_drop.axhline(0, color=BASELINE_COLOR, lw=0.8)
-    ax_drop.set_ylabel("test NDCG@100: EASE$^\\mathrm{R}$ - negatives zeroed")
-    ax_drop.set_title("drop when negatives are zeroed\n(95% CI over test users)")
+    ax_drop.set_ylabel("NDCG@100 drop (95% CI)")
+    ax_drop.set_title(f"zeroing negatives\n(groups of {size})")
     ax_drop.legend(frameon=False, fontsize=6)
-    ax_neg.set_ylabel("share of negative weights $B_{ij}$")
+    ax_neg.set_ylabel("share of weights $B_{ij} < 0$")
     ax_neg.set_ylim(0, 1)
     ax_neg.axhline(0.5, color=BASELINE_COLOR, lw=0.8, ls=":")
     ax_neg.set_title("negative weights\n(selected lambda)")
-    ax_neg.legend(frameon=False, fontsize=5)
+    ax_neg.legend(styles, ["all pairs", "substitute pairs"], frameon=False, fontsize=6,
+                  handlelength=3)
     ax_w.axhline(0, color=BASELINE_COLOR, lw=0.8)
     ax_w.set_ylabel("mean weight $B_{ij}$")
-    ax_w.set_title("mean weight: substitutes\nvs other pairs")
-    ax_w.legend(frameon=False, fontsize=5)
+    ax_w.set_title("mean weight\n(selected lambda)")
+    ax_w.legend(styles, ["other pairs", "substitute pairs"], frameon=False, fontsize=6,
+                handlelength=3)
     return fig
 
 
@@ -145,8 +152,15 @@ def main(argv=None) -> int:
     ap.add_argument("--users", type=int, default=6000,
                     help="users (a sixth each for validation and test: 1000 by default)")
     ap.add_argument("--items", type=int, default=400)
+    ap.add_argument("--redraw", action="store_true",
+                    help="only redraw the figure from <out>/ease_substitutes.json")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / "ease_substitutes"
+    if args.redraw:
+        doc = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+        save_figure(figure(doc["rows"], doc["config"]["size"]), stem, formats=("png",))
+        return 0
     rows = []
     for seed in args.seeds:
         for strength in args.strengths:
@@ -155,7 +169,6 @@ def main(argv=None) -> int:
             print(f"strength {strength:g} seed {seed}: drop {r['drop']['value']:.4f} "
                   f"[{r['drop']['ci_low']:.4f}, {r['drop']['ci_high']:.4f}], negative share "
                   f"{r['negative_share']['value']:.2f}", flush=True)
-    stem = args.out / "ease_substitutes"
     config = {"strengths": args.strengths, "seeds": args.seeds, "size": args.size,
               "n_boot": args.n_boot, "users": args.users, "items": args.items,
               "probe": "ease (default lambdas and protocol)"}
