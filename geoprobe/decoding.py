@@ -524,6 +524,36 @@ def control_task_labels(types, y, *, rng) -> np.ndarray:
     return rng.choice(np.asarray(y), size=n_types, replace=True)[codes]
 
 
+def assignment_draws(n_assignments: int, n_boot: int, *, rng) -> np.ndarray:
+    """How often each of ``n_assignments`` control assignments is drawn in each of ``n_boot``
+    bootstrap replicates (with replacement, ``n_assignments`` draws per replicate): int array
+    (n_boot, n_assignments) for :func:`pool_assignments`."""
+    rng = as_generator(rng)
+    return rng.multinomial(n_assignments, np.full(n_assignments, 1.0 / n_assignments),
+                           size=n_boot)
+
+
+def pool_assignments(values, samples, draws) -> tuple[float, np.ndarray]:
+    """Mean of a statistic over random control assignments, with two-stage bootstrap samples.
+
+    Parameters
+    ----------
+    values : (n_assignments,), the statistic on the full sample for each assignment
+    samples : (n_boot, n_assignments), its cluster-bootstrap replicates for each assignment
+        (the same unit replicates for every assignment)
+    draws : (n_boot, n_assignments), from :func:`assignment_draws`
+
+    Returns
+    -------
+    mean over assignments, and (n_boot,) replicates of it in which replicate b resamples the
+    units (replicate b of each assignment) *and* the assignments (``draws[b]``): their interval
+    covers both the evaluation sample and the random draw of the control labels. With one
+    assignment they are that assignment's replicates.
+    """
+    values, samples = np.asarray(values, float), np.asarray(samples, float)
+    return float(values.mean()), (draws * samples).sum(1) / draws.sum(1)
+
+
 def online_codelength(X, y, *, n_classes=None, groups=None, lam=1e-3, rng,
                       fractions=MDL_FRACTIONS, max_iter: int = 100) -> tuple[float, float]:
     """Online (prequential) code length of labels given X, in bits (Voita & Titov 2020).

@@ -36,7 +36,14 @@ Baselines (metrics with a ``baseline`` label)
     ``mean`` / ``majority``: predict the training folds' mean or majority class.
     ``control`` (categorical, when ``control`` names a column such as the word form): Hewitt &
     Liang (2019)'s control task; each value of that column gets one fixed label drawn from the
-    empirical label distribution, and the same probe is fitted to it.
+    empirical label distribution, and the same probe is fitted to it. We draw ``n_control``
+    (default 5) independent assignments and report the **mean** over them (Hewitt & Liang draw
+    one): a single draw moves the control accuracy by more than its bootstrap interval when
+    the column has few values. The interval is a two-stage bootstrap: replicate b resamples
+    the groups (the replicate every other metric uses) and, with replacement, the
+    assignments, and averages replicate b of the drawn assignments; it covers both the
+    evaluation sample and the random draw of the labels. The per-assignment values (min, max,
+    sd) are in ``info["control_spread"]["<layer>:<target>"]``.
     ``selectivity = accuracy - control accuracy`` (paired bootstrap CI), also for the MLP.
     ``random-init``: added by the core when the embedding set names a random-init twin.
 MDL (``mdl=True``, categorical; Voita & Titov 2020)
@@ -66,10 +73,11 @@ import math
 
 import numpy as np
 
-from geoprobe.decoding import (classification_from_sums, classification_rows,
-                               control_task_labels, group_folds, logistic_cv_predict,
-                               mlp_cv_predict, online_codelength, regression_from_sums,
-                               regression_rows, ridge_cv_predict, wrap_angle)
+from geoprobe.decoding import (assignment_draws, classification_from_sums,
+                               classification_rows, control_task_labels, group_folds,
+                               logistic_cv_predict, mlp_cv_predict, online_codelength,
+                               pool_assignments, regression_from_sums, regression_rows,
+                               ridge_cv_predict, wrap_angle)
 from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.device import DEVICE_CONSTRAINT
 from geoprobe.errors import ProbeInputError
@@ -129,6 +137,11 @@ class LinearDecodability(Probe):
     control : str or None
         Column whose values get Hewitt & Liang control labels (e.g. the word form); for
         categorical targets. None: no control task.
+    n_control : int, default 5
+        Independent random control assignments; control metrics and selectivity are their
+        mean (see "Baselines" above). 1 is Hewitt & Liang's single draw and gives the same
+        numbers as the first of several (the task metrics do not depend on it). Each costs
+        one more control fit (linear, MLP and MDL).
     n_splits : int, default 5
     alphas : list of float or None
         Absolute ridge penalties; None uses a grid relative to each fold's spectrum.
@@ -171,7 +184,8 @@ class LinearDecodability(Probe):
         "targets": [str, SequenceOf(str)],
         "kind": [Options({"auto", "continuous", "categorical"})],
         "angles": [str, SequenceOf(str)], "angle_unit": [Options({"rad", "deg"})],
-        "group": [str, None], "control": [str, None], "n_splits": [Interval(int, 2, None)],
+        "group": [str, None], "control": [str, None], "n_control": [POSITIVE_INT],
+        "n_splits": [Interval(int, 2, None)],
         "alphas": [SequenceOf(POSITIVE, min_len=1), None], "select": [Options({"gcv", "loo"})],
         "lambdas": [SequenceOf(POSITIVE, min_len=1), None], "mlp": [bool],
         "mlp_hidden": [POSITIVE_INT], "mlp_max_epochs": [POSITIVE_INT], "shuffled": [bool],
@@ -195,20 +209,21 @@ class LinearDecodability(Probe):
         emb = planted_decodability(n_items=200, dim=8, noise=(None, 0.5), episode_length=10,
                                    seed=int(rng.integers(2**31)))
         return Example(emb, {"targets": ["x", "region"], "angles": ["theta"], "group": "episode",
-                             "control": "episode", "n_splits": 3, "mlp_hidden": 8,
-                             "mlp_max_epochs": 3, "mdl": True, "n_boot": 20})
+                             "control": "episode", "n_control": 2, "n_splits": 3,
+                             "mlp_hidden": 8, "mlp_max_epochs": 3, "mdl": True, "n_boot": 20})
 
     def __init__(self, targets=(), kind="auto", angles=(), angle_unit="rad", group=None,
-                 control=None, n_splits=5, alphas=None, select="gcv", lambdas=None, mlp=True,
-                 mlp_hidden=256, mlp_max_epochs=100, shuffled=True, trivial=True, mdl=False,
-                 missing="error", rare_classes="error", min_class_size=2, n_boot=500,
-                 level=0.95, device="cpu", chunk_rows=CHUNK_ROWS):
+                 control=None, n_control=5, n_splits=5, alphas=None, select="gcv",
+                 lambdas=None, mlp=True, mlp_hidden=256, mlp_max_epochs=100, shuffled=True,
+                 trivial=True, mdl=False, missing="error", rare_classes="error",
+                 min_class_size=2, n_boot=500, level=0.95, device="cpu", chunk_rows=CHUNK_ROWS):
         self.targets = targets
         self.kind = kind
         self.angles = angles
         self.angle_unit = angle_unit
         self.group = group
         self.control = control
+        self.n_control = n_control
         self.n_splits = n_splits
         self.alphas = alphas
         self.select = select
@@ -315,14 +330,25 @@ class LinearDecodability(Probe):
             cols += [np.sin(theta), np.cos(theta)]
         Y = np.stack(cols, axis=1) if cols else None
         cat_codes = {c: np.unique(ctx.column(c)[rows], return_inverse=True)[1] for c in cats}
-        ctrl = {}
+        ctrl, controls = {}, None
         if self.control and cats:
             types = ctx.column(self.control)[rows]
-            ctrl = {c: control_task_labels(types, cat_codes[c], rng=ctx.rng) for c in cats}
+            ctrl = {c: [control_task_labels(types, cat_codes[c], rng=ctx.rng)] for c in cats}
         mlp_seed = child_seed(ctx.rng)
+        if ctrl:
+            # Assignments after the first are drawn after mlp_seed, with fits seeded apart, so
+            # the task metrics and the first assignment do not depend on n_control (and
+            # n_control=1 is the single draw of Hewitt & Liang).
+            for c in cats:
+                ctrl[c] += [control_task_labels(types, cat_codes[c], rng=ctx.rng)
+                            for _ in range(self.n_control - 1)]
+            controls = ([child_seed(ctx.rng) for _ in range(self.n_control - 1)],
+                        assignment_draws(self.n_control, self.n_boot, rng=ctx.rng))
         metrics, info = [], {"kinds": kinds, "n_used": n, "dropped": dropped,
                              "n_units": boot.n_units, "unit": boot.unit, "alphas": {},
                              "lambdas": {}, "classes": {c: classes[c].tolist() for c in cats}}
+        if ctrl:
+            info["control_spread"] = {}
         streams = not cats and not self.mlp
         for layer, X_all in ctx.iter_layers(dtype=None):
             X = X_all if n == len(X_all) else X_all[rows]
@@ -334,8 +360,8 @@ class LinearDecodability(Probe):
                                             boot, rng_layer, info)
             for c in cats:
                 metrics += self._categorical(layer, X, c, cat_codes[c], len(classes[c]),
-                                             ctrl.get(c), folds, groups, perm, boot,
-                                             rng_layer, info)
+                                             ctrl.get(c, []), controls, folds, groups, perm,
+                                             boot, rng_layer, info)
         return self.result(ctx, metrics, {}, **info)
 
     def _continuous(self, layer, X, Y, names, angles, folds, groups, perm, boot, rng, info):
@@ -391,23 +417,41 @@ class LinearDecodability(Probe):
                                        target=t))
         return out
 
-    def _categorical(self, layer, X, target, y, K, yc, folds, groups, perm, boot, rng, info):
+    def _categorical(self, layer, X, target, y, K, ycs, controls, folds, groups, perm, boot,
+                     rng, info):
+        """Metrics of one categorical target on one layer.
+
+        ``ycs`` lists the control label arrays (n_rows,), one per assignment (empty: no control
+        task); ``controls`` is (fit seeds of assignments 2.., assignment draws of shape
+        (n_boot, n_control)) or None.
+        """
         lam = self.lambdas
         logp, chosen = logistic_cv_predict(X, y, folds, n_classes=K, lambdas=lam, groups=groups,
                                            rng=rng)
         info["lambdas"][f"{layer}:{target}"] = chosen.tolist()
         preds = {("linear", "task"): (y, logp.argmax(1))}
-        if yc is not None:
-            lc, _ = logistic_cv_predict(X, yc, folds, n_classes=K, lambdas=lam, groups=groups,
-                                        rng=rng)
-            preds[("linear", "control")] = (yc, lc.argmax(1))
+        kw = dict(kind="categorical", n_classes=K, groups=groups, hidden=self.mlp_hidden,
+                  max_epochs=self.mlp_max_epochs, device=self.device)
+        # The first assignment shares the task's generator, in the order one assignment always
+        # used it; later ones have their own (see evaluate).
+        fit_rngs = [rng] + [as_generator(seed) for seed in controls[0]] if ycs else []
+        fitted = {"linear": [], "mlp": []}  # per model: (labels, predictions) per assignment
+
+        def fit_control(k, model):
+            if model == "linear":
+                lc, _ = logistic_cv_predict(X, ycs[k], folds, n_classes=K, lambdas=lam,
+                                            groups=groups, rng=fit_rngs[k])
+                fitted[model].append((ycs[k], lc.argmax(1)))
+            else:
+                fitted[model].append(
+                    (ycs[k], mlp_cv_predict(X, ycs[k], folds, rng=fit_rngs[k], **kw).argmax(1)))
+
+        if ycs:
+            fit_control(0, "linear")
         if self.mlp:
-            kw = dict(kind="categorical", n_classes=K, groups=groups, rng=rng,
-                      hidden=self.mlp_hidden, max_epochs=self.mlp_max_epochs,
-                      device=self.device)
-            preds[("mlp", "task")] = (y, mlp_cv_predict(X, y, folds, **kw).argmax(1))
-            if yc is not None:
-                preds[("mlp", "control")] = (yc, mlp_cv_predict(X, yc, folds, **kw).argmax(1))
+            preds[("mlp", "task")] = (y, mlp_cv_predict(X, y, folds, rng=rng, **kw).argmax(1))
+            if ycs:
+                fit_control(0, "mlp")
         if self.shuffled:
             ys = y[perm]
             ls, _ = logistic_cv_predict(X, ys, folds, n_classes=K, lambdas=lam, groups=groups,
@@ -417,10 +461,29 @@ class LinearDecodability(Probe):
             majority = np.array([np.bincount(y[folds != f], minlength=K).argmax()
                                  for f in range(self.n_splits)])
             preds[("linear", "majority")] = (y, majority[folds])
-        stats = {}
-        for key, (T, P) in preds.items():
+        for k in range(1, len(ycs)):
+            for model in ("linear", "mlp") if self.mlp else ("linear",):
+                fit_control(k, model)
+
+        def scored(T, P):
             full, bs = boot.sums(classification_rows(T, P, K))
-            stats[key] = (classification_from_sums(full), classification_from_sums(bs))
+            return classification_from_sums(full), classification_from_sums(bs)
+
+        stats = {key: scored(T, P) for key, (T, P) in preds.items()}
+        spread = {}
+        for model, runs in fitted.items():
+            if not runs:
+                continue
+            per = [scored(T, P) for T, P in runs]
+            pooled = {m: pool_assignments([f[m] for f, _ in per],
+                                          np.stack([b[m] for _, b in per], axis=1), controls[1])
+                      for m in per[0][0]}
+            stats[(model, "control")] = ({m: v[0] for m, v in pooled.items()},
+                                         {m: v[1] for m, v in pooled.items()})
+            prefix = "mlp_" if model == "mlp" else ""
+            acc = np.array([f["accuracy"] for f, _ in per])
+            spread[prefix + "accuracy"] = acc
+            spread[prefix + "selectivity"] = stats[(model, "task")][0]["accuracy"] - acc
         out = []
         for (model, task), (full, bs) in stats.items():
             prefix = "mlp_" if model == "mlp" else ""
@@ -444,17 +507,27 @@ class LinearDecodability(Probe):
                                    target=target))
         if self.mdl:
             lam_mdl = float(np.exp(np.mean(np.log(chosen))))
-            for task, labels in (("task", y), ("control", yc)):
-                if labels is None:
-                    continue
-                bits, comp = online_codelength(X, labels, n_classes=K, groups=groups,
-                                               lam=lam_mdl, rng=as_generator(child_seed(rng)))
+            codes = [online_codelength(X, labels, n_classes=K, groups=groups, lam=lam_mdl,
+                                       rng=as_generator(child_seed(r)))
+                     for labels, r in [(y, rng)] + list(zip(ycs, fit_rngs))]
+            tasks = [("task", codes[0])]
+            if ycs:
+                tasks.append(("control", np.mean(codes[1:], axis=0)))
+            for task, (bits, comp) in tasks:
                 base = {} if task == "task" else {"baseline": "control"}
-                # MDL has no interval: one code length per task, over all rows
+                # MDL has no interval: one code length per task (control: mean over
+                # assignments), over all rows
                 out.append(boot.metric("mdl_codelength", bits, higher_is_better=False,
                                        layer=layer, target=target, **base))
                 out.append(boot.metric("mdl_compression", comp, higher_is_better=True,
                                        layer=layer, target=target, **base))
+            if ycs:
+                spread["mdl_compression"] = np.array([comp for _, comp in codes[1:]])
+        if spread:
+            info["control_spread"][f"{layer}:{target}"] = {
+                name: {"values": v.tolist(), "mean": float(v.mean()), "min": float(v.min()),
+                       "max": float(v.max()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+                for name, v in spread.items()}
         return out
 
     # -- figure ----------------------------------------------------------------------------
@@ -490,6 +563,20 @@ class LinearDecodability(Probe):
             s = result.series(name, at=layers, target=target, **lab)
             return s if s.found.any() else None
 
+        spread = result.info.get("control_spread", {})
+
+        def control_range(ax, target, key, color, what):
+            """Min to max over the control assignments, as caps at each layer."""
+            ranges = [spread.get(f"{layer}:{target}", {}).get(key) for layer in layers]
+            if not any(ranges):
+                return
+            lo, hi = (np.array([r[end] if r else np.nan for r in ranges]) for end in ("min",
+                                                                                  "max"))
+            mid = (lo + hi) / 2
+            n = max(len(r["values"]) for r in ranges if r)
+            ax.errorbar(x, mid, yerr=[mid - lo, hi - mid], fmt="none", ecolor=color, capsize=3,
+                        lw=0.8, label=f"{what}: min-max, {n} draws")
+
         def curve(ax, s, label, color, ls="-", marker="o", error=False):
             if s is None:
                 return
@@ -514,6 +601,8 @@ class LinearDecodability(Probe):
                     ("mlp_" + metric, {}, "MLP probe", PALETTE[2], "--", "D"),
                     (metric, {}, "linear probe", PALETTE[0], "-", "o")):
                 curve(ax, series(name, target, **labels), label, color, ls, marker, error)
+            if not error:
+                control_range(ax, target, "accuracy", PALETTE[1], "control")
             ax.set_title(target)
             layer_axis(ax, layers)
             if error:
@@ -534,6 +623,7 @@ class LinearDecodability(Probe):
                 ax.axhline(0, color=BASELINE_COLOR, lw=0.8)
                 curve(ax, series("selectivity", cats[j]), "linear", PALETTE[0])
                 curve(ax, series("mlp_selectivity", cats[j]), "MLP", PALETTE[2], "--", "D")
+                control_range(ax, cats[j], "selectivity", PALETTE[0], "selectivity")
                 ax.set_title(f"{cats[j]}: selectivity (task - control)")
                 layer_axis(ax, layers)
                 ax.set_ylabel("accuracy difference")

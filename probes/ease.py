@@ -29,7 +29,9 @@ carries planted item clusters, the within- minus between-cluster cosine gap.
 
 Where we differ: the anchor's numbers are on ML-20M / Netflix / MSD, which are not available
 offline; we evaluate on :func:`geoprobe.datasets.recsys.implicit_feedback`, so absolute values
-are not comparable, only the protocol and the direction of the effects.
+are not comparable, only the protocol and the direction of the effects. The anchor's large
+drop when negatives are zeroed appears there only with substitute items (the generator's
+``substitute_strength`` near 1; docs/regularization.md, ``examples/ease_substitutes.py``).
 
 Baselines: ``popularity`` (rank by training counts) and ``random`` ranking. CIs: percentile
 bootstrap over held-out users (the unit of the protocol). The negative share's CI refits B on

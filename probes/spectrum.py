@@ -27,14 +27,37 @@ percentile interval can sit entirely below the estimate. We report the percentil
 shifted so that the bootstrap median sits on the estimate (:func:`geoprobe.stats.centred_interval`):
 the sampling spread at this n, around the plug-in value. Both statistics are biased low at
 finite n when the spectrum is flat (an isotropic Gaussian with n=2000, d=64 gives RankMe 63.7,
-with n=1166, d=384 about 290): compare spaces at equal n, and read the ``gaussian`` baseline,
-computed at the same n and d, as the attainable ceiling.
+with n=1166, d=384 about 366): compare spaces at equal n, and read the ``gaussian`` baseline,
+computed at the same n and d, as the attainable ceiling, and the n-sensitivity curve below
+(docs/spectrum.md has it on planted ranks and on MiniLM).
 
 Baselines, per layer:
 - ``shuffled-features``: every column permuted independently (same marginals, no
   correlations); the value a space with no shared structure across dimensions would get.
 - ``gaussian``: an isotropic Gaussian sample of the same n and dim, the finite-sample ceiling.
 - ``random-init`` (added by the core) when the embedding set names a random-init twin.
+
+n-sensitivity curve (``curve_points`` > 0, on by default): RankMe at a log grid of row counts
+n, from ``d/4`` (at least 2) to ``min(n_items, max_baseline_rows)``, per layer, each point
+the mean, min and max over ``curve_draws`` random row subsamples (without replacement; the
+full set once at n = n_items), against two Gaussian references at the same n and d:
+
+- the isotropic ceiling: RankMe of ``N(0, I)`` samples, the largest RankMe any n x d sample
+  can be expected to reach (it rises with n towards d);
+- the matched Gaussian: samples of ``N(0, M)`` with M the layer's own second-moment matrix
+  (``X^T X / n_items``; the covariance with ``center=True``). Its RankMe tends to the layer's
+  full-sample RankMe as n grows, so at each n it is the value the layer's spectrum gives a
+  Gaussian sample of that size: where the data curve follows it, the layer's curve is
+  finite-sample bias; where the data lie below, the data's rows are less "spread" than a
+  Gaussian's (heavy tails, clusters). Only the eigenvalues of M are needed (RankMe is
+  rotation-invariant), drawn as ``z * sqrt(eigenvalue)``.
+
+A curve that keeps rising with n, like the ceiling, says RankMe at this n understates the
+space; one that has flattened says more rows will not change it. Arrays ``rankme_curve_n``
+(P,), ``rankme_curve`` and ``rankme_curve_matched`` (layers, P, 3: mean, min, max) and
+``rankme_curve_isotropic`` (P, 3) go into results.json. The curve draws from its own stream
+(jumped from the probe's generator without advancing it), so turning it on or off leaves every
+other number unchanged.
 """
 
 from __future__ import annotations
@@ -43,7 +66,7 @@ import numpy as np
 
 from geoprobe.plotting import (BASELINE_COLOR, PALETTE, baseline_band, interval,
                                layer_axis, new_figure)
-from geoprobe.contract import NON_NEGATIVE, OPEN_UNIT, POSITIVE_INT
+from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, POSITIVE_INT
 from geoprobe.probe import Example, Probe, ProbeResult
 from geoprobe.spectra import eigvals_desc, participation_ratio, rankme, spectra_from_moments
 from geoprobe.stats import ClusterBootstrap
@@ -81,7 +104,14 @@ class CovarianceSpectrum(Probe):
     max_blocks : int, default 100
         Largest number of unit blocks kept for the bootstrap (memory ``max_blocks * dim^2``).
     max_baseline_rows : int, default 100000
-        Rows sampled for the shuffled-features baseline.
+        Rows sampled for the shuffled-features baseline, and the largest n of the RankMe
+        n-sensitivity curve.
+    curve_points : int, default 7
+        Points of the n-sensitivity curve (log grid of n); 0 turns it off.
+    curve_draws : int, default 3
+        Row subsamples (and Gaussian samples) per point of the curve. Cost per layer:
+        ``2 * curve_draws * curve_points`` d x d eigenproblems and Gram matrices of the
+        subsampled rows (at most ``max_baseline_rows`` each).
     """
 
     name = "covariance-spectrum"
@@ -92,6 +122,7 @@ class CovarianceSpectrum(Probe):
         "center": [bool], "eps": [NON_NEGATIVE], "group": [str, None],
         "n_boot": [POSITIVE_INT], "level": [OPEN_UNIT],
         "max_blocks": [POSITIVE_INT], "max_baseline_rows": [POSITIVE_INT],
+        "curve_points": [Interval(int, 0, None)], "curve_draws": [POSITIVE_INT],
     }
     column_parameters = ("group",)
     metric_directions = {"rankme": True, "participation_ratio": True}
@@ -102,10 +133,11 @@ class CovarianceSpectrum(Probe):
 
         emb = planted_spectrum(n_items=200, dim=16, ranks=(16, 2), episode_length=10,
                                seed=int(rng.integers(2**31)))
-        return Example(emb, {"group": "episode", "n_boot": 20})
+        return Example(emb, {"group": "episode", "n_boot": 20, "curve_points": 4,
+                             "curve_draws": 2})
 
     def __init__(self, center=False, eps=1e-7, group=None, n_boot=100, level=0.95,
-                 max_blocks=100, max_baseline_rows=100_000):
+                 max_blocks=100, max_baseline_rows=100_000, curve_points=7, curve_draws=3):
         self.center = center
         self.eps = eps
         self.group = group
@@ -113,6 +145,8 @@ class CovarianceSpectrum(Probe):
         self.level = level
         self.max_blocks = max_blocks
         self.max_baseline_rows = max_baseline_rows
+        self.curve_points = curve_points
+        self.curve_draws = curve_draws
 
     def evaluate(self, ctx) -> ProbeResult:
         n = ctx.embeddings.n_items
@@ -121,12 +155,20 @@ class CovarianceSpectrum(Probe):
                                 unit=self.group or "rows", max_blocks=self.max_blocks,
                                 level=self.level)
         n_blocks = boot.n_blocks
-        metrics, spectra, shuffled_spectra = [], [], []
+        metrics, spectra, shuffled_spectra, curves = [], [], [], []
+        # The curve's own stream, jumped ahead of ctx.rng without advancing it: the other
+        # numbers do not depend on whether the curve is drawn.
+        curve_rng = np.random.Generator(ctx.rng.bit_generator.jumped())
+        grid = self._curve_grid(n, ctx.embeddings.dim)
+        isotropic = np.array([self._draws(n_rows, lambda m: self._gaussian(
+            m, ctx.embeddings.dim, curve_rng)[0]) for n_rows in grid])
         for layer, X in ctx.iter_layers(dtype=None):
             counts, sums, grams = blocked_moments(X, boot.block_of_row, n_blocks)
             sing, cov_eig = spectra_from_moments(counts.sum(), sums.sum(0), grams.sum(0),
                                                  self.center)
             spectra.append(cov_eig / max(cov_eig.sum(), 1e-300))
+            if len(grid):
+                curves.append(self._curve(X, sing, grid, curve_rng))
             boot_rm, boot_pr = np.empty(self.n_boot), np.empty(self.n_boot)
             for b, w in enumerate(boot.counts):
                 boot_rm[b], boot_pr[b] = _bootstrap_pair(w @ counts, w @ sums,
@@ -147,6 +189,10 @@ class CovarianceSpectrum(Probe):
                 metrics.append(boot.metric("participation_ratio", participation_ratio(be),
                                            layer=layer, baseline=baseline))
         arrays = {"spectrum": np.array(spectra), "spectrum_shuffled": np.array(shuffled_spectra)}
+        if len(grid):
+            arrays.update(rankme_curve_n=grid, rankme_curve=np.array([c[0] for c in curves]),
+                          rankme_curve_matched=np.array([c[1] for c in curves]),
+                          rankme_curve_isotropic=isotropic)
         return self.result(ctx, metrics, arrays, centered=self.center, n_blocks=n_blocks)
 
     def _shuffled(self, X, rng):
@@ -179,21 +225,62 @@ class CovarianceSpectrum(Probe):
         acc = MomentAccumulator.from_array(shuffled)
         return spectra_from_moments(acc.n, acc.sum, acc.gram, self.center)
 
-    def _gaussian(self, n, d, rng):
-        """Spectra of an isotropic Gaussian sample (min(n, max_baseline_rows), d), drawn and
-        accumulated in row chunks (chunked draws continue the stream of one big draw)."""
+    def _gaussian(self, n, d, rng, scale=1.0):
+        """Spectra of a Gaussian sample (min(n, max_baseline_rows), d) with independent columns
+        of standard deviation ``scale`` (a float or shape (d,)), drawn and accumulated in row
+        chunks (chunked draws continue the stream of one big draw)."""
         m = min(n, self.max_baseline_rows)
         acc = MomentAccumulator(d)
         for start in range(0, m, CHUNK_ROWS):
-            acc.update(rng.standard_normal((min(CHUNK_ROWS, m - start), d)))
+            acc.update(rng.standard_normal((min(CHUNK_ROWS, m - start), d)) * scale)
         return spectra_from_moments(m, acc.sum, acc.gram, self.center)
+
+    def _curve_grid(self, n, d) -> np.ndarray:
+        """Row counts of the n-sensitivity curve: ``curve_points`` log-spaced from d/4 (at
+        least 2) to min(n, max_baseline_rows), distinct ints, shape (P,) (empty when off)."""
+        top = min(n, self.max_baseline_rows)
+        if self.curve_points == 0:
+            return np.zeros(0, dtype=np.int64)
+        low = min(max(2, d // 4), top)
+        return np.unique(np.round(np.geomspace(low, top, self.curve_points)).astype(np.int64))
+
+    def _draws(self, n_rows, singular_values) -> np.ndarray:
+        """Mean, min and max of RankMe over ``curve_draws`` calls of ``singular_values(n_rows)``,
+        shape (3,)."""
+        values = [rankme(singular_values(n_rows), self.eps) for _ in range(self.curve_draws)]
+        return np.array([np.mean(values), np.min(values), np.max(values)])
+
+    def _curve(self, X, sing, grid, rng):
+        """RankMe of row subsamples of X (n, d) and of matched-Gaussian samples at each n of
+        ``grid``: two arrays of shape (P, 3) (mean, min, max over draws).
+
+        The matched Gaussian has the eigenvalues ``sing**2 / n`` of the layer's second-moment
+        (or, centred, covariance) matrix; the subsample at n = n_items is the set itself.
+        """
+        n, d = X.shape
+        scale = sing / np.sqrt(n)
+
+        def subsample(m):
+            rows = np.sort(rng.choice(n, m, replace=False))
+            acc = MomentAccumulator(d)
+            for start in range(0, m, CHUNK_ROWS):
+                acc.update(X[rows[start:start + CHUNK_ROWS]])
+            return spectra_from_moments(m, acc.sum, acc.gram, self.center)[0]
+
+        data = np.array([np.full(3, rankme(sing, self.eps)) if m == n
+                         else self._draws(m, subsample) for m in grid])
+        matched = np.array([self._draws(m, lambda k: self._gaussian(k, d, rng, scale)[0])
+                            for m in grid])
+        return data, matched
 
     @classmethod
     def plot(cls, result: ProbeResult):
         layers = result.info["layers"]
         spectra = result.arrays["spectrum"]
-        fig, axes = new_figure(2, width="double", aspect=0.7)
-        ax_spec, ax_rank = axes[0]
+        has_curve = "rankme_curve" in result.arrays
+        fig, axes = new_figure(3 if has_curve else 2, width="double",
+                               aspect=0.9 if has_curve else 0.7)
+        ax_spec, ax_rank = axes[0][:2]
         colors = [PALETTE[i % len(PALETTE)] for i in range(len(layers))]
         k = np.arange(1, spectra.shape[1] + 1)
         for i, layer in enumerate(layers):
@@ -226,4 +313,34 @@ class CovarianceSpectrum(Probe):
         ax_rank.set_ylim(bottom=0)
         ax_rank.set_title("effective rank by layer")
         ax_rank.legend(frameon=False)
+        if has_curve:
+            cls._plot_curve(axes[0][2], result, colors)
         return fig
+
+    @staticmethod
+    def _plot_curve(ax, result: ProbeResult, colors):
+        """RankMe against n (log x): each layer's subsamples (solid, band: min-max over
+        draws), the Gaussian with its spectrum (dashed) and the isotropic ceiling (grey)."""
+        from matplotlib.lines import Line2D
+
+        a = result.arrays
+        grid = a["rankme_curve_n"].astype(float)
+        iso = a["rankme_curve_isotropic"]
+        ax.plot(grid, iso[:, 0], color=BASELINE_COLOR, lw=1.2)
+        interval(ax, grid, iso[:, 1], iso[:, 2], color=BASELINE_COLOR)
+        for i, color in enumerate(colors):
+            for key, ls in (("rankme_curve", "-"), ("rankme_curve_matched", "--")):
+                c = a[key][i]
+                ax.plot(grid, c[:, 0], ls=ls, marker="." if ls == "-" else None, color=color,
+                        lw=1)
+                interval(ax, grid, c[:, 1], c[:, 2], color=color, alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("rows n (subsample)")
+        ax.set_ylabel("RankMe")
+        ax.set_title("RankMe vs rows n")
+        ax.legend([Line2D([], [], color="k", marker="."), Line2D([], [], color="k", ls="--"),
+                   Line2D([], [], color=BASELINE_COLOR, lw=1.2)],
+                  ["layer, row subsamples", "Gaussian, layer's spectrum",
+                   "isotropic Gaussian (ceiling)"], frameon=False, fontsize=6, loc="best",
+                  title="bands: min-max of draws", title_fontsize=6)

@@ -155,3 +155,39 @@ def test_colour_invariance_summary_verdict_and_figure(tmp_path, check_saved_figu
         paths = save_figure(fig, tmp_path / "colour_invariance", ("png",))
     assert [a.get_yscale() for a in fig.axes] == ["log", "log", "linear"]
     check_saved_figure(fig, paths)
+
+
+def _run_example(name, argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [name] + argv)
+    study = runpy.run_path(str(EXAMPLES / name))
+    assert study["main"](argv) == 0
+
+
+def test_rankme_n_curve_writes_curve_table_results_and_figure(tmp_path, monkeypatch):
+    _run_example("rankme_n_curve.py", ["planted", "--out", str(tmp_path), "--n-boot", "5",
+                                       "--curve-draws", "2"], monkeypatch)
+    doc = json.loads((tmp_path / "rankme_n_curve_planted.json").read_text(encoding="utf-8"))
+    assert doc["config"]["seed"] == 0 and doc["environment"]["versions"]
+    grid = doc["result"]["arrays"]["rankme_curve_n"]["data"]
+    rows = (tmp_path / "rankme_n_curve_planted.md").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 2 + len(grid) and rows[-1].startswith(f"| {grid[-1]} |")
+    assert (tmp_path / "rankme_n_curve_planted.png").stat().st_size > 0
+
+
+def test_control_assignments_and_ease_substitutes_smoke(tmp_path, monkeypatch):
+    _run_example("control_assignments.py", ["--out", str(tmp_path), "--seeds", "1",
+                                            "--n-boot", "20"], monkeypatch)
+    doc = json.loads((tmp_path / "control_assignments.json").read_text(encoding="utf-8"))
+    (row,) = doc["rows"]
+    five = row["n_control=5"]
+    assert five["control_min"] <= five["control_accuracy"] <= five["control_max"]
+    assert (tmp_path / "control_assignments.png").stat().st_size > 0
+    _run_example("ease_substitutes.py", ["--out", str(tmp_path), "--strengths", "0", "1",
+                                         "--seeds", "0", "--n-boot", "20", "--users", "900",
+                                         "--items", "80"], monkeypatch)
+    doc = json.loads((tmp_path / "ease_substitutes.json").read_text(encoding="utf-8"))
+    none, full = doc["rows"]
+    # no within-group pair is left at strength 1, and the substitutes' weights turn negative
+    assert none["within_group_pairs_ratio"] == 1 and full["within_group_pairs_ratio"] == 0
+    assert full["weights"]["within_mean"] < 0 < none["weights"]["within_mean"]
+    assert (tmp_path / "ease_substitutes.png").stat().st_size > 0

@@ -7,8 +7,8 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, r2_score
 
 import geoprobe
 from geoprobe.decoding import (
-    classification_scores, control_task_labels, decode, group_folds, online_codelength,
-    regression_scores, ridge_cv_predict,
+    assignment_draws, classification_scores, control_task_labels, decode, group_folds,
+    online_codelength, pool_assignments, regression_scores, ridge_cv_predict,
 )
 from geoprobe.errors import ProbeInputError
 from geoprobe.probes.decodability import LinearDecodability
@@ -158,6 +158,82 @@ def test_selectivity_is_task_minus_control_accuracy_on_a_planted_case():
     assert control.value == pytest.approx(0.5, abs=0.1)
     assert sel.value == pytest.approx(task.value - control.value, abs=1e-12)
     assert sel.ci_low > 0.3  # the planted gap ~0.5, minus >5 bootstrap sd (~0.03 each)
+
+
+def _few_types_set():
+    """Layer 0 encodes the word type (12 types) exactly, so any control labelling of the types
+    is learnable; layer 1 is noise, so the control accuracy is the majority share of the
+    drawn labels, which with 12 types changes a lot from one assignment to the next."""
+    rng = np.random.default_rng(3)
+    n_types, n = 12, 1200
+    word = rng.integers(0, n_types, n)
+    pos = rng.choice(np.array(["N", "V", "D"]), n_types, p=[0.5, 0.3, 0.2])[word]
+    X = np.stack([np.eye(n_types)[word] * 3 + 0.1 * rng.standard_normal((n, n_types)),
+                  rng.standard_normal((n, n_types))])
+    return _emb(X, pos=pos, word=np.char.add("w", word.astype(str)), sent=np.arange(n) // 10)
+
+
+def test_control_is_the_mean_over_assignments_with_their_spread():
+    emb = _few_types_set()
+    probe = LinearDecodability(targets=["pos"], group="sent", control="word", mlp=False,
+                               n_control=5, n_boot=200)
+    res = probe.run(emb, seed=0, progress=False)
+    for layer in ("0", "1"):
+        control = res.metric("accuracy", layer=layer, target="pos", baseline="control")
+        spread = res.info["control_spread"][f"{layer}:pos"]
+        values = np.array(spread["accuracy"]["values"])
+        assert len(values) == 5
+        assert control.value == pytest.approx(values.mean(), abs=1e-12)
+        assert spread["accuracy"]["min"] <= control.value <= spread["accuracy"]["max"]
+        assert control.ci_low <= control.value <= control.ci_high
+        task = res.metric("accuracy", layer=layer, target="pos").value
+        sel = res.metric("selectivity", layer=layer, target="pos")
+        assert sel.value == pytest.approx(task - control.value, abs=1e-12)
+        assert np.allclose(spread["selectivity"]["values"], task - values)
+    # learnable control: every assignment is decoded perfectly, no spread
+    assert res.info["control_spread"]["0:pos"]["accuracy"]["min"] == 1.0
+    # unlearnable control: majority shares of different draws differ
+    noisy = res.info["control_spread"]["1:pos"]["accuracy"]
+    assert noisy["sd"] > 0.01 and noisy["max"] < 0.9
+    # the interval covers the draw of the labels: it reaches past the single draws' bootstrap
+    # (n_control=1) where the other draws lie
+    single = LinearDecodability(targets=["pos"], group="sent", control="word", mlp=False,
+                                n_control=1, n_boot=200).run(emb, seed=0, progress=False)
+    one = single.metric("accuracy", layer="1", target="pos", baseline="control")
+    many = res.metric("accuracy", layer="1", target="pos", baseline="control")
+    assert many.ci_high - many.ci_low > one.ci_high - one.ci_low
+    # same seed, same numbers
+    again = probe.run(emb, seed=0, progress=False)
+    assert [m.to_dict() for m in again.metrics] == [m.to_dict() for m in res.metrics]
+
+
+def test_one_control_assignment_is_the_first_of_several_and_tasks_do_not_move():
+    emb = _few_types_set()
+    kw = dict(targets=["pos"], group="sent", control="word", mlp=True, mlp_hidden=8,
+              mlp_max_epochs=3, mdl=True, n_boot=50)
+    one = LinearDecodability(n_control=1, **kw).run(emb, seed=0, progress=False)
+    four = LinearDecodability(n_control=4, **kw).run(emb, seed=0, progress=False)
+    for layer in ("0", "1"):
+        for name in ("accuracy", "mlp_accuracy", "mdl_compression"):
+            first = four.info["control_spread"][f"{layer}:pos"][name]["values"][0]
+            assert one.metric(name, layer=layer, target="pos", baseline="control").value == \
+                pytest.approx(first, abs=1e-12)
+    # every task metric (and every non-control baseline) is independent of n_control
+    keep = [m.to_dict() for m in one.metrics
+            if m.labels.get("baseline") != "control" and "selectivity" not in m.name]
+    assert keep == [m.to_dict() for m in four.metrics
+                    if m.labels.get("baseline") != "control" and "selectivity" not in m.name]
+
+
+def test_pool_assignments_resamples_units_and_assignments():
+    samples = np.array([[0.1, 0.3], [0.2, 0.6]])      # (n_boot=2, n_assignments=2)
+    mean, pooled = pool_assignments([0.2, 0.4], samples, np.array([[2, 0], [1, 1]]))
+    assert mean == pytest.approx(0.3)
+    assert np.allclose(pooled, [0.1, 0.4])          # replicate 0 drew assignment 0 twice
+    one, same = pool_assignments([0.2], samples[:, :1], assignment_draws(1, 2, rng=0))
+    assert one == 0.2 and np.allclose(same, samples[:, 0])
+    draws = assignment_draws(5, 300, rng=0)
+    assert draws.shape == (300, 5) and (draws.sum(1) == 5).all() and draws.std() > 0
 
 
 def test_group_folds_expose_a_leak_that_row_folds_hide():

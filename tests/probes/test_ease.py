@@ -83,3 +83,20 @@ def test_regularization_suite_names_registered_probes_and_generators():
     suite = load_suite("regularization")
     assert {p.probe for p in suite.probes} <= set(available())
     assert {s.generate for s in suite.sources.values()} <= set(available(GENERATOR_GROUP))
+
+
+def test_zeroing_negative_weights_costs_ndcg_only_when_items_have_substitutes():
+    """Without substitutes the generator's structure is additive (popularity x cluster
+    affinity) and the negative weights carry no ranking signal; when each user takes at most
+    one item of each group of 4, B needs them to demote the substitutes of what a user has,
+    and zeroing them costs NDCG (Steck 2019's effect)."""
+    drops = {}
+    for strength in (0.0, 1.0):
+        emb = implicit_feedback(n_users=1500, n_items=120, heldout_users=250, mean_items=15,
+                                substitute_size=4, substitute_strength=strength, seed=3)
+        res = geoprobe.make_probe("ease", lambdas=(10, 100, 1000), n_boot=200,
+                                  n_boot_fit=3).run(emb, seed=0, progress=False)
+        drops[strength] = res.metric("ndcg@100_drop_when_negatives_zeroed",
+                                     layer="interactions")
+    assert abs(drops[0.0].value) < 0.01 and drops[0.0].ci_low < 0.005
+    assert drops[1.0].ci_low > 0.02 and drops[1.0].ci_low > drops[0.0].ci_high

@@ -92,7 +92,7 @@ def test_figure_renders_from_result_alone(tmp_path, check_saved_figure):
     res = run(planted_spectrum(n_items=500, dim=16, ranks=(16, 4), seed=7))
     again = ProbeResult.from_dict(res.to_dict())
     fig = again.plot()
-    ax_spec, ax_rank = fig.axes
+    ax_spec, ax_rank, ax_curve = fig.axes
     # one spectrum curve per layer plus the shuffled-features one, each over all 16 eigenvalues
     labels = [line.get_label() for line in ax_spec.get_lines()]
     assert labels == ["layer rank16", "layer rank4", "shuffled features (last)"]
@@ -101,7 +101,64 @@ def test_figure_renders_from_result_alone(tmp_path, check_saved_figure):
     rank_line = [line for line in ax_rank.get_lines() if line.get_marker() == "o"][0]
     np.testing.assert_allclose(rank_line.get_ydata(),
                                [res.metric("rankme", layer=k).value for k in ("rank16", "rank4")])
+    # the n-sensitivity panel: the isotropic ceiling, then data and matched Gaussian per layer,
+    # each over the result's grid of n
+    grid = res.arrays["rankme_curve_n"]
+    curves = ax_curve.get_lines()
+    assert len(curves) == 1 + 2 * 2 and all(np.array_equal(c.get_xdata(), grid) for c in curves)
+    np.testing.assert_allclose(curves[1].get_ydata(), res.arrays["rankme_curve"][0][:, 0])
+    assert ax_curve.get_xscale() == "log"
     check_saved_figure(fig, save_figure(fig, tmp_path / "fig"))
+
+
+def _curve(res, key, layer=0):
+    """Mean, min and max over draws at each n of the grid, each of shape (P,)."""
+    a = res.arrays[key] if key == "rankme_curve_isotropic" else res.arrays[key][layer]
+    return a[:, 0], a[:, 1], a[:, 2]
+
+
+def test_rankme_curve_of_an_isotropic_gaussian_follows_the_gaussian_ceiling():
+    n, d = 2000, 32
+    X = np.random.default_rng(0).standard_normal((1, n, d))
+    res = run(EmbeddingSet(X.astype(np.float32), {"item_id": np.arange(n).astype(str)}),
+              n_boot=10)
+    grid = res.arrays["rankme_curve_n"]
+    assert grid[0] == d // 4 and grid[-1] == n and len(grid) == 7
+    data, low, high = _curve(res, "rankme_curve")
+    iso = _curve(res, "rankme_curve_isotropic")[0]
+    matched = _curve(res, "rankme_curve_matched")[0]
+    # RankMe of an n x 32 Gaussian sample rises from ~8 at n=8 to ~32: the subsampled data
+    # do the same, within 2 % of the ceiling at every n (sampling spread at n=8 is ~1 %)
+    assert iso[0] < 9 and iso[-1] > 31.5
+    np.testing.assert_allclose(data, iso, rtol=0.02)
+    np.testing.assert_allclose(matched, iso, rtol=0.02)
+    assert (low <= data).all() and (data <= high).all() and (high[:-1] > low[:-1]).all()
+    # the full set is one point: its RankMe
+    assert data[-1] == pytest.approx(res.metric("rankme", layer="0").value)
+
+
+def test_rankme_curve_of_a_rank_4_space_plateaus_while_the_ceiling_keeps_rising():
+    emb = planted_spectrum(n_items=2000, dim=32, ranks=(4,), seed=0)
+    res = run(emb, n_boot=10)
+    data = _curve(res, "rankme_curve")[0]
+    iso = _curve(res, "rankme_curve_isotropic")[0]
+    # near 4 from n=20 on (RankMe of a rank-4 Gaussian sample: just above 4 with the 1e-3 noise)
+    assert np.all(np.abs(data[1:] - 4) < 0.4)
+    assert data[-1] - data[3] < 0.1                    # flat over the last 4 points
+    assert iso[-1] - iso[3] > 1.0                      # the ceiling still rises there
+    assert np.all(np.diff(data) > -0.05)               # monotone up to draw noise
+    # the Gaussian with the layer's own spectrum has the same plateau
+    np.testing.assert_allclose(_curve(res, "rankme_curve_matched")[0], data, rtol=0.05)
+
+
+def test_rankme_curve_can_be_turned_off_without_changing_other_numbers():
+    emb = planted_spectrum(n_items=400, dim=16, ranks=(16, 3), seed=2)
+    on, off = run(emb, n_boot=20), run(emb, n_boot=20, curve_points=0)
+    assert "rankme_curve" in on.arrays and "rankme_curve" not in off.arrays
+    assert [m.to_dict() for m in on.metrics] == [m.to_dict() for m in off.metrics]
+    fewer = run(emb, n_boot=20, curve_points=3, curve_draws=2)
+    assert len(fewer.arrays["rankme_curve_n"]) == 3
+    assert fewer.to_dict() == run(emb, n_boot=20, curve_points=3, curve_draws=2).to_dict()
 
 
 def test_interval_width_does_not_depend_on_block_count():
