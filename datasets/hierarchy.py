@@ -57,6 +57,8 @@ class RandomHierarchy:
         level ``l-1`` tuples that each level ``l`` symbol rewrites into
     parse_ : list of L int arrays of shape (v^s,): the level ``l`` symbol producing each
         level ``l-1`` tuple (its base-``v`` code), -1 for a tuple no rule produces
+    rule_id_ : list of L int arrays of shape (v^s,): the same for the rule, numbered
+        ``symbol * m + r`` for the ``r``-th rule of ``symbol``
     """
 
     def __init__(self, v: int = 16, m: int = 4, s: int = 2, depth: int = 3,
@@ -73,16 +75,17 @@ class RandomHierarchy:
                                   f"m={m} rules exceed the v^s = {self.v ** self.s} distinct "
                                   "tuples, so the rules cannot be unambiguous")
         rng = np.random.default_rng(seed)
-        self.rules_, self.parse_ = [], []
+        self.rules_, self.parse_, self.rule_id_ = [], [], []
         powers = self.v ** np.arange(self.s - 1, -1, -1)
         for level in range(1, self.depth + 1):
             n_sym = self.n_classes if level == self.depth else self.v
             codes = rng.choice(self.v ** self.s, size=n_sym * self.m, replace=False)
             tuples = (codes[:, None] // powers) % self.v
             self.rules_.append(tuples.reshape(n_sym, self.m, self.s))
-            parse = np.full(self.v ** self.s, -1, dtype=np.int64)
-            parse[codes] = np.repeat(np.arange(n_sym), self.m)
-            self.parse_.append(parse)
+            rule_id = np.full(self.v ** self.s, -1, dtype=np.int64)
+            rule_id[codes] = np.arange(n_sym * self.m)
+            self.rule_id_.append(rule_id)
+            self.parse_.append(np.where(rule_id >= 0, rule_id // self.m, -1))
         self._powers = powers
 
     @property
@@ -99,7 +102,7 @@ class RandomHierarchy:
             parent = latents[0]
             pick = rng.integers(0, self.m, size=parent.shape)
             children = self.rules_[level - 1][parent, pick]  # (n, positions, s)
-            latents.insert(0, children.reshape(n, -1))
+            latents.insert(0, children.reshape(n, parent.shape[1] * self.s))
         return latents
 
     def parse(self, tokens: np.ndarray) -> list[np.ndarray]:
@@ -107,25 +110,43 @@ class RandomHierarchy:
         :meth:`sample` returns them; -1 below a tuple that no rule produces."""
         latents = [np.asarray(tokens, dtype=np.int64)]
         for level in range(1, self.depth + 1):
-            child = latents[-1].reshape(latents[-1].shape[0], -1, self.s)
-            code = np.where((child < 0).any(-1), -1, child @ self._powers)
-            latents.append(np.where(code >= 0, self.parse_[level - 1][np.maximum(code, 0)], -1))
+            latents.append(self._lookup(self.parse_[level - 1], latents[-1]))
         return latents
+
+    def rules_used(self, latents: list[np.ndarray]) -> list[np.ndarray]:
+        """The rule applied at every node of levels 1..L (``rule_id_`` numbering), a list of
+        L int arrays, entry ``l-1`` of shape (n, s^(L-l)), from :meth:`sample`'s latents."""
+        return [self._lookup(self.rule_id_[level - 1], latents[level - 1])
+                for level in range(1, self.depth + 1)]
+
+    def _lookup(self, table: np.ndarray, below: np.ndarray) -> np.ndarray:
+        """``table`` at the base-``v`` code of each ``s``-tuple of ``below`` (n, s k): (n, k),
+        -1 where a tuple holds a -1."""
+        child = below.reshape(below.shape[0], -1, self.s)
+        code = np.where((child < 0).any(-1), -1, child @ self._powers)
+        return np.where(code >= 0, table[np.maximum(code, 0)], -1)
 
     def config(self) -> dict:
         return {"v": self.v, "m": self.m, "s": self.s, "depth": self.depth,
                 "n_classes": self.n_classes, "seed": self.seed}
 
 
-def latent_items(latents: list[np.ndarray], rng: np.random.Generator, n_labels: int) -> dict:
-    """Item columns of a one-row-per-sample set: ``item_id``, ``level{l}_{j}`` for every level
-    and position, and ``control`` (``n_labels`` classes, independent of the data)."""
+def latent_items(rhm: RandomHierarchy, latents: list[np.ndarray],
+                 rng: np.random.Generator) -> dict:
+    """Item columns of a one-row-per-sample set: ``item_id``; ``level{l}_{j}`` for every level
+    and position; ``rule{l}_{j}`` for levels 1..L, the rule applied at that node (the
+    ``group`` that keeps synonyms apart: decoding ``level{l}_{j}`` with
+    ``group="rule{l}_{j}"`` scores every node on rules the probe never saw in training); and
+    ``control`` (``v`` classes, independent of the data)."""
     n = latents[0].shape[0]
     items = {"item_id": np.char.add("s", np.arange(n).astype(str))}
     for level, lat in enumerate(latents):
         for j in range(lat.shape[1]):
             items[f"level{level}_{j}"] = lat[:, j]
-    items["control"] = rng.integers(0, n_labels, size=n)
+    for level, used in enumerate(rhm.rules_used(latents), start=1):
+        for j in range(used.shape[1]):
+            items[f"rule{level}_{j}"] = used[:, j]
+    items["control"] = rng.integers(0, rhm.v, size=n)
     return items
 
 
@@ -167,7 +188,7 @@ def random_hierarchy(n_items: int = 1000, v: int = 8, m: int = 2, s: int = 2, de
     names = ["tokens"] + [f"level{level}" for level in range(1, rhm.depth + 1)] + ["noise"]
     provenance = {"model": "generated:random-hierarchy",
                   "generator": {"name": "random-hierarchy", "n_items": n_items, **rhm.config()}}
-    return EmbeddingSet(layers, latent_items(latents, rng, rhm.v), provenance=provenance,
+    return EmbeddingSet(layers, latent_items(rhm, latents, rng), provenance=provenance,
                         layer_names=names, source="generated:random-hierarchy")
 
 
@@ -210,6 +231,6 @@ def hierarchy_ssl(learner: str = "latent", n_train: int = 1000, n_eval: int = 10
     provenance = {"model": f"generated:random-hierarchy-ssl:{learner}", "generator": config,
                   "final_loss": final}
     names = [f"level{level}" for level in range(1, rhm.depth + 1)]
-    return EmbeddingSet(level_layers(vectors), latent_items(held_out, np.random.default_rng(
-        [seed, 3]), rhm.v), provenance=provenance, layer_names=names,
+    return EmbeddingSet(level_layers(vectors), latent_items(rhm, held_out, np.random.default_rng(
+        [seed, 3])), provenance=provenance, layer_names=names,
         source=f"generated:random-hierarchy-ssl:{learner}")

@@ -15,8 +15,9 @@ Latent-level (:class:`LatentLearner`; JEPA / data2vec style, with LeJEPA's SIGRe
     vectors of the node's first ``s-1`` children and predicts the vector of its last child:
     ``loss = sum_l mean ||P_l(h_l[first s-1]) - h_l[last]||^2 + lam * sum_l SIGReg(h_l)``.
     The target is the same encoder's vector with gradients flowing into it (as LeWorldModel
-    does: no EMA teacher, no stop-gradient); SIGReg on every level's vectors (all positions
-    pooled) keeps them from collapsing to a constant, which would predict perfectly. The
+    does: no EMA teacher, no stop-gradient); SIGReg on every level's vectors (a batch-sized
+    random subset of its nodes, all positions pooled) keeps them from collapsing to a constant,
+    which would predict perfectly. The
     last child's subtree is disjoint from its siblings', so no masking is needed: the
     prediction can only use what the siblings' subtrees share with it, which under the
     RHM is their common parent's rule, i.e. the latents.
@@ -166,7 +167,10 @@ class LatentLearner(_Learner):
             groups = h.reshape(n, p // self.s, self.s, d)
             guess = pred(groups[:, :, :-1].reshape(n, p // self.s, (self.s - 1) * d))
             total = total + ((guess - groups[:, :, -1]) ** 2).sum(-1).mean()
-            total = total + self.lam * sigreg(h.reshape(n * p, d), self.n_directions,
+            # SIGReg on a batch-sized subset of the level's nodes: the statistic needs
+            # samples, not all n * p of them, and its cos/sin dominate the step's cost
+            rows = torch.randint(0, n * p, (n,), generator=gen)
+            total = total + self.lam * sigreg(h.reshape(n * p, d)[rows], self.n_directions,
                                               generator=gen)
         return total
 

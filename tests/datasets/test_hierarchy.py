@@ -70,6 +70,23 @@ def test_planted_exact_representation_decodes_its_level_and_nothing_else():
     assert res.metric("accuracy", layer="level2", target="level1_0").value < 0.9
 
 
+def test_rule_groups_separate_invariant_codes_from_token_lookups():
+    """Decoding with the node's rule as the group scores it on synonyms the probe never saw:
+    the exact latent code still decodes, the tokens (which hold the latent, but as a lookup
+    table over rules) fall to chance."""
+    emb = random_hierarchy(n_items=1000, v=8, m=4, s=2, depth=2, seed=0)
+    probe = LinearDecodability(targets=["level1_0"], group="rule1_0", kind="categorical",
+                               mlp=False, n_boot=50, shuffled=False, trivial=False)
+    res = probe.run(emb, seed=0, progress=False, layers=["tokens", "level1"])
+    assert res.metric("accuracy", layer="level1", target="level1_0").value > 0.99
+    assert res.metric("accuracy", layer="tokens", target="level1_0").value < 1 / 8 + 0.1
+    # ... while ordinary folds (rules shared between train and test) read the tokens well
+    plain = LinearDecodability(targets=["level1_0"], kind="categorical", mlp=False, n_boot=50,
+                               shuffled=False, trivial=False)
+    res = plain.run(emb, seed=0, progress=False, layers=["tokens"])
+    assert res.metric("accuracy", layer="tokens", target="level1_0").value > 0.9
+
+
 @pytest.mark.parametrize("learner", [TokenLearner, LatentLearner])
 def test_learners_train_a_few_steps_and_give_finite_node_vectors(learner):
     rhm = RandomHierarchy(v=5, m=2, s=2, depth=3, seed=0)
