@@ -195,7 +195,7 @@ def random_hierarchy(n_items: int = 1000, v: int = 8, m: int = 2, s: int = 2, de
 def hierarchy_ssl(learner: str = "latent", n_train: int = 1000, n_eval: int = 1000, v: int = 16,
                   m: int = 4, s: int = 2, depth: int = 3, n_classes: int | None = None,
                   rules_seed: int = 0, width: int = 32, hidden: int = 64, steps: int = 1000,
-                  batch_size: int = 128, lr: float = 3e-3, lam: float = 0.1,
+                  batch_size: int = 128, lr: float = 3e-3, lam: float = 1.0,
                   seed: int = 0) -> EmbeddingSet:
     """Train a self-supervised learner on RHM samples and export its node vectors.
 

@@ -38,7 +38,7 @@ from geoprobe.provenance import environment, write_json_atomic, write_text_atomi
 LEARNERS = ("token", "latent")
 DEFAULTS = {"depths": [2, 3, 4], "n_train": [0, 300, 1000, 3000, 10000, 30000],
             "seeds": [0], "v": 16, "m": 4, "s": 2, "steps": 1500, "n_eval": 1000,
-            "width": 32, "hidden": 64, "lam": 0.1, "threshold": 0.5, "n_boot": 200}
+            "width": 32, "hidden": 64, "lam": 1.0, "threshold": 0.3, "n_boot": 200}
 SMOKE = {**DEFAULTS, "depths": [2, 3], "n_train": [0, 200], "v": 6, "m": 2, "steps": 20,
          "n_eval": 200, "width": 8, "hidden": 16, "n_boot": 20}
 
@@ -172,9 +172,20 @@ def main(argv=None):
     ap.add_argument("--threshold", type=float, help="recovery that counts as recovered")
     ap.add_argument("--replot", action="store_true",
                     help="only redraw the figure and table from --out/results.json")
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="DIR",
+                    help="merge the results.json of sweeps run in parallel (same settings, "
+                         "different --depths) into --out, then draw")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.replot:
+    if args.combine:
+        parts = [json.loads((d / "results.json").read_text(encoding="utf-8"))
+                 for d in args.combine]
+        result = {"config": {**parts[0]["config"], "depths": sorted(
+                      {d for p in parts for d in p["config"]["depths"]})},
+                  "environment": parts[0]["environment"], "parts": [str(d) for d in args.combine],
+                  "rows": [r for p in parts for r in p["rows"]]}
+        write_json_atomic(args.out / "results.json", result)
+    elif args.replot:
         result = json.loads((args.out / "results.json").read_text(encoding="utf-8"))
     else:
         cfg = dict(SMOKE if args.smoke else DEFAULTS)

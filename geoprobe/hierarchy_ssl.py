@@ -147,7 +147,7 @@ class LatentLearner(_Learner):
 
     kind = "latent"
 
-    def __init__(self, v: int, s: int, depth: int, *, lam: float = 0.1,
+    def __init__(self, v: int, s: int, depth: int, *, lam: float = 1.0,
                  n_directions: int = 64, **kwargs):
         super().__init__(v, s, depth, **kwargs)
         self.lam, self.n_directions = lam, n_directions
