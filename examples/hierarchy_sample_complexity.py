@@ -39,8 +39,8 @@ LEARNERS = ("token", "latent")
 DEFAULTS = {"depths": [2, 3, 4], "n_train": [0, 300, 1000, 3000, 10000, 30000],
             "seeds": [0], "v": 16, "m": 4, "s": 2, "steps": 1500, "n_eval": 1000,
             "width": 32, "hidden": 64, "lam": 1.0, "threshold": 0.3, "n_boot": 200}
-SMOKE = {**DEFAULTS, "depths": [2, 3], "n_train": [0, 200], "v": 6, "m": 2, "steps": 20,
-         "n_eval": 200, "width": 8, "hidden": 16, "n_boot": 20}
+SMOKE = {**DEFAULTS, "depths": [2, 3], "n_train": [0, 100], "v": 6, "m": 2, "steps": 5,
+         "n_eval": 150, "width": 8, "hidden": 16, "n_boot": 10}
 
 
 def recovery(emb, depth: int, *, seed: int, n_boot: int) -> dict:
@@ -70,8 +70,10 @@ def n_star(rows, learner: str, depth: int, threshold: float) -> float | None:
 def figure(result):
     cfg, rows = result["config"], result["rows"]
     depths, thr = cfg["depths"], cfg["threshold"]
-    fig, axes = new_figure(1 + len(depths), 1, width="double", aspect=0.3)
+    fig, axes = new_figure(2, (len(depths) + 2) // 2, width="double", aspect=0.62)
     ax = axes.ravel()
+    for spare in ax[1 + len(depths):]:
+        fig.delaxes(spare)
     top = max(cfg["n_train"])
     for k, learner in enumerate(LEARNERS):
         stars = [n_star(rows, learner, d, thr) for d in depths]
