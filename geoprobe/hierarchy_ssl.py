@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import threads
 from .sigreg import sigreg
 
 
@@ -104,13 +105,15 @@ class _Learner:
         gen = torch.Generator().manual_seed(self.seed)
         data = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
         losses = np.empty(self.steps)
-        for step in range(self.steps):
-            batch = data[torch.randint(0, data.shape[0], (self.batch_size,), generator=gen)]
-            loss = self._loss(torch, batch, gen)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses[step] = float(loss.detach())
+        # small matrices: extra intra-op threads only contend (geoprobe's thread policy)
+        with threads.policy():
+            for step in range(self.steps):
+                batch = data[torch.randint(0, data.shape[0], (self.batch_size,), generator=gen)]
+                loss = self._loss(torch, batch, gen)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses[step] = float(loss.detach())
         self.losses_ = losses
         return self
 
