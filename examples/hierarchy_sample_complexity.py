@@ -36,8 +36,8 @@ from geoprobe.progress import progress
 from geoprobe.provenance import environment, write_json_atomic, write_text_atomic
 
 LEARNERS = ("token", "latent")
-DEFAULTS = {"depths": [2, 3, 4], "n_train": [0, 300, 1000, 3000, 10000, 30000],
-            "seeds": [0], "v": 16, "m": 4, "s": 2, "steps": 1500, "n_eval": 1000,
+DEFAULTS = {"depths": [2, 3, 4], "n_train": [0, 300, 3000, 30000],
+            "seeds": [0], "v": 16, "m": 4, "s": 2, "steps": 1000, "n_eval": 1000,
             "width": 32, "hidden": 64, "lam": 1.0, "threshold": 0.3, "n_boot": 200}
 SMOKE = {**DEFAULTS, "depths": [2, 3], "n_train": [0, 100], "v": 6, "m": 2, "steps": 5,
          "n_eval": 150, "width": 8, "hidden": 16, "n_boot": 10}
@@ -81,9 +81,10 @@ def figure(result):
         miss = [d for d, n in zip(depths, stars) if n is None]
         if hit:
             ax[0].plot(*zip(*hit), marker="o", color=PALETTE[k], label=f"{learner}-level")
-        if miss:  # not reached within the grid: drawn above its largest n
-            ax[0].plot(miss, [2 * top] * len(miss), ls="none", marker="^", mfc="none",
-                       color=PALETTE[k], label=f"{learner}-level: not reached (> {top})")
+        if miss:  # not reached within the grid: drawn above its largest n, side by side
+            ax[0].plot(np.array(miss) + 0.06 * (2 * k - 1), [2 * top] * len(miss), ls="none",
+                       marker="^", mfc="none", color=PALETTE[k],
+                       label=f"{learner}-level: not reached (> {top})")
     ax[0].set_yscale("log")
     ax[0].set_xticks(depths)
     ax[0].set_xlabel("depth L")
@@ -98,8 +99,9 @@ def figure(result):
             for level in range(1, depth):
                 vals = [np.mean([r["levels"][str(level)][0] for r in sel if r["n_train"] == n])
                         for n in ns]
-                ax[i].plot(ns, vals, marker="o" if level == depth - 1 else ".",
-                           ls="-" if level == depth - 1 else ":", color=PALETTE[k],
+                top_level = level == depth - 1
+                ax[i].plot(ns, vals, marker="o" if top_level else ".", color=PALETTE[k],
+                           ls="-" if top_level else (":", "-.")[level % 2],
                            label=f"{learner}, level {level}")
         base = [r["recovery"] for r in rows if r["depth"] == depth and r["n_train"] == 0]
         if base:
