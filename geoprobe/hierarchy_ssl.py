@@ -17,12 +17,15 @@ Latent-level (:class:`LatentLearner`; JEPA / data2vec style, with LeJEPA's SIGRe
     The target is the same encoder's vector with gradients flowing into it (as LeWorldModel
     does: no EMA teacher, no stop-gradient); SIGReg on every level's vectors (a batch-sized
     random subset of its nodes, all positions pooled) keeps them from collapsing to a constant,
-    which would predict perfectly. The
-    last child's subtree is disjoint from its siblings', so no masking is needed: the
-    prediction can only use what the siblings' subtrees share with it, which under the
-    RHM is their common parent's rule, i.e. the latents.
+    which would predict perfectly. The last child's subtree is disjoint from its siblings',
+    so no masking is needed: the prediction can only use what the siblings' subtrees share
+    with it, which under the RHM is their common parent's rule, i.e. the latents.
 
-Both learners train with Adam for a fixed number of steps on minibatches drawn with
+Where we differ from data2vec / I-JEPA: each node is predicted from its siblings only (its
+same-level context inside the parent), not from all the unmasked context, and there is no
+EMA target (see above).
+
+Both learners train with AdamW for a fixed number of steps on minibatches drawn with
 replacement from the training samples, so a sweep over the number of samples changes the
 data, not the optimisation budget. :meth:`represent` returns the encoder's vectors of every
 node at every level on clean (unmasked) inputs.
