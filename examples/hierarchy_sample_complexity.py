@@ -178,14 +178,15 @@ def main(argv=None):
                     help="only redraw the figure and table from --out/results.json")
     ap.add_argument("--combine", type=Path, nargs="+", metavar="DIR",
                     help="merge the results.json of sweeps run in parallel (same settings, "
-                         "different --depths) into --out, then draw")
+                         "other --depths or --n-train) into --out, then draw")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.combine:
         parts = [json.loads((d / "results.json").read_text(encoding="utf-8"))
                  for d in args.combine]
-        result = {"config": {**parts[0]["config"], "depths": sorted(
-                      {d for p in parts for d in p["config"]["depths"]})},
+        result = {"config": {**parts[0]["config"], **{key: sorted(
+                      {x for p in parts for x in p["config"][key]}) for key in
+                      ("depths", "n_train")}},
                   "environment": parts[0]["environment"], "parts": [str(d) for d in args.combine],
                   "rows": [r for p in parts for r in p["rows"]]}
         write_json_atomic(args.out / "results.json", result)
