@@ -37,7 +37,7 @@ from geoprobe.provenance import environment, write_json_atomic, write_text_atomi
 
 LEARNERS = ("token", "latent")
 DEFAULTS = {"depths": [2, 3, 4], "n_train": [0, 300, 3000, 30000],
-            "seeds": [0], "v": 16, "m": 4, "s": 2, "steps": 1000, "n_eval": 1000,
+            "seeds": [0], "v": 16, "m": 4, "s": 2, "steps": 3000, "n_eval": 1000,
             "width": 32, "hidden": 64, "lam": 1.0, "threshold": 0.3, "n_boot": 200}
 SMOKE = {**DEFAULTS, "depths": [2, 3], "n_train": [0, 100], "v": 6, "m": 2, "steps": 5,
          "n_eval": 150, "width": 8, "hidden": 16, "n_boot": 10}
