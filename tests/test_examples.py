@@ -191,3 +191,28 @@ def test_control_assignments_and_ease_substitutes_smoke(tmp_path, monkeypatch):
     assert none["within_group_pairs_ratio"] == 1 and full["within_group_pairs_ratio"] == 0
     assert full["weights"]["within_mean"] < 0 < none["weights"]["within_mean"]
     assert (tmp_path / "ease_substitutes.png").stat().st_size > 0
+
+
+def test_hierarchy_sample_complexity_smoke_writes_rows_table_and_figure(
+        tmp_path, monkeypatch, check_saved_figure):
+    from geoprobe.plotting import save_figure
+
+    figures = []
+    monkeypatch.setattr("geoprobe.plotting.save_figure",
+                        lambda fig, *a, **k: figures.append(fig) or save_figure(fig, *a, **k))
+    study = runpy.run_path(str(EXAMPLES / "hierarchy_sample_complexity.py"))
+    result = study["main"](["--smoke", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["rows"]
+    assert rows == json.loads(json.dumps(result["rows"]))
+    assert len(rows) == 2 * 2 * 2  # learners x depths x n
+    for r in rows:
+        assert set(r["levels"]) == {str(lv) for lv in range(1, r["depth"])}
+        assert r["recovery"] == min(v[0] for v in r["levels"].values())
+    # n = 0 is the random-init encoder, the same for both learners (same seed, same encoder)
+    init = {(r["learner"], r["depth"]): r["levels"] for r in rows if r["n_train"] == 0}
+    assert init[("token", 3)] == init[("latent", 3)]
+    assert "n* at L = 3" in (tmp_path / "results.md").read_text(encoding="utf-8")
+    (fig,) = figures
+    assert len(fig.axes) == 3  # n* against depth, then one recovery panel per depth
+    check_saved_figure(fig, [tmp_path / "hierarchy_sample_complexity.pdf",
+                             tmp_path / "hierarchy_sample_complexity.png"])
