@@ -564,8 +564,11 @@ class GramEigenTaxonomy(Probe):
         for _, a, _ in branches[1:]:
             ax_h.axvline(a - 0.5, color="k", lw=0.5)
         ax_h.set_yticks(range(heat.shape[0]), [str(i + 1) for i in range(heat.shape[0])])
+        # branch names slanted at the style's tick size: level, 5-point names collided and
+        # were unreadable in print
         ax_h.set_xticks([(a + b) / 2 - 0.5 for _, a, b in branches],
-                        [name.split(".")[0][:12] for name, _, _ in branches], fontsize=5)
+                        [name.split(".")[0][:12] for name, _, _ in branches], rotation=40,
+                        ha="right", rotation_mode="anchor")
         ax_h.set_xlabel(f"{info.get('heatmap_items', '')} items in tree order (binned)")
         ax_h.set_ylabel("eigenvector")
         ax_h.set_title(f"leading eigenvectors, layer {info.get('heatmap_layer', '')}")
@@ -593,7 +596,7 @@ class GramEigenTaxonomy(Probe):
         ax_g.set_xlabel("k (top-k eigenspace)")
         ax_g.set_ylabel("g(k)")
         ax_g.set_ylim(0, 1.02)
-        ax_g.set_title(title, fontsize=7)
+        ax_g.set_title(title, fontsize=8)
 
         m = arrays["split_level_theory"].shape[0]
         xm = np.arange(1, m + 1)
@@ -608,8 +611,7 @@ class GramEigenTaxonomy(Probe):
         ax_c.set_title("coarse-to-fine splits")
         # one legend under the panels: inside, it covered g(k) curves and M*'s markers
         (h_g, l_g), (h_c, l_c) = (ax.get_legend_handles_labels() for ax in (ax_g, ax_c))
-        fig.legend(h_g + h_c, l_g + l_c, loc="outside lower center", ncol=4, frameon=False,
-                   fontsize=6)
+        fig.legend(h_g + h_c, l_g + l_c, loc="outside lower center", ncol=4, frameon=False)
         return fig
 
 
@@ -814,8 +816,10 @@ class HierarchicalOrthogonality(Probe):
             m = result.metric("abs_cosine", layer=layers[-1], estimator=est)
             ax.set_title(f"{est} estimator, layer {layers[-1]}\nmean |cos| = {m.value:.3f} "
                          f"[{m.ci_low:.3f}, {m.ci_high:.3f}]")
-            ax.set_xlabel("cos(l_child - l_parent, l_parent)")
+            ax.set_xlabel(r"$\cos(\ell_{\rm child} - \ell_{\rm parent},\ \ell_{\rm parent})$")
             ax.set_ylabel("density")
             ax.axvline(0, color="k", lw=0.5)
-            ax.legend(frameon=False, fontsize=6)
+        # one legend under the panels: inside, it covered the spike of cosines near 0
+        fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center",
+                   ncol=3, frameon=False)
         return fig
