@@ -147,8 +147,10 @@ def layer_axis(ax, layers, *, rotate_over=8):
     """Label the x axis of ``ax`` with the layer names ``layers`` at positions 0..n-1; with
     one layer, centre it in a fixed-width axis rather than matplotlib's degenerate one."""
     x = np.arange(len(layers))
-    ax.set_xticks(x, [str(layer) for layer in layers],
-                  rotation=30 if len(layers) > rotate_over else 0)
+    # rotated names end under their tick (centred, long names ran into the next one)
+    rotate = len(layers) > rotate_over
+    ax.set_xticks(x, [str(layer) for layer in layers], rotation=30 if rotate else 0,
+                  ha="right" if rotate else "center", rotation_mode="anchor")
     ax.set_xlabel("layer")
     if len(layers) == 1:
         ax.set_xlim(-0.6, 0.6)
