@@ -556,7 +556,9 @@ class GramEigenTaxonomy(Probe):
     def plot(cls, result: ProbeResult):
         arrays, info = result.arrays, result.info
         layers = info["layers"]
-        fig, axes = new_figure(3, width="double", aspect=0.8)
+        # aspect 1: at 0.8 the panels left under the shared legend were too flat for the
+        # heatmap's eigenvector labels
+        fig, axes = new_figure(3, width="double", aspect=1.0)
         ax_h, ax_g, ax_c = axes[0]
         heat = arrays["heatmap"]
         ax_h.imshow(heat, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
@@ -591,8 +593,8 @@ class GramEigenTaxonomy(Probe):
         aa = result.metric("alignment_area", layer=layers[-1])
         title += f"\nAA {aa.value:.3f} [{aa.ci_low:.3f}, {aa.ci_high:.3f}]"
         twin = result.find("alignment_area", layer=layers[-1], baseline="random-init")
-        if twin is not None:
-            title += f", random-init {twin.value:.3f}"
+        if twin is not None:  # a line of its own: on one line it ran into the next panel
+            title += f"\nrandom-init {twin.value:.3f}"
         ax_g.set_xlabel("k (top-k eigenspace)")
         ax_g.set_ylabel("g(k)")
         ax_g.set_ylim(0, 1.02)
