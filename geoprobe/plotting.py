@@ -133,12 +133,24 @@ def reference(ax, x, y, *, color=BASELINE_COLOR, ls=":", label=None):
     return ax.plot(x, y, ls="none", marker="_", ms=14, mew=1.5, color=color, label=label)
 
 
+def plain_log_ticks(axis):
+    """Label a log-scaled ``axis`` (``ax.yaxis``, ``ax.xaxis``) with plain numbers (4, 10,
+    20) instead of matplotlib's ``4 x 10^0``, which a count axis does not need."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def layer_axis(ax, layers, *, rotate_over=8):
     """Label the x axis of ``ax`` with the layer names ``layers`` at positions 0..n-1; with
     one layer, centre it in a fixed-width axis rather than matplotlib's degenerate one."""
     x = np.arange(len(layers))
-    ax.set_xticks(x, [str(layer) for layer in layers],
-                  rotation=30 if len(layers) > rotate_over else 0)
+    # rotated names end under their tick (centred, long names ran into the next one)
+    rotate = len(layers) > rotate_over
+    ax.set_xticks(x, [str(layer) for layer in layers], rotation=30 if rotate else 0,
+                  ha="right" if rotate else "center", rotation_mode="anchor")
     ax.set_xlabel("layer")
     if len(layers) == 1:
         ax.set_xlim(-0.6, 0.6)

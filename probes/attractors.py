@@ -44,13 +44,14 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator, NullLocator
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from geoprobe.contract import Interval, OPEN_UNIT, POSITIVE, POSITIVE_INT, SequenceOf
 from geoprobe.device import DEVICE_CONSTRAINT, resolve_device, to_numpy
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
+from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure, plain_log_ticks
 from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import bootstrap_mean, child_seed, percentile_interval, preserves_torch_rng
 
@@ -537,7 +538,9 @@ class LatentAttractors(Probe):
             ax_basin.set_xlim(ext[0], ext[1])
             ax_basin.set_ylim(ext[2], ext[3])
             ax_basin.set_title("basins on the latent grid")
-            ax_basin.legend(frameon=False, fontsize=6, loc="upper right")
+            # under the panel: inside, it covered encoded points and attractors
+            ax_basin.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+                            ncol=2, markerscale=2)
         else:
             sizes = a["basin_total"]
             ax_basin.bar(np.arange(len(sizes)), sizes, color=PALETTE[0])
@@ -555,10 +558,10 @@ class LatentAttractors(Probe):
                           vmin=0, vmax=1, interpolation="nearest")
             for j, m in enumerate(a["attractor_mem"]):
                 ax_img.text(j * (w + 2) + (w + 2) / 2, -1.5, f"{m:.2f}", ha="center",
-                            fontsize=5)
+                            fontsize=6)
         ax_img.set_xticks([])
         ax_img.set_yticks([])
-        ax_img.set_title("D(z*) over nearest train", pad=8)
+        ax_img.set_title(r"$D(z^*)$ over nearest train", pad=8)
 
         rules = [m.labels["rule"] for m in result.metrics
                  if m.name == "n_attractors_sensitivity" and not m.is_baseline]
@@ -566,8 +569,8 @@ class LatentAttractors(Probe):
         colors = [PALETTE[0] if r.startswith("euclid") else PALETTE[1] for r in rules]
         ax_sens.bar(np.arange(len(rules)), counts, color=colors)
         ax_sens.set_xticks(np.arange(len(rules)), [r.replace("euclidean ", "") for r in rules],
-                           rotation=30, fontsize=6)
-        ax_sens.set_yscale("log")
+                           rotation=30)
+        # a linear count axis: on a log axis the smallest bar all but vanished
         ax_sens.set_ylabel("number of groups")
         ax_sens.set_title("merge-rule sensitivity")
 
@@ -575,14 +578,16 @@ class LatentAttractors(Probe):
         r = result.find("steps_distance_pearson")
         ax_steps.set_title("steps vs start distance" if r is None
                            else f"steps vs start distance (r = {r.value:.2f})")
-        ax_steps.set_xlabel("||z0 - z*|| / RMS latent norm")
+        ax_steps.set_xlabel(r"$\|z_0 - z^*\|$ / RMS latent norm")
         ax_steps.set_ylabel("steps")
 
         ax_rad.hist(a["spectral_radius"], bins=30, color=PALETTE[2])
         ax_rad.axvline(1, color="k", lw=0.8, ls="--")
-        ax_rad.set_xlabel("Jacobian spectral radius at z*")
+        ax_rad.set_xlabel(r"Jacobian spectral radius at $z^*$")
         ax_rad.set_ylabel("fixed points")
-        ax_rad.set_title("contraction at the fixed points")
+        ax_rad.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.5 ticks
+        # short: the longer title ran into the next panel's y label
+        ax_rad.set_title("contraction at $z^*$")
 
         names = [("model", {}), ("random\ninit", {"baseline": "random-init"}),
                  ("held-out\nimages", {"baseline": "test-to-train"})]
@@ -600,7 +605,7 @@ class LatentAttractors(Probe):
         ax_mem.set_xticks(np.arange(len(vals)), labels)
         ax_mem.set_ylim(0, 1.05)
         ax_mem.set_ylabel("max cosine to training set")
-        ax_mem.set_title("memorization of D(z*)")
+        ax_mem.set_title(r"memorization of $D(z^*)$")
         return fig
 
 
@@ -614,7 +619,9 @@ def plot_family(runs: list[tuple[int, float, ProbeResult]]):
     decays = sorted({wd for _, wd, _ in runs})
     for i, wd in enumerate(decays):
         sub = sorted((k, r) for k, w, r in runs if w == wd)
-        k = [k for k, _ in sub]
+        # each decay's points a little apart, so that intervals at the same k do not hide
+        # each other
+        k = np.array([k for k, _ in sub]) * 2.0 ** (0.08 * (i - (len(decays) - 1) / 2))
         for ax, key in ((ax_mem, "memorization"), (ax_gap, "memorization_gap")):
             ms = [r.metric(key) for _, r in sub]
             v = np.array([m.value for m in ms])
@@ -627,13 +634,19 @@ def plot_family(runs: list[tuple[int, float, ProbeResult]]):
     ax_mem.axhspan(base.ci_low, base.ci_high, color=BASELINE_COLOR, alpha=0.3, lw=0,
                    label="held-out image to train")
     ax_gap.axhline(0, color="k", lw=0.6)
-    for ax, title, ylabel in ((ax_mem, "memorization", "max cos(D(z*), train)"),
+    sizes = sorted({k for k, _, _ in runs})
+    for ax, title, ylabel in ((ax_mem, "memorization", r"max cos($D(z^*)$, train)"),
                               (ax_gap, "train minus held-out", "memorization gap"),
                               (ax_n, "attractors", "number of attractors")):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(k) for k in sizes])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel("bottleneck size k")
         ax.set_title(title)
         ax.set_ylabel(ylabel)
     ax_n.set_yscale("log")
-    ax_mem.legend(frameon=False, fontsize=6, loc="lower right")
+    plain_log_ticks(ax_n.yaxis)
+    # one legend under the panels: inside, it covered the intervals at large k
+    fig.legend(*ax_mem.get_legend_handles_labels(), loc="outside lower center", ncol=3,
+               frameon=False)
     return fig

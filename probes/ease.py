@@ -308,7 +308,9 @@ class EASE(Probe):
         ax_w.set_xlabel(f"off-diagonal weight $B_{{ij}}$ (lambda={neg.labels['lambda']})")
         ax_w.set_ylabel("count")
         drop = result.metric(f"{select}_drop_when_negatives_zeroed", layer=layer)
-        ax_w.set_title(f"zeroing negatives: test {select} -{drop.value:.3f}\n"
+        # "drops by", not a minus sign: "-0.003 (95% CI [0.002, 0.005])" read as an estimate
+        # outside its own interval
+        ax_w.set_title(f"zeroing negatives: test {select} drops by {drop.value:.3f}\n"
                        f"(95% CI [{drop.ci_low:.3f}, {drop.ci_high:.3f}])")
 
         for i, m in enumerate(GEOMETRY_MODELS):

@@ -672,7 +672,8 @@ class Fracture(Probe):
 
         def series(ax, name, color, label, baseline=None, ls="-"):
             s = result.series(name, at=layers, **({"baseline": baseline} if baseline else {}))
-            if not s.found.any():
+            # all NaN (e.g. ratios undefined by min_score): nothing to draw, so no legend entry
+            if not s.found.any() or not np.isfinite(s.values).any():
                 return
             ax.plot(x, s.values, marker="o" if not baseline else "x", ls=ls, color=color,
                     label=label)

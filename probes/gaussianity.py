@@ -84,7 +84,8 @@ from geoprobe.contract import (Check, Interval, NON_NEGATIVE, OPEN_UNIT, Options
                               POSITIVE_INT, SequenceOf)
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
-from geoprobe.plotting import BASELINE_COLOR, PALETTE, baseline_band, new_figure
+from geoprobe.plotting import (BASELINE_COLOR, PALETTE, baseline_band, layer_axis,
+                               legend_outside, new_figure)
 from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.provenance import atomic_path, cache_root
 from geoprobe.sigreg import ep_grid
@@ -739,35 +740,37 @@ class Gaussianity(Probe):
             baseline_band(ax, x, base.ci_low, base.ci_high,
                           label="Gaussian null (95%)" if i == 0 else None)
             twin = result.series("sigreg", at=layers, space=m, baseline="random-init")
-            if twin.found.any():
-                ax.plot(x, twin.values, ls="--", marker="x", color=PALETTE[i], alpha=0.7,
-                        label=f"{m} (random-init)")
+            has_twin = twin.found.any()
+            if has_twin:
+                ax.plot(x, twin.values, ls=_BASELINE_LS["random-init"], marker="x",
+                        color=PALETTE[i], alpha=0.7)
             ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", capsize=2, color=PALETTE[i],
                         label=f"{m}")
         ax.set_yscale("log")
-        ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
+        layer_axis(ax, layers, rotate_over=4)
         ax.set_ylabel("SIGReg (mean Epps-Pulley)")
         ax.set_title("distance from a Gaussian, by layer")
-        ax.legend(frameon=False)
+        _legend_with_key(ax, ["random-init"] if has_twin else [])
 
         ax = axes[0][1]
         m = modes[0]
         per_dir = result.arrays[f"ep_directions_{m}"]
         q = np.linspace(0, 1, per_dir.shape[1])
         for i, layer in enumerate(layers):
-            ax.plot(per_dir[i], q, color=PALETTE[i % len(PALETTE)], label=f"layer {layer}")
+            ax.plot(per_dir[i], q, color=PALETTE[i % len(PALETTE)], label=str(layer))
         ax.plot(result.arrays[f"ep_null_quantiles_{m}"], np.linspace(0, 1, 101),
                 color=BASELINE_COLOR, ls="--", lw=2, label="Gaussian null")
         ax.set_xscale("log")
         ax.set_xlabel(f"Epps-Pulley per direction ({m})")
         ax.set_ylabel("fraction of directions")
         ax.set_title("distribution over directions")
-        ax.legend(frameon=False, ncol=2 if len(layers) > 4 else 1, fontsize=6)
+        legend_outside(ax, fontsize=6)
 
         for ax, names, title in ((axes[1][0], ("rankme", "participation_ratio"),
                                   "effective dimension"),
                                  (axes[1][1], ("anisotropy", "uniformity", "alpha_req"),
                                   "sphere statistics and alpha-ReQ")):
+            drawn = set()
             for i, name in enumerate(names):
                 ms = result.series(name, at=layers)
                 if not ms.found.any():
@@ -775,16 +778,31 @@ class Gaussianity(Probe):
                 color = PALETTE[i]
                 ax.errorbar(x, ms.values, yerr=ms.yerr(), marker="o", capsize=2, color=color,
                             label=name)
-                for baseline, ls in (("gaussian", ":"), ("random-init", "--")):
+                for baseline, ls in _BASELINE_LS.items():
                     b = result.series(name, at=layers, baseline=baseline)
                     if b.found.any():
-                        ax.plot(x, b.values, ls=ls, marker="x", color=color, alpha=0.7,
-                                label=f"{name} ({baseline})")
-            ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0)
-            ax.set_xlabel("layer")
+                        ax.plot(x, b.values, ls=ls, marker="x", color=color, alpha=0.7)
+                        drawn.add(baseline)
+            layer_axis(ax, layers, rotate_over=4)
             ax.set_title(title)
-            ax.legend(frameon=False, fontsize=6)
+            _legend_with_key(ax, [b for b in _BASELINE_LS if b in drawn])
         return fig
+
+
+#: line style of each baseline in the figure (colour: the metric it belongs to)
+_BASELINE_LS = {"gaussian": ":", "random-init": "--"}
+_BASELINE_NAMES = {"gaussian": "isotropic Gaussian", "random-init": "random-init twin"}
+
+
+def _legend_with_key(ax, baselines):
+    """Beside the axes (inside, legends covered curves): one entry per metric colour, then one
+    per baseline line style, instead of an entry for every metric x baseline pair."""
+    from matplotlib.lines import Line2D
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.35", ls=_BASELINE_LS[b], marker="x",
+                       label=_BASELINE_NAMES[b]) for b in baselines]
+    legend_outside(ax, handles=handles, fontsize=6, handlelength=3)  # long enough to show dashes
 
 
 _HIGHER = {"rankme": True, "participation_ratio": True, "alpha_req": None, "lidar": True,

@@ -335,15 +335,16 @@ class Similarity(Probe):
                     if np.isfinite(v):
                         light = (v - low) / (high - low) > 0.6
                         text = f"{v:.2f}".replace("0.", ".", 1)  # ".93": fits a cell
-                        ax.text(j, i, text, ha="center", va="center", fontsize=5,
+                        ax.text(j, i, text, ha="center", va="center", fontsize=6,
                                 color="black" if light else "white")
             cols = other_layers if suffix else layers
-            ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=5)
-            ax.set_yticks(range(len(layers)), layers, fontsize=5)
+            # 6 points: the least that stays legible in print (5 did not)
+            ax.set_xticks(range(len(cols)), cols, rotation=90, fontsize=6)
+            ax.set_yticks(range(len(layers)), layers, fontsize=6)
             ax.spines[:].set_visible(False)
             title = TITLES[name]
             if suffix:
                 title += f"\nvs {result.info.get('other_source') or 'other set'}"
-            ax.set_title(title, fontsize=7)
+            ax.set_title(title, fontsize=8)
             fig.colorbar(image, ax=ax, shrink=0.6)
         return fig

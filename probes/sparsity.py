@@ -219,8 +219,11 @@ class ActivationSparsity(Probe):
             ax.axhline(0, color="k", lw=0.6)
             direction = "lower = sparser" if name in ("l1_l2", "effective_rank") else \
                 "higher = sparser"
-            ax.set_title(name.replace("_", " "))
-            ax.set_ylabel(f"shift ({direction})", fontsize=6)
+            # the direction in the title at a readable size (as a 6-point y label it was
+            # illegible in print)
+            ax.set_title(f"{name.replace('l1_l2', 'l1/l2').replace('_', ' ')} ({direction})",
+                         fontsize=8)
+            ax.set_ylabel("shift")
             ax.set_xticks(x, layers)
             ax.set_xlabel("layer")
         handles, labels = axes[0][0].get_legend_handles_labels()

@@ -556,7 +556,9 @@ class GramEigenTaxonomy(Probe):
     def plot(cls, result: ProbeResult):
         arrays, info = result.arrays, result.info
         layers = info["layers"]
-        fig, axes = new_figure(3, width="double", aspect=0.8)
+        # aspect 1: at 0.8 the panels left under the shared legend were too flat for the
+        # heatmap's eigenvector labels
+        fig, axes = new_figure(3, width="double", aspect=1.0)
         ax_h, ax_g, ax_c = axes[0]
         heat = arrays["heatmap"]
         ax_h.imshow(heat, aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
@@ -564,8 +566,11 @@ class GramEigenTaxonomy(Probe):
         for _, a, _ in branches[1:]:
             ax_h.axvline(a - 0.5, color="k", lw=0.5)
         ax_h.set_yticks(range(heat.shape[0]), [str(i + 1) for i in range(heat.shape[0])])
+        # branch names slanted at the style's tick size: level, 5-point names collided and
+        # were unreadable in print
         ax_h.set_xticks([(a + b) / 2 - 0.5 for _, a, b in branches],
-                        [name.split(".")[0][:12] for name, _, _ in branches], fontsize=5)
+                        [name.split(".")[0][:12] for name, _, _ in branches], rotation=40,
+                        ha="right", rotation_mode="anchor")
         ax_h.set_xlabel(f"{info.get('heatmap_items', '')} items in tree order (binned)")
         ax_h.set_ylabel("eigenvector")
         ax_h.set_title(f"leading eigenvectors, layer {info.get('heatmap_layer', '')}")
@@ -588,12 +593,12 @@ class GramEigenTaxonomy(Probe):
         aa = result.metric("alignment_area", layer=layers[-1])
         title += f"\nAA {aa.value:.3f} [{aa.ci_low:.3f}, {aa.ci_high:.3f}]"
         twin = result.find("alignment_area", layer=layers[-1], baseline="random-init")
-        if twin is not None:
-            title += f", random-init {twin.value:.3f}"
+        if twin is not None:  # a line of its own: on one line it ran into the next panel
+            title += f"\nrandom-init {twin.value:.3f}"
         ax_g.set_xlabel("k (top-k eigenspace)")
         ax_g.set_ylabel("g(k)")
         ax_g.set_ylim(0, 1.02)
-        ax_g.set_title(title, fontsize=7)
+        ax_g.set_title(title, fontsize=8)
 
         m = arrays["split_level_theory"].shape[0]
         xm = np.arange(1, m + 1)
@@ -608,8 +613,7 @@ class GramEigenTaxonomy(Probe):
         ax_c.set_title("coarse-to-fine splits")
         # one legend under the panels: inside, it covered g(k) curves and M*'s markers
         (h_g, l_g), (h_c, l_c) = (ax.get_legend_handles_labels() for ax in (ax_g, ax_c))
-        fig.legend(h_g + h_c, l_g + l_c, loc="outside lower center", ncol=4, frameon=False,
-                   fontsize=6)
+        fig.legend(h_g + h_c, l_g + l_c, loc="outside lower center", ncol=4, frameon=False)
         return fig
 
 
@@ -814,8 +818,10 @@ class HierarchicalOrthogonality(Probe):
             m = result.metric("abs_cosine", layer=layers[-1], estimator=est)
             ax.set_title(f"{est} estimator, layer {layers[-1]}\nmean |cos| = {m.value:.3f} "
                          f"[{m.ci_low:.3f}, {m.ci_high:.3f}]")
-            ax.set_xlabel("cos(l_child - l_parent, l_parent)")
+            ax.set_xlabel(r"$\cos(\ell_{\rm child} - \ell_{\rm parent},\ \ell_{\rm parent})$")
             ax.set_ylabel("density")
             ax.axvline(0, color="k", lw=0.5)
-            ax.legend(frameon=False, fontsize=6)
+        # one legend under the panels: inside, it covered the spike of cosines near 0
+        fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center",
+                   ncol=3, frameon=False)
         return fig

@@ -50,3 +50,15 @@ def check_saved_figure():
         return png
 
     return check
+
+
+@pytest.fixture
+def smallest_font():
+    """The smallest font size, in points, of any text drawn in a figure (labels, ticks,
+    legends, annotations): below 6 points text is illegible at print size."""
+    from matplotlib.text import Text
+
+    def smallest(fig) -> float:
+        return min(t.get_fontsize() for t in fig.findobj(Text) if t.get_text())
+
+    return smallest

@@ -216,3 +216,30 @@ def test_hierarchy_sample_complexity_smoke_writes_rows_table_and_figure(
     assert len(fig.axes) == 3  # n* against depth, then one recovery panel per depth
     check_saved_figure(fig, [tmp_path / "hierarchy_sample_complexity.pdf",
                              tmp_path / "hierarchy_sample_complexity.png"])
+
+
+def test_regularization_redraw_draws_from_the_results_file_alone(tmp_path, monkeypatch,
+                                                                 check_saved_figure):
+    import geoprobe
+    from geoprobe.plotting import save_figure
+    from geoprobe.registry import get_probe
+
+    cls = get_probe("ease")
+    ex = cls.example_input(np.random.default_rng(0))
+    result = cls(**ex.params).run(ex.embeddings, seed=0, progress=False)
+    (tmp_path / "ease.json").write_text(json.dumps(result.to_dict()))
+    figures = []
+    monkeypatch.setattr("geoprobe.plotting.save_figure",
+                        lambda fig, *a, **k: figures.append(fig) or save_figure(fig, *a, **k))
+    # nothing may be computed: a probe run during --redraw fails the test
+    monkeypatch.setattr(geoprobe.Probe, "run", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("--redraw ran a probe")))
+    monkeypatch.setattr(sys, "argv", ["regularization.py", "--redraw", "ease",
+                                      "--out", str(tmp_path)])
+    runpy.run_path(str(EXAMPLES / "regularization.py"), run_name="__main__")
+    (fig,) = figures
+    check_saved_figure(fig, [tmp_path / "ease.png"])
+    # the figure shows the stored result: its selected-lambda panel quotes a stored share
+    titles = "".join(ax.get_title() for ax in fig.axes)
+    assert any(f"{m.value:.0%} negative weights" in titles for m in result.metrics
+               if m.name == "negative_share")

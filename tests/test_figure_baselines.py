@@ -124,9 +124,11 @@ def test_planning_legend_does_not_cover_the_curves():
     _assert_legends_clear(res.plot())
 
 
-@pytest.mark.parametrize("name", ["ease", "gram-eigen-taxonomy"])
+@pytest.mark.parametrize("name", ["ease", "gram-eigen-taxonomy", "hierarchical-orthogonality",
+                                  "gaussianity"])
 def test_legends_of_probe_figures_stay_off_their_curves(name):
-    # both had a legend inside an axes that covered curves (EASE's baselines, g(k) curves)
+    # each had a legend inside an axes that covered curves (EASE's baselines, g(k) curves,
+    # the spike of cosines near 0, SIGReg and effective-dimension curves)
     cls = get_probe(name)
     ex = cls.example_input(np.random.default_rng(0))
     res = cls(**ex.params).run(ex.embeddings, seed=0, progress=False)

@@ -14,11 +14,15 @@ from geoprobe.syntax.losses import edge_vectors
 def plot_syntax(result, curve_metrics):
     """The figure of a syntax probe's result; ``curve_metrics`` are drawn across layers."""
     fig, axes = new_figure(2, 2, width="double", aspect=0.75)
+    # the polar panel and the tree take slots of the same grid: axes added on a grid of their
+    # own are not spaced against the others, and the tree's arcs ran into the layer panel's
+    # x label and the polar panel's angle labels
+    grid = axes[0][0].get_subplotspec().get_gridspec()
     for ax in (axes[0][0], axes[1][0], axes[1][1]):
         fig.delaxes(ax)
-    _plot_polar(fig.add_subplot(2, 2, 1, projection="polar"), result)
+    _plot_polar(fig.add_subplot(grid[0, 0], projection="polar"), result)
     _plot_layers(axes[0][1], result, curve_metrics)
-    _plot_tree(fig.add_subplot(2, 1, 2), result)
+    _plot_tree(fig.add_subplot(grid[1, :]), result)
     return fig
 
 
@@ -137,7 +141,7 @@ def _plot_tree(ax, result):
         ax.plot(mid - w / 2 * np.cos(t), hgt * np.sin(t), color=color, lw=0.8)
         ax.annotate("", (d, 0.12 if up else -0.12), (d + 0.001, 0.35 if up else -0.35),
                     arrowprops=dict(arrowstyle="-|>", color=color, lw=0.5))
-        ax.text(mid, hgt * 1.02, label, ha="center", va="bottom" if up else "top", fontsize=5,
+        ax.text(mid, hgt * 1.02, label, ha="center", va="bottom" if up else "top", fontsize=6,
                 color=color)
 
     for d in range(n):
@@ -151,11 +155,12 @@ def _plot_tree(ax, result):
             PALETTE[1] if ok_head else PALETTE[3])
         arc(int(h), int(d), False, color, types[int(r)])
     for i, w in enumerate(words):
-        ax.text(i, 0, w, ha="center", va="center", fontsize=6, rotation=90 if n > 18 else 0,
+        ax.text(i, 0, w, ha="center", va="center", fontsize=7, rotation=90 if n > 18 else 0,
                 color="black" if a["nodes"][i] else BASELINE_COLOR)
     ax.set_xlim(-0.7, n - 0.3)
     span = 0.3 * max(n - 1, 1) ** 0.7
-    ax.set_ylim(-span * 1.45, span * 1.15)  # room for the caption at the bottom
+    # room for the two-line caption under the deepest arc's label (at -1.45 they touched)
+    ax.set_ylim(-span * 1.6, span * 1.15)
     ax.set_axis_off()
     split = result.params.get("report_split", "dev")
     caption = ax.text(0.5, 0.0, f"{split} sentence {result.info['example_sentence']}\n"

@@ -116,10 +116,30 @@ def test_conv_autoencoder_end_to_end():
     assert r.metric("n_fixed_points", baseline="random-init").value >= 1
     assert r.arrays["attractor_images"].shape[1:] == (16, 16)
     assert len(r.plot().axes) == 6
+    _check_family_figure([(k, wd, r) for k in (2, 4) for wd in (0.0, 1e-3)])
     again = geoprobe.make_probe("latent-attractors", n_noise=30, grid_size=8, max_steps=100,
                                 n_boot=50).run(emb, model=model, seed=0, progress=False)
     assert [m.value for m in again.metrics] == pytest.approx([m.value for m in r.metrics],
                                                              nan_ok=True)
+
+
+def _check_family_figure(runs):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from geoprobe.probes.attractors import plot_family
+
+    fig = plot_family(runs)
+    FigureCanvasAgg(fig).draw()
+    # one legend under the panels, none inside an axes (it covered intervals there)
+    assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes)
+    ax_mem, _, ax_n = fig.axes
+    # plain bottleneck sizes and counts, not 2^1 or 4 x 10^0
+    assert [t.get_text() for t in ax_mem.get_xticklabels()] == ["2", "4"]
+    assert all("times" not in t.get_text() and "^" not in t.get_text()
+               for t in ax_n.get_yticklabels())
+    # the two decays' points sit apart at each k, so their intervals do not overlap
+    first, second = (bars.lines[0].get_xdata() for bars in ax_mem.containers)
+    assert np.all(first < second)
 
 
 def test_rejects_model_without_maps():

@@ -67,6 +67,9 @@ def test_ease_probe_beats_baselines_and_is_seeded(small):
     assert [m.value for m in again.metrics] == [m.value for m in r.metrics]
     fig = r.plot()
     assert len(fig.axes) == 4
+    # the drop is stated as a drop, not as a negative number beside a positive interval
+    drop = next(m for m in r.metrics if m.name.endswith("_drop_when_negatives_zeroed"))
+    assert f"drops by {drop.value:.3f}" in "".join(ax.get_title() for ax in fig.axes)
 
 
 def test_ease_probe_rejects_non_binary(small):

@@ -8,6 +8,7 @@ from geoprobe import EmbeddingSet, ProbeInputError
 from geoprobe.datasets.fracture import (planted_fracture, planted_fracture_model,
                                         planted_transfer_ratio)
 from geoprobe.decoding import ridge_cv_predict
+from geoprobe.probe import ProbeResult
 from geoprobe.probes.fracture import (
     Fracture, covariance_root, distinct_features, fracture_table, leace, mean_pairwise_cosine,
     ridge_map, weight_sweep,
@@ -132,6 +133,20 @@ def test_baselines_table_and_figure(planted_results):
     table = fracture_table(res)
     assert "| fractured |" in table and "shuf" in table and "on_target_share" in table
     assert len(res.plot().axes) == 4
+
+
+def test_figure_leaves_undrawable_series_out_of_the_legend(planted_results):
+    # a series whose every value is NaN (ratios undefined by min_score) draws nothing, so it
+    # must not be listed either
+    doc = planted_results["fractured"].to_dict()
+    for m in doc["metrics"]:
+        if m["name"] == "noise_auc":
+            m["value"] = m["ci_low"] = m["ci_high"] = float("nan")
+    fig = ProbeResult.from_dict(doc).plot()
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend()
+              for t in ax.get_legend().get_texts()]
+    assert "transfer / within (1: unified)" in labels
+    assert "noise robustness (1: robust)" not in labels
 
 
 def test_weight_sweep_restores_the_model():

@@ -116,12 +116,13 @@ def test_bad_parameters_are_refused():
         make_probe("similarity", dissimilarity="manhattan")
 
 
-def test_figure(tmp_path, check_saved_figure):
+def test_figure(tmp_path, check_saved_figure, smallest_font):
     emb = planted()
     other = EmbeddingSet(emb.layer("rotated")[None], {"item_id": emb.ids})
     res = run(emb, annotations={"other": other}, n_boot=5)
     fig = res.plot()
     check_saved_figure(fig, save_figure(fig, tmp_path / "similarity"))
+    assert smallest_font(fig) >= 6  # cell numbers and layer names legible in print
 
 
 def test_cli_probe_with_another_set(tmp_path, capsys):

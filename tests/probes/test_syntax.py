@@ -154,6 +154,30 @@ def test_rank_sweep_and_figure_roundtrip(tmp_path, check_saved_figure):
     fig = back.plot()
     assert len(fig.axes) >= 3
     check_saved_figure(fig, save_figure(fig, tmp_path / "polar"))
+    _assert_tree_text_clear(fig)
+
+
+def _assert_tree_text_clear(fig):
+    """The tree panel's words and arc labels overlap neither the other panels' labels nor
+    the caption (they ran into the layer panel's x label when the tree had a grid of its own)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    tree = next(ax for ax in fig.axes if not ax.axison)
+    others = [t for ax in fig.axes if ax is not tree
+              for t in [ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels()]
+              if t.get_text()]
+    *labels, caption = tree.texts
+    assert "gold tree above" in caption.get_text()
+    cap = caption.get_window_extent(renderer)
+    for text in labels:
+        assert not text.get_window_extent(renderer).overlaps(cap), text.get_text()
+    # the panel itself, whose top the tallest arc's label reaches for any sentence
+    panel = tree.get_window_extent(renderer)
+    for other in others:
+        assert not panel.overlaps(other.get_window_extent(renderer)), other.get_text()
 
 
 def test_bootstrap_length_average_and_ratio():

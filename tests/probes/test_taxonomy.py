@@ -144,12 +144,15 @@ def test_bad_input_is_named(planted):
                    taxonomy="missing.csv").run(planted, progress=False)
 
 
-def test_figures_render(planted_result, planted):
+def test_figures_render(planted_result, planted, smallest_font):
     fig = planted_result.plot()
     assert len(fig.axes) >= 3
+    # readable in print at a double-column width: no text below 6 points
+    assert smallest_font(fig) >= 6
     r = make_probe("hierarchical-orthogonality", node_column="node", n_boot=20,
                    estimators=["mean"]).run(planted, layers="tree", seed=0, progress=False)
-    assert len(r.plot().axes) == 1
+    fig = r.plot()
+    assert len(fig.axes) == 1 and smallest_font(fig) >= 6
 
 
 def test_real_minilm_beats_its_baselines_and_twin(tmp_path):
