@@ -100,10 +100,10 @@ def train_step(X: torch.Tensor, model: LinearProbe, opt: torch.optim.Optimizer, 
         H = X.index_select(0, sb.rows)
         Z = H @ model.weight.T
         if config.kind == "polar":
-            _, dZ, model.root.grad = polar_grad(Z, sb, model.root, lam=config.lam,
-                                                beta=config.beta)
+            dZ, model.root.grad = polar_grad(Z, sb, model.root, lam=config.lam,
+                                             beta=config.beta)
         else:
-            _, dZ = (depth_grad if config.kind == "depth" else distance_grad)(Z, sb)
+            dZ = (depth_grad if config.kind == "depth" else distance_grad)(Z, sb)
         model.weight.grad = dZ.T @ H
         opt.step()
 

@@ -96,8 +96,9 @@ def test_vectorised_losses_equal_per_pair_reference(planted):
 
 def test_hand_gradients_equal_autograd_on_the_loss_definitions(planted):
     """The training step's hand-derived gradients (geoprobe.syntax.gradients) against autograd
-    through the definitions in geoprobe.syntax.losses, on a padded batch in float64: a speed
-    change to the training path cannot silently change the math."""
+    through the definitions in geoprobe.syntax.losses, on a padded batch in float64, for the
+    map and the root point: a speed change to the training path cannot silently change the
+    math."""
     from geoprobe.syntax.gradients import depth_grad, distance_grad, polar_grad, step_batch
 
     corpus, _ = _corpus(planted, "train")
@@ -121,15 +122,14 @@ def test_hand_gradients_equal_autograd_on_the_loss_definitions(planted):
                            lambda: polar_grad(Z, sb, root.detach(), lam=0.3, beta=0.7))}
         for name, (definition, hand) in cases.items():
             W.grad = root.grad = None
-            want = definition(gather(X, batch) @ W.T, batch)
-            want.backward()
-            got = hand()
-            assert got[0].item() == pytest.approx(want.item(), rel=1e-10), (name, rank)
-            torch.testing.assert_close(got[1].T @ H, W.grad, rtol=1e-9, atol=1e-12,
+            definition(gather(X, batch) @ W.T, batch).backward()
+            dZ, droot = hand() if name == "polar" else (hand(), None)
+            torch.testing.assert_close(dZ.T @ H, W.grad, rtol=1e-9, atol=1e-12,
                                        msg=f"{name}, rank {rank}")
+            assert W.grad.abs().max() > 1e-6
             if name == "polar":
-                torch.testing.assert_close(got[2], root.grad, rtol=1e-9, atol=1e-12)
-                assert root.grad.abs().max() > 0 and W.grad.abs().max() > 0
+                torch.testing.assert_close(droot, root.grad, rtol=1e-9, atol=1e-12)
+                assert root.grad.abs().max() > 1e-6
 
 
 def test_true_map_decodes_planted_trees_in_both_conventions():
