@@ -165,6 +165,9 @@ def main() -> None:
 
 def _main(args, run, n_threads) -> None:
     ref = _load_reference()
+    # Extraction first, in a fresh process, before this one holds any data: Linux keeps a
+    # process's peak RSS across exec, so a child started later would report ours as its own.
+    ext = _peak_rss_child(args.extraction_sentences, 32, n_threads)
 
     if args.embeddings:
         emb = EmbeddingSet.open(args.embeddings, validate=False)
@@ -189,9 +192,6 @@ def _main(args, run, n_threads) -> None:
     X = torch.from_numpy(np.asarray(emb.layer(layer), dtype=np.float32))
     n_types = len(codes)
     train_words = int(train.lengths.sum())
-
-    # Extraction first, in a fresh process, so its peak memory is its own.
-    ext = _peak_rss_child(args.extraction_sentences, 32, n_threads)
     t_extract = ext["seconds"] * train_words / ext["words"]
 
     t0 = time.perf_counter()
