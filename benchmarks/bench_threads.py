@@ -42,7 +42,8 @@ def polar_epoch(n_sentences: int, dim: int, rank: int, device="cpu"):
     from geoprobe.datasets.planted_trees import planted_trees
     from geoprobe.probes.syntax import PolarProbe
     from geoprobe.syntax.corpus import build_corpus, make_batches, relation_type
-    from geoprobe.syntax.training import LinearProbe, batch_on
+    from geoprobe.syntax.gradients import step_batch
+    from geoprobe.syntax.training import LinearProbe, adam, batch_on
 
     # the planted rank holds one direction per relation type (8) and per edge of a sentence
     emb = planted_trees(n_sentences=n_sentences, dim=dim, rank=rank, max_len=min(30, rank - 8),
@@ -55,13 +56,13 @@ def polar_epoch(n_sentences: int, dim: int, rank: int, device="cpu"):
     batches = make_batches(build_corpus(items, np.flatnonzero(split == "train"), codes),
                            probe.max_tokens)
     device = torch.device(device)
-    batches = [batch_on(b, device) for b in batches]
+    steps = [step_batch(batch_on(b, device)) for b in batches]
     X = torch.from_numpy(np.asarray(emb.layer("0"), dtype=np.float32)).to(device)
 
     def run():
         model = LinearProbe(X.shape[1], rank, torch.Generator().manual_seed(0)).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        one_polar_epoch(X, model, opt, batches, probe)
+        opt = adam(model.parameters(), 1e-3, device)
+        one_polar_epoch(X, model, opt, steps, probe)
     return run
 
 

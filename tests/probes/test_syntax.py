@@ -94,6 +94,44 @@ def test_vectorised_losses_equal_per_pair_reference(planted):
         W, gather(X, batch), hm_dist, batch.lengths.double()).item(), rel=1e-8)
 
 
+def test_hand_gradients_equal_autograd_on_the_loss_definitions(planted):
+    """The training step's hand-derived gradients (geoprobe.syntax.gradients) against autograd
+    through the definitions in geoprobe.syntax.losses, on a padded batch in float64, for the
+    map and the root point: a speed change to the training path cannot silently change the
+    math."""
+    from geoprobe.syntax.gradients import depth_grad, distance_grad, polar_grad, step_batch
+
+    corpus, _ = _corpus(planted, "train")
+    batch = make_batches(corpus.take(np.arange(7)), max_tokens=10_000)[0]
+    assert not batch.mask.all()  # padding is present, and must get no gradient
+    batch.dist, batch.depth = batch.dist.double(), batch.depth.double()
+    batch.lengths = batch.lengths.double()
+    X = torch.from_numpy(np.asarray(planted.layer(1), dtype=np.float64))
+    sb = step_batch(batch)
+    H = X[sb.rows]
+    gen = torch.Generator().manual_seed(0)
+    # ranks below and above the batch's edge count: the angular gradient's two product orders
+    for rank in (8, len(sb.rel) + 5):
+        W = torch.randn(rank, X.shape[1], dtype=torch.float64, generator=gen,
+                        requires_grad=True)
+        root = torch.randn(rank, dtype=torch.float64, generator=gen, requires_grad=True)
+        Z = (H @ W.T).detach()
+        cases = {"distance": (distance_loss, lambda: distance_grad(Z, sb)),
+                 "depth": (depth_loss, lambda: depth_grad(Z, sb)),
+                 "polar": (lambda Zb, b: polar_loss(Zb, b, root, lam=0.3, beta=0.7),
+                           lambda: polar_grad(Z, sb, root.detach(), lam=0.3, beta=0.7))}
+        for name, (definition, hand) in cases.items():
+            W.grad = root.grad = None
+            definition(gather(X, batch) @ W.T, batch).backward()
+            dZ, droot = hand() if name == "polar" else (hand(), None)
+            torch.testing.assert_close(dZ.T @ H, W.grad, rtol=1e-9, atol=1e-12,
+                                       msg=f"{name}, rank {rank}")
+            assert W.grad.abs().max() > 1e-6
+            if name == "polar":
+                torch.testing.assert_close(droot, root.grad, rtol=1e-9, atol=1e-12)
+                assert root.grad.abs().max() > 1e-6
+
+
 def test_true_map_decodes_planted_trees_in_both_conventions():
     emb = planted_trees(n_sentences=120, dim=48, rank=24, max_len=16, n_layers=2, nuisance=0.0,
                         seed=1)
