@@ -66,7 +66,7 @@ def test_whole_probe_figure_as_a_panel_in_two_rows(runs, tmp_path):
                     '\nx = ["low", "high"]\nprobe = "spectrum"\nmetric = "rankme"\n'
                     'labels = { layer = "rank16" }\n')
     fig = compose(load_spec(spec))
-    assert [len(s.axes) for s in fig.subfigs] == [2, 1]  # the probe's own two axes, a trend
+    assert [len(s.axes) for s in fig.subfigs] == [3, 1]  # the probe's own three axes, a trend
     trend = fig.subfigs[1].axes[0]
     assert [t.get_text() for t in trend.get_xticklabels()] == ["low", "high"]  # categories
     assert fig.get_size_inches()[0] == pytest.approx(3.5)
@@ -98,7 +98,7 @@ def test_missing_probe_id_and_axes_out_of_range(runs):
     with pytest.raises(GeoprobeError, match=r"no probe id 'nope' .* ids are \['spectrum'\]"):
         compose(load_spec(spec))
     spec.write_text('[[panels]]\nresults = "runs/noise-0.2"\nprobe = "spectrum"\naxes = 5\n')
-    with pytest.raises(GeoprobeError, match="axes 5 is out of range; .* has 2"):
+    with pytest.raises(GeoprobeError, match="axes 5 is out of range; .* has 3"):
         compose(load_spec(spec))
 
 
