@@ -562,3 +562,38 @@ class Probe:
     def plot(cls, result: ProbeResult):
         """Render the probe's figure from ``result`` alone; returns a matplotlib Figure."""
         raise NotImplementedError(f"probe {cls.name!r} has no figure")
+
+
+class CheckpointModelProbe(Probe):
+    """Base of probes that need a live model: ``model=...`` given to :meth:`Probe.run`, or the
+    checkpoint that the embedding set's provenance names (``provenance["checkpoint"]``, which
+    the exporting generator records).
+
+    Subclasses set ``model_kind`` (what the model is, for the error message),
+    ``exported_by`` (what records the checkpoint) and :meth:`load_checkpoint`. The random-init
+    twin is not used: the model itself is what is probed.
+    """
+
+    uses_twin = False
+    model_kind: ClassVar[str] = "a model"
+    exported_by: ClassVar[str] = "an export"
+
+    def check_input(self, embeddings: EmbeddingSet, annotations: Mapping, model) -> None:
+        super().check_input(embeddings, annotations, model)
+        if model is None and not embeddings.provenance.get("checkpoint"):
+            raise ProbeInputError(
+                f"probe {self.name!r} needs {self.model_kind}: pass model=... or use "
+                f"{self.exported_by}, whose provenance names its checkpoint "
+                f"({embeddings.source} names none)")
+
+    @classmethod
+    def live_model(cls, ctx: ProbeContext):
+        """``ctx.model``, or the model loaded from the set's checkpoint."""
+        if ctx.model is not None:
+            return ctx.model
+        return cls.load_checkpoint(ctx.embeddings.provenance["checkpoint"])
+
+    @staticmethod
+    def load_checkpoint(path):
+        """The model stored at ``path``."""
+        raise NotImplementedError

@@ -40,7 +40,7 @@ from geoprobe.contract import Interval, OPEN_UNIT, Options, POSITIVE, POSITIVE_I
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, legend_outside, new_figure
-from geoprobe.probe import Example, Metric, Probe, ProbeResult
+from geoprobe.probe import CheckpointModelProbe, Example, Metric, ProbeResult
 from geoprobe.stats import bootstrap_mean, child_seed, percentile_interval
 
 
@@ -48,26 +48,17 @@ from geoprobe.stats import bootstrap_mean, child_seed, percentile_interval
 MAX_DRAWN_EDGES = 60
 
 
-class _CheckpointProbe(Probe):
-    """Shared: find the model (ctx.model or the export's checkpoint)."""
+class _CheckpointProbe(CheckpointModelProbe):
+    """Shared: the circuit transformer (ctx.model or the export's checkpoint)."""
 
-    uses_twin = False
-
-    def check_input(self, embeddings, annotations, model) -> None:
-        super().check_input(embeddings, annotations, model)
-        if model is None and not embeddings.provenance.get("checkpoint"):
-            raise ProbeInputError(
-                f"probe {self.name!r} needs a circuit transformer: pass model=... or use the "
-                f"circuit-transformer generator, whose provenance names its checkpoint "
-                f"({embeddings.source} names none)")
+    model_kind = "a circuit transformer"
+    exported_by = "the circuit-transformer generator"
 
     @staticmethod
-    def model(ctx):
-        if ctx.model is not None:
-            return ctx.model
+    def load_checkpoint(path):
         from geoprobe.circuits.train import load_checkpoint
 
-        return load_checkpoint(ctx.embeddings.provenance["checkpoint"])[0]
+        return load_checkpoint(path)[0]
 
     @staticmethod
     def _example(params) -> Example:
@@ -132,7 +123,7 @@ class Circuit(_CheckpointProbe):
         from geoprobe.circuits.prune import CircuitPruner, circuit_losses, node_means
         from geoprobe.circuits.train import task_batch
 
-        net = self.model(ctx)
+        net = self.live_model(ctx)
         length = self.length or ctx.embeddings.provenance.get("length", 12)
         if length > net.cfg.max_len:
             raise ProbeInputError(f"probe 'circuit': length={length} is longer than the "
@@ -278,7 +269,7 @@ class WeightSparsity(_CheckpointProbe):
         from geoprobe.circuits.graph import (mlp_graph, neuron_degrees, shuffled_weights,
                                              spectral_modularity, zero_fraction)
 
-        net = self.model(ctx)
+        net = self.live_model(ctx)
         seed = child_seed(ctx.rng)
         degrees = neuron_degrees(net)
         shuffled = [shuffled_weights(net, seed + s) for s in range(self.n_shuffles)]

@@ -47,7 +47,7 @@ from geoprobe.contract import Interval, NON_NEGATIVE, OPEN_UNIT, POSITIVE, POSIT
 from geoprobe.embeddings import EmbeddingSet
 from geoprobe.errors import ProbeInputError
 from geoprobe.plotting import BASELINE_COLOR, PALETTE, new_figure
-from geoprobe.probe import Example, Metric, Probe, ProbeResult, Requirements
+from geoprobe.probe import CheckpointModelProbe, Example, Metric, Probe, ProbeResult, Requirements
 from geoprobe.stats import bootstrap_mean, child_seed
 
 
@@ -205,28 +205,18 @@ class TemporalStraightness(Probe):
 
 # -- model-based probes ----------------------------------------------------------------------
 
-class _ModelProbe(Probe):
-    """Shared: find the world model (ctx.model or the export's checkpoint)."""
+class _ModelProbe(CheckpointModelProbe):
+    """Shared: the world model (ctx.model or the export's checkpoint)."""
 
     memory = ("in memory: the live model and the observations it encodes (no embedding layer is read)")
-
-    uses_twin = False
-
-    def check_input(self, embeddings, annotations, model) -> None:
-        super().check_input(embeddings, annotations, model)
-        if model is None and not embeddings.provenance.get("checkpoint"):
-            raise ProbeInputError(
-                f"probe {self.name!r} needs a world model: pass model=... or use an export "
-                f"whose provenance names its checkpoint ({embeddings.source} names none; "
-                f"`geoprobe jepa export` records it)")
+    model_kind = "a world model"
+    exported_by = "an export (`geoprobe jepa export` records it)"
 
     @staticmethod
-    def world_model(ctx):
-        if ctx.model is not None:
-            return ctx.model
+    def load_checkpoint(path):
         from geoprobe.jepa.train import load_world_model
 
-        return load_world_model(ctx.embeddings.provenance["checkpoint"])
+        return load_world_model(path)
 
     @staticmethod
     def _example(params) -> Example:
@@ -295,7 +285,7 @@ class VoESurprise(_ModelProbe):
     def evaluate(self, ctx) -> ProbeResult:
         from geoprobe.jepa.worlds import voe_episodes
 
-        model = self.world_model(ctx)
+        model = self.live_model(ctx)
         h = model.history
         if not h <= self.event_t <= self.steps - self.window:
             raise ProbeInputError(f"probe {self.name!r}: event_t={self.event_t} must leave "
@@ -408,7 +398,7 @@ class LatentPlanning(_ModelProbe):
         self.level = level
 
     def evaluate(self, ctx) -> ProbeResult:
-        model = self.world_model(ctx)
+        model = self.live_model(ctx)
         world = model.world
         if world.name != "tworoom":
             raise ProbeInputError(f"probe {self.name!r} needs a world driven by actions; "

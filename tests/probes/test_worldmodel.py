@@ -42,7 +42,8 @@ def test_planning_beats_random_with_oracle():
 
 
 def test_model_probes_need_a_model():
-    with pytest.raises(ProbeInputError, match="world model"):
+    with pytest.raises(ProbeInputError, match=r"'voe-surprise' needs a world model: pass "
+                       r"model=\.\.\. or use an export .*names none"):
         VoESurprise().run(_dummy_set(), seed=0)
 
 
@@ -84,3 +85,4 @@ def test_bad_input_is_named():
         TemporalStraightness().run(emb, seed=0)
     with pytest.raises(ProbeInputError, match="event_t"):
         VoESurprise(steps=6, event_t=1).run(_dummy_set(), model=OracleModel(), seed=0)
+
