@@ -218,15 +218,19 @@ class Similarity(Probe):
         results = []
         for against, a, b in progress(pairs, desc="pairs", unit="pair", enable=ctx.progress):
             sa, sb = spaces["layers", a], spaces[against, b]
-            est = self._pair(sa, sb, metrics_on)
+            # PWCCA is asymmetric: layer x layer pairs are computed i < j and reported both ways
+            both_ways = against == "layers"
+            est = self._pair(sa, sb, metrics_on, both_ways=both_ways)
             if rows is not None and "cka_linear" in est:
                 est["cka_linear"] = linear_cka_streaming(ctx.embeddings.layer(a, dtype=None),
                                                          sets[against].layer(b, dtype=None))
-            boots = [self._pair(sa, sb, metrics_on, idx, idx) for idx in replicates]
-            nulls = [self._pair(sa, sb, metrics_on, None, p) for p in perms]
+            boots = [self._pair(sa, sb, metrics_on, idx, idx, both_ways=both_ways)
+                     for idx in replicates]
+            nulls = [self._pair(sa, sb, metrics_on, None, p, both_ways=both_ways)
+                     for p in perms]
             # (key in _pair's output, metric name, row layer, column layer)
             entries = [(name, name, a, b) for name in metrics_on]
-            if "pwcca" in metrics_on and against == "layers":
+            if "pwcca" in metrics_on and both_ways:
                 entries.append(("pwcca_reverse", "pwcca", b, a))
             for key, name, row, col in entries:
                 labels = {"layer": row, "vs_layer": col, "against": against}
@@ -263,7 +267,8 @@ class Similarity(Probe):
         dissim = rdm(X, self.dissimilarity) if "rsa" in metrics_on else None
         return _Space(X, linear, rbf, dissim)
 
-    def _pair(self, a: _Space, b: _Space, metrics_on, ia=None, ib=None) -> dict[str, float]:
+    def _pair(self, a: _Space, b: _Space, metrics_on, ia=None, ib=None, *,
+              both_ways: bool = False) -> dict[str, float]:
         """Every metric of spaces ``a`` and ``b`` on items ``ia`` of a and ``ib`` of b (index
         arrays of equal length; None: all, in order)."""
         out = {}
@@ -284,7 +289,9 @@ class Similarity(Probe):
         if "svcca" in metrics_on:
             out["svcca"] = svcca(Xa, Xb, self.svcca_variance)
         if "pwcca" in metrics_on:
-            out["pwcca"], out["pwcca_reverse"] = pwcca(Xa, Xb), pwcca(Xb, Xa)
+            out["pwcca"] = pwcca(Xa, Xb)
+            if both_ways:  # weighted by b as well
+                out["pwcca_reverse"] = pwcca(Xb, Xa)
         return out
 
     @staticmethod
