@@ -234,7 +234,7 @@ def _layer_groups(variant: Variant, probe_layers, per_layer: bool) -> list:
     return [emb.layer_names[i] for i in layer_positions(emb, probe_layers)]
 
 
-def _resolve_annotations(spec, variant: Variant, last: Variant | None) -> dict:
+def _resolve_annotations(spec, last: Variant | None) -> dict:
     """The probe's annotations with ``sweep:last`` replaced by the last checkpoint's path."""
     out = {}
     for name, value in spec.annotations.items():
@@ -268,7 +268,7 @@ def make_tasks(variant: Variant, *, per_layer: bool = False, last: Variant | Non
     for spec in variant.suite.probes:
         if spec.source != variant.source:
             continue
-        annotations = _resolve_annotations(spec, variant, last)
+        annotations = _resolve_annotations(spec, last)
         files = _annotation_files(variant.suite, annotations, hashes)
         for group in _layer_groups(variant, spec.layers, per_layer):
             # the seed follows the annotations as written, not the paths they resolve to
